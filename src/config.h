@@ -1,0 +1,80 @@
+/* config.h: the daemon's configuration, parsed from an INI file and the
+ * command line.  Pure: no I/O besides reading the config file itself, so it
+ * can be unit-tested and fuzzed.  All functions may be called from any thread
+ * that owns the struct (in practice: main, at start and on reload). */
+#ifndef TS_CONFIG_H
+#define TS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define TS_NAME_MAX 64          /* log names: [A-Za-z0-9._-]{1,64} */
+#define TS_ERR_MAX 512          /* size of error buffers passed to this module */
+
+#define TS_DEFAULT_LISTEN "127.0.0.1:8080"
+#define TS_DEFAULT_HEARTBEAT 15
+#define TS_DEFAULT_RETRY_MS 2000
+#define TS_DEFAULT_MAX_CLIENTS 10000
+#define TS_DEFAULT_MAX_LINE 65536
+#define TS_DEFAULT_FRAME_ANCESTORS "'self'"
+
+struct ts_log_conf {
+	char name[TS_NAME_MAX + 1];
+	char *path;             /* as written: may not exist yet */
+};
+
+struct ts_config {
+	/* [server] */
+	char *listen;                      /* the text, for messages */
+	struct sockaddr_storage listen_addr; /* parsed form of `listen` */
+	socklen_t listen_addrlen;
+	char *www;                         /* NULL: the compiled-in default */
+	unsigned heartbeat;                /* seconds, >= 1 */
+	unsigned retry_ms;
+	unsigned max_clients;              /* >= 1 */
+	size_t max_line;                   /* bytes, >= 16 */
+	unsigned backlog_default;          /* lines */
+	char *cors_origin;                 /* NULL when empty */
+	char *frame_ancestors;             /* never NULL after init */
+	char *token;                       /* NULL when empty */
+	char *tls_cert;                    /* NULL when empty */
+	char *tls_key;                     /* NULL when empty */
+
+	/* [log NAME] sections, then command-line logs, in order */
+	struct ts_log_conf *logs;
+	size_t nlogs;
+};
+
+/* Fill `c` with the defaults of the contract.  Returns 0 or -ENOMEM. */
+int ts_config_init(struct ts_config *c);
+
+/* Free everything `c` owns; `c` may then be init'ed again.  Accepts a
+ * zeroed struct. */
+void ts_config_free(struct ts_config *c);
+
+/* Parse config text; `fname` is used in messages only.  On error returns
+ * -EINVAL (or -ENOMEM) and writes one line "FNAME:LINE: what is wrong" into
+ * err.  Keys may appear in any order; later values win over earlier ones. */
+int ts_config_parse(struct ts_config *c, const char *text, size_t len,
+		    const char *fname, char *err, size_t errlen);
+
+/* Read and parse the file `path`.  An unreadable file is "PATH: strerror". */
+int ts_config_load(struct ts_config *c, const char *path, char *err,
+		   size_t errlen);
+
+/* Add a command-line log: "NAME=PATH" when the part before the first '=' is
+ * a valid name, else "PATH" whose basename (invalid characters replaced by
+ * '_', cut to TS_NAME_MAX) is the name.  A duplicate name is an error:
+ * "duplicate log name 'x'". */
+int ts_config_add_log_arg(struct ts_config *c, const char *arg, char *err,
+			  size_t errlen);
+
+/* Parse "ADDR:PORT", "[V6]:PORT" or ":PORT" (all interfaces) into `ss`. */
+int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
+			   socklen_t *len, char *err, size_t errlen);
+
+/* True when `s` is a valid log name. */
+bool ts_config_valid_name(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,96 @@
+/* logfile.h: one followed log: its path, the open file(s) behind it, and the
+ * streams reading it.
+ *
+ * A log owns a list of open "generations" (struct ts_file, one per inode).
+ * `cur` is the file now at the path; older ones stay open while some stream
+ * still drains them after a rotation.  Streams hold a reference on the
+ * generation they read; the file is closed when the last one lets go.
+ *
+ * Threads: the watcher thread calls ts_log_check(); the HTTP thread(s) read
+ * the files with pread and take/drop references.  `lock` protects every
+ * field marked (L), the generations' fields marked (L), and the `suspended`
+ * and `ping_due` flags of the log's streams.  Lock order: log->lock, then
+ * libmicrohttpd's internal locks (through MHD_resume_connection). */
+#ifndef TS_LOGFILE_H
+#define TS_LOGFILE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct ts_stream;
+
+struct ts_file {
+	int fd;
+	uint64_t dev, ino;
+	uint64_t size;          /* (L) size at the last check */
+	uint64_t trunc_seq;     /* (L) bumped each time the file shrank */
+	bool detached;          /* (L) no longer the file at the path */
+	int64_t detached_ms;    /* (L) monotonic time it was detached */
+	unsigned refs;          /* (L) streams reading it, +1 while `cur` */
+	struct ts_file *next;   /* (L) the log's list of generations */
+};
+
+/* What ts_log_decide() concluded from one look at a log. */
+enum ts_change {
+	TS_UNCHANGED,
+	TS_GROWN,       /* same file, larger */
+	TS_TRUNCATED,   /* same file, smaller than before */
+	TS_ROTATED,     /* another file is now at the path */
+	TS_DELETED,     /* nothing is at the path any more */
+	TS_CREATED,     /* a file appeared where there was none */
+};
+
+/* One observation of a file: exists, identity, size. */
+struct ts_fstate {
+	bool exists;
+	uint64_t dev, ino, size;
+};
+
+/* Pure: decide what happened between `known` (what the log last saw of its
+ * current file; exists=false when it had none) and `now` (stat of the path
+ * now). `fd_size` is the size of the known file through its open fd. */
+enum ts_change ts_log_decide(const struct ts_fstate *known,
+			     const struct ts_fstate *now, uint64_t fd_size);
+
+struct ts_log {
+	char name[TS_NAME_MAX + 1];
+	char *path;
+	pthread_mutex_t lock;
+	struct ts_file *cur;        /* (L) NULL while the path has no file */
+	struct ts_file *files;      /* (L) all open generations, cur included */
+	struct ts_stream *streams;  /* (L) doubly linked via stream->next/prev */
+	unsigned nstreams;          /* (L) */
+	int open_errno;             /* (L) why the path could not be opened */
+	uint64_t rotations;         /* (L) count, for metrics */
+	bool stopping;              /* (L) the daemon is shutting down */
+};
+
+/* Create a log for `name` and `path`; does not touch the file yet (call
+ * ts_log_check).  NULL on ENOMEM.  Any thread. */
+struct ts_log *ts_log_new(const char *name, const char *path);
+
+/* Free a log with no streams left.  Accepts NULL. */
+void ts_log_free(struct ts_log *log);
+
+/* Look at the path again (stat, open, fstat) and update the log: a grown or
+ * truncated file, a rotation, deletion or creation.  Then resume every
+ * suspended stream of the log.  Returns the change seen.  Watcher thread,
+ * or main before the threads start. */
+enum ts_change ts_log_check(struct ts_log *log);
+
+/* Resume the log's suspended streams; with `ping`, only those idle since
+ * `idle_before_ms` (monotonic) and mark them for a heartbeat.  Takes the
+ * lock.  Any thread. */
+void ts_log_wake(struct ts_log *log, bool ping, int64_t idle_before_ms);
+
+/* Take / drop a reference on a generation. Caller holds log->lock. */
+void ts_file_ref(struct ts_file *f);
+void ts_file_unref(struct ts_log *log, struct ts_file *f);
+
+/* Monotonic milliseconds. */
+int64_t ts_now_ms(void);
+
+#endif

@@ -1,0 +1,199 @@
+#include <errno.h>
+#include <string.h>
+
+#include "sse.h"
+
+static const char REPLACEMENT[] = "\xEF\xBF\xBD"; /* U+FFFD */
+static const char ELLIPSIS[] = "\xE2\x80\xA6";    /* U+2026 */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is invalid;
+ * then *bad is the length of its maximal subpart (1..3), which becomes one
+ * U+FFFD (Unicode 15, section 3.9, "U+FFFD Substitution of Maximal
+ * Subparts"). */
+static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
+{
+	unsigned char c = s[0];
+	size_t need;
+	unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		need = 2;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		need = 3;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 4;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else {
+		*bad = 1;
+		return 0;
+	}
+	size_t i = 1;
+	for (; i < need; i++) {
+		if (i >= n)
+			break;
+		unsigned char b = s[i];
+		unsigned char l = i == 1 ? lo : 0x80, h = i == 1 ? hi : 0xBF;
+		if (b < l || b > h)
+			break;
+	}
+	if (i == need)
+		return need;
+	*bad = i;
+	return 0;
+}
+
+/* Bytes that pass through unchanged and alone: printable ASCII, tab, and
+ * other controls except NUL and CR. */
+static inline int plain(unsigned char c)
+{
+	return c < 0x80 && c != 0 && c != '\r';
+}
+
+int ts_sse_text(struct ts_buf *out, const char *line, size_t len,
+		size_t max_line)
+{
+	const unsigned char *s = (const unsigned char *)line;
+	size_t used = 0; /* bytes of text written so far */
+	int rc;
+
+	if (len > 0 && s[len - 1] == '\r')
+		len--;
+	/* The text can grow (one bad byte becomes three), never beyond this. */
+	size_t worst = len * 3 < max_line ? len * 3 : max_line;
+	rc = ts_buf_reserve(out, worst + sizeof(ELLIPSIS));
+	if (rc)
+		return rc;
+
+	size_t i = 0;
+	while (i < len) {
+		size_t run = i;
+		while (run < len && plain(s[run]))
+			run++;
+		if (run > i) {
+			size_t n = run - i;
+			if (used + n > max_line) {
+				ts_buf_append(out, s + i, max_line - used);
+				goto cut;
+			}
+			ts_buf_append(out, s + i, n);
+			used += n;
+			i = run;
+			continue;
+		}
+		size_t bad = 0;
+		size_t n = s[i] < 0x80 ? 0 : utf8_seq(s + i, len - i, &bad);
+		const void *src = s + i;
+		size_t outn = n;
+		if (n == 0) {
+			/* NUL, CR, or an invalid subpart */
+			src = REPLACEMENT;
+			outn = 3;
+			n = bad ? bad : 1;
+		}
+		if (used + outn > max_line)
+			goto cut;
+		rc = ts_buf_append(out, src, outn);
+		if (rc)
+			return rc;
+		used += outn;
+		i += n;
+	}
+	return 0;
+cut:
+	return ts_buf_append(out, ELLIPSIS, 3);
+}
+
+int ts_sse_line(struct ts_buf *out, const char *line, size_t len,
+		size_t max_line, uint64_t ino, uint64_t off)
+{
+	int rc = ts_buf_reserve(out, TS_SSE_EVENT_OVERHEAD);
+	if (rc)
+		return rc;
+	/* ts_buf_append cannot fail after the reserve above */
+	ts_buf_append(out, "id: ", 4);
+	ts_buf_u64(out, ino);
+	ts_buf_append(out, ":", 1);
+	ts_buf_u64(out, off);
+	ts_buf_append(out, "\ndata: ", 7);
+	rc = ts_sse_text(out, line, len, max_line);
+	if (rc)
+		return rc;
+	return ts_buf_append(out, "\n\n", 2);
+}
+
+int ts_sse_retry(struct ts_buf *out, unsigned ms)
+{
+	return ts_buf_printf(out, "retry: %u\n\n", ms);
+}
+
+int ts_sse_comment(struct ts_buf *out, const char *text)
+{
+	return ts_buf_printf(out, ": %s\n\n", text);
+}
+
+int ts_sse_event(struct ts_buf *out, const char *type, const char *json,
+		 const struct ts_pos *pos)
+{
+	int rc = ts_buf_printf(out, "event: %s\n", type);
+	if (rc == 0 && pos)
+		rc = ts_buf_printf(out, "id: %llu:%llu\n",
+				   (unsigned long long)pos->ino,
+				   (unsigned long long)pos->off);
+	if (rc == 0)
+		rc = ts_buf_printf(out, "data: %s\n\n", json);
+	return rc;
+}
+
+/* Parse [s, end) as decimal digits into *out, refusing overflow past max. */
+static int parse_digits(const char *s, const char *end, uint64_t max,
+			uint64_t *out)
+{
+	uint64_t v = 0;
+	if (s == end)
+		return -EINVAL;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		unsigned d = (unsigned)(*s - '0');
+		if (d > max || v > (max - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int ts_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	if (!s)
+		return -EINVAL;
+	return parse_digits(s, s + strlen(s), max, out);
+}
+
+int ts_sse_parse_id(const char *s, struct ts_pos *pos)
+{
+	if (!s)
+		return -EINVAL;
+	const char *end = s + strlen(s);
+	const char *colon = memchr(s, ':', (size_t)(end - s));
+	struct ts_pos p = { 0, 0, false };
+	if (colon) {
+		if (parse_digits(s, colon, UINT64_MAX, &p.ino) ||
+		    parse_digits(colon + 1, end, INT64_MAX, &p.off))
+			return -EINVAL;
+		p.has_ino = true;
+	} else if (parse_digits(s, end, INT64_MAX, &p.off)) {
+		return -EINVAL;
+	}
+	*pos = p;
+	return 0;
+}

@@ -1,0 +1,56 @@
+/* sse.h: Server-Sent Events encoding and the parsers of stream positions.
+ * Pure functions: no I/O, no shared state; any thread may call them. */
+#ifndef TS_SSE_H
+#define TS_SSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Bytes that one event for a line can take beyond its sanitised text
+ * ("id: " + two u64 + ":" + "\ndata: " + "…" + "\n\n", rounded up). */
+#define TS_SSE_EVENT_OVERHEAD 64
+
+/* A position in a log: `INODE:OFFSET`, or a bare OFFSET (has_ino false). */
+struct ts_pos {
+	uint64_t ino;
+	uint64_t off;
+	bool has_ino;
+};
+
+/* Append the text of one file line (without its '\n') as it goes after
+ * "data: ": a trailing '\r' is dropped; any other CR, NUL and every byte
+ * that is not part of valid UTF-8 becomes U+FFFD (one per maximal invalid
+ * subpart, as Unicode recommends); if the result would exceed `max_line`
+ * bytes it is cut at a character boundary to at most `max_line` bytes and
+ * U+2026 is appended.  Returns 0 or -ENOMEM. */
+int ts_sse_text(struct ts_buf *out, const char *line, size_t len,
+		size_t max_line);
+
+/* Append a whole message event: "id: INO:OFF\ndata: TEXT\n\n". */
+int ts_sse_line(struct ts_buf *out, const char *line, size_t len,
+		size_t max_line, uint64_t ino, uint64_t off);
+
+/* Append "retry: MS\n\n". */
+int ts_sse_retry(struct ts_buf *out, unsigned ms);
+
+/* Append ": TEXT\n\n" (a comment; TEXT must be one line). */
+int ts_sse_comment(struct ts_buf *out, const char *text);
+
+/* Append a named event "event: TYPE\ndata: JSON\n\n", with an id line
+ * when `pos` is non-NULL.  TYPE and JSON must be single lines. */
+int ts_sse_event(struct ts_buf *out, const char *type, const char *json,
+		 const struct ts_pos *pos);
+
+/* Parse an event id as a client sends it back: "INODE:OFFSET" or "OFFSET",
+ * decimal digits only; INODE fits in 64 bits, OFFSET in 63 (an off_t).
+ * 0 or -EINVAL. */
+int ts_sse_parse_id(const char *s, struct ts_pos *pos);
+
+/* Parse a non-negative decimal integer no larger than `max`, digits only.
+ * 0 or -EINVAL. */
+int ts_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
+#endif

@@ -1,0 +1,467 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "lines.h"
+#include "stream.h"
+
+/* File bytes read per pread; lines longer than this take the long path. */
+#define TS_RBUF (128 * 1024)
+/* Bytes one call may read without producing output (a huge partial line)
+ * before it yields to other connections. */
+#define TS_READ_PER_CALL (4 * 1024 * 1024)
+
+/* Per-thread scratch space, so that a stream owns no buffers while idle. */
+struct ts_scratch {
+	struct ts_buf out;  /* events being encoded for the current call */
+	char *rbuf;         /* TS_RBUF bytes of the file */
+	char *head;         /* the first bytes of a long line */
+	size_t headcap;
+};
+
+static void scratch_free(void *p)
+{
+	struct ts_scratch *sc = p;
+	if (!sc)
+		return;
+	ts_buf_free(&sc->out);
+	free(sc->rbuf);
+	free(sc->head);
+	free(sc);
+}
+
+static struct ts_scratch *scratch_get(struct ts_stream_env *env)
+{
+	struct ts_scratch *sc = pthread_getspecific(env->scratch_key);
+	if (sc)
+		return sc;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return NULL;
+	sc->rbuf = malloc(TS_RBUF);
+	if (!sc->rbuf || pthread_setspecific(env->scratch_key, sc) != 0) {
+		scratch_free(sc);
+		return NULL;
+	}
+	return sc;
+}
+
+int ts_stream_env_init(struct ts_stream_env *env, size_t max_line,
+		       unsigned retry_ms)
+{
+	memset(env, 0, sizeof(*env));
+	env->max_line = max_line;
+	env->retry_ms = retry_ms;
+	atomic_init(&env->nstreams, 0);
+	atomic_init(&env->events_sent, 0);
+	atomic_init(&env->bytes_sent, 0);
+	return -pthread_key_create(&env->scratch_key, scratch_free);
+}
+
+void ts_stream_env_destroy(struct ts_stream_env *env)
+{
+	/* The HTTP threads have exited (their destructors freed their
+	 * scratch); main may have made one of its own. */
+	scratch_free(pthread_getspecific(env->scratch_key));
+	pthread_key_delete(env->scratch_key);
+}
+
+struct ts_stream *ts_stream_new(struct ts_log *log, struct ts_stream_env *env,
+				struct MHD_Connection *conn)
+{
+	struct ts_stream *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->log = log;
+	s->env = env;
+	s->conn = conn;
+	s->last_sent_ms = ts_now_ms();
+	atomic_fetch_add(&env->nstreams, 1);
+	return s;
+}
+
+void ts_stream_free(void *cls)
+{
+	struct ts_stream *s = cls;
+	if (!s)
+		return;
+	struct ts_log *log = s->log;
+	pthread_mutex_lock(&log->lock);
+	if (s->linked) {
+		if (s->prev)
+			s->prev->next = s->next;
+		else
+			log->streams = s->next;
+		if (s->next)
+			s->next->prev = s->prev;
+		log->nstreams--;
+	}
+	if (s->file)
+		ts_file_unref(log, s->file);
+	pthread_mutex_unlock(&log->lock);
+	atomic_fetch_sub(&s->env->nstreams, 1);
+	ts_buf_free(&s->out);
+	free(s);
+}
+
+/* Replace the stream's generation by `f` (may be NULL); caller holds the
+ * lock. */
+static void set_file_locked(struct ts_stream *s, struct ts_file *f)
+{
+	if (f)
+		ts_file_ref(f);
+	if (s->file)
+		ts_file_unref(s->log, s->file);
+	s->file = f;
+	s->off = s->scan = 0;
+	s->trunc_seq = f ? f->trunc_seq : 0;
+}
+
+static int reset_event(struct ts_buf *out, const char *reason,
+		       const struct ts_file *f)
+{
+	char json[64];
+	snprintf(json, sizeof(json), "{\"reason\":\"%s\"}", reason);
+	struct ts_pos pos = { f ? f->ino : 0, 0, true };
+	return ts_sse_event(out, "reset", json, f ? &pos : NULL);
+}
+
+int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
+{
+	struct ts_log *log = s->log;
+	struct ts_file *f = NULL;
+	uint64_t trunc_seq = 0;
+	bool lost = false;
+	int rc = ts_sse_retry(&s->out, s->env->retry_ms);
+	if (rc)
+		return rc;
+
+	pthread_mutex_lock(&log->lock);
+	if (st->kind == TS_START_ID && st->pos.has_ino) {
+		/* the id may name a rotated-away file we still hold open */
+		for (f = log->files; f; f = f->next)
+			if (f->ino == st->pos.ino)
+				break;
+		if (!f && (log->cur || st->pos.off != 0))
+			lost = true;
+	} else {
+		f = log->cur;
+	}
+	if (f) {
+		ts_file_ref(f);
+		trunc_seq = f->trunc_seq;
+	}
+	pthread_mutex_unlock(&log->lock);
+
+	if (f) {
+		struct stat sb;
+		if (fstat(f->fd, &sb) != 0) {
+			rc = -errno;
+			goto fail;
+		}
+		uint64_t size = (uint64_t)sb.st_size;
+		if (st->kind == TS_START_ID) {
+			if (st->pos.off > size ||
+			    ts_lines_at_start(f->fd, st->pos.off) != 1)
+				lost = true;
+			else
+				s->off = st->pos.off;
+		} else {
+			uint64_t start, end;
+			rc = ts_lines_tail(f->fd, size, st->tail, &start, &end);
+			if (rc == -EAGAIN) /* shrank meanwhile: truncation */
+				start = 0;
+			else if (rc)
+				goto fail;
+			s->off = start;
+		}
+		s->scan = s->off;
+	}
+
+	pthread_mutex_lock(&log->lock);
+	s->file = f;
+	s->trunc_seq = trunc_seq;
+	if (lost) {
+		set_file_locked(s, log->cur);
+		rc = reset_event(&s->out, "lost", s->file);
+	}
+	s->next = log->streams;
+	if (s->next)
+		s->next->prev = s;
+	log->streams = s;
+	log->nstreams++;
+	s->linked = true;
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+fail:
+	pthread_mutex_lock(&log->lock);
+	ts_file_unref(log, f);
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+}
+
+void ts_stream_wake_locked(struct ts_stream *s, bool ping,
+			   int64_t idle_before_ms)
+{
+	if (!s->suspended)
+		return;
+	if (ping) {
+		if (s->last_sent_ms > idle_before_ms)
+			return;
+		s->ping_due = true;
+	}
+	s->suspended = false;
+	MHD_resume_connection(s->conn);
+}
+
+enum action { ACT_NONE, ACT_READ, ACT_CREATED, ACT_TRUNCATED, ACT_ROTATED,
+	      ACT_DELETED };
+
+/* What the stream must do next, once it has read its file to the end.
+ * Caller holds the lock. */
+static enum action next_action_locked(struct ts_stream *s, int64_t now)
+{
+	struct ts_log *log = s->log;
+	struct ts_file *f = s->file;
+	if (!f)
+		return log->cur ? ACT_CREATED : ACT_NONE;
+	if (f->trunc_seq != s->trunc_seq)
+		return ACT_TRUNCATED;
+	if (s->scan < f->size) {
+		/* The watcher saw more than our last read did: either data
+		 * arrived since, or the file shrank and the watcher has not
+		 * seen that yet (it will, and wake us). */
+		struct stat sb;
+		if (fstat(f->fd, &sb) == 0 && (uint64_t)sb.st_size > s->scan)
+			return ACT_READ;
+	}
+	if (!f->detached)
+		return ACT_NONE;
+	/* At the end of a rotated-away file: switch once its writer has
+	 * moved to the new file, or after a grace period. */
+	bool waited = now - f->detached_ms >= TS_ROTATE_WAIT_MS;
+	if (log->cur)
+		return log->cur->size > 0 || waited ? ACT_ROTATED : ACT_NONE;
+	return waited ? ACT_DELETED : ACT_NONE;
+}
+
+static int apply_locked(struct ts_stream *s, enum action act,
+			struct ts_buf *out)
+{
+	struct ts_log *log = s->log;
+	switch (act) {
+	case ACT_NONE:
+	case ACT_READ:
+		return 0;
+	case ACT_CREATED:
+		set_file_locked(s, log->cur);
+		return reset_event(out, "created", s->file);
+	case ACT_TRUNCATED:
+		s->trunc_seq = s->file->trunc_seq;
+		s->off = s->scan = 0;
+		return reset_event(out, "truncated", s->file);
+	case ACT_ROTATED:
+		set_file_locked(s, log->cur);
+		return reset_event(out, "rotated", s->file);
+	case ACT_DELETED:
+		set_file_locked(s, NULL);
+		return reset_event(out, "deleted", NULL);
+	}
+	return 0;
+}
+
+static int pread_some(int fd, char *buf, size_t n, uint64_t off, size_t *got)
+{
+	for (;;) {
+		ssize_t r = pread(fd, buf, n, (off_t)off);
+		if (r >= 0) {
+			*got = (size_t)r;
+			return 0;
+		}
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Encode the line [s->off, end) that did not fit in one read: only its
+ * first max_line (+4, so that a cut is still seen after dropping a '\r')
+ * bytes matter. */
+static int emit_long_line(struct ts_stream *s, struct ts_scratch *sc,
+			  uint64_t end)
+{
+	size_t want = s->env->max_line + 4;
+	if (end - s->off < want)
+		want = (size_t)(end - s->off);
+	if (sc->headcap < want) {
+		char *p = realloc(sc->head, want);
+		if (!p)
+			return -ENOMEM;
+		sc->head = p;
+		sc->headcap = want;
+	}
+	size_t got = 0;
+	while (got < want) {
+		size_t n;
+		int rc = pread_some(s->file->fd, sc->head + got, want - got,
+				    s->off + got, &n);
+		if (rc)
+			return rc;
+		if (n == 0)
+			break;
+		got += n;
+	}
+	return ts_sse_line(&sc->out, sc->head, got, s->env->max_line,
+			   s->file->ino, end + 1);
+}
+
+/* Read complete lines from the stream's file and encode them until about
+ * `budget` bytes are ready.  *eof: the end of the file was reached. */
+static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
+		      size_t budget, bool *eof, unsigned *nevents)
+{
+	struct ts_file *f = s->file;
+	size_t nread = 0;
+	/* Read about what fits: reading far more than `budget` would only
+	 * be thrown away and read again on the next call. */
+	size_t want = budget * 2 < 16384 ? 16384 : budget * 2;
+	if (want > TS_RBUF)
+		want = TS_RBUF;
+	*eof = false;
+	while (sc->out.len < budget && nread < TS_READ_PER_CALL) {
+		size_t got;
+		int rc = pread_some(f->fd, sc->rbuf, want, s->scan, &got);
+		if (rc)
+			return rc;
+		if (got == 0) {
+			*eof = true;
+			return 0;
+		}
+		nread += got;
+		const char *p = sc->rbuf, *end = sc->rbuf + got;
+		uint64_t base = s->scan;
+		if (s->off < base) {
+			/* a line began in an earlier read */
+			const char *nl = memchr(p, '\n', got);
+			if (!nl) {
+				s->scan += got;
+				continue;
+			}
+			uint64_t lend = base + (uint64_t)(nl - sc->rbuf);
+			size_t before = sc->out.len;
+			rc = emit_long_line(s, sc, lend);
+			if (rc)
+				return rc;
+			if (sc->out.len > budget && before > 0) {
+				sc->out.len = before;
+				s->scan = s->off;
+				return 0;
+			}
+			(*nevents)++;
+			s->off = lend + 1;
+			p = nl + 1;
+		}
+		while (p < end) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			if (!nl)
+				break;
+			uint64_t next = base + (uint64_t)(nl - sc->rbuf) + 1;
+			size_t before = sc->out.len;
+			rc = ts_sse_line(&sc->out, p, (size_t)(nl - p),
+					 s->env->max_line, f->ino, next);
+			if (rc)
+				return rc;
+			if (sc->out.len > budget && before > 0) {
+				/* keep whole events together; this line
+				 * goes out on the next call */
+				sc->out.len = before;
+				s->scan = s->off;
+				return 0;
+			}
+			(*nevents)++;
+			s->off = next;
+			p = nl + 1;
+		}
+		s->scan = base + got;
+	}
+	return 0;
+}
+
+ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct ts_stream *s = cls;
+	struct ts_log *log = s->log;
+	(void)pos;
+
+	if (s->out.len == 0) {
+		struct ts_scratch *sc = scratch_get(s->env);
+		if (!sc)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		ts_buf_reset(&sc->out);
+		unsigned nevents = 0;
+		for (int round = 0; round < 8 && sc->out.len == 0; round++) {
+			bool eof = true;
+			if (s->file) {
+				int rc = read_lines(s, sc, max, &eof, &nevents);
+				if (rc) {
+					fprintf(stderr,
+						"tailsse: %s: read: %s\n",
+						log->name, strerror(-rc));
+					return MHD_CONTENT_READER_END_WITH_ERROR;
+				}
+			}
+			if (sc->out.len || !eof)
+				continue;
+			pthread_mutex_lock(&log->lock);
+			if (log->stopping) {
+				pthread_mutex_unlock(&log->lock);
+				return MHD_CONTENT_READER_END_OF_STREAM;
+			}
+			enum action act = next_action_locked(s, ts_now_ms());
+			if (act == ACT_NONE && !s->ping_due) {
+				s->suspended = true;
+				MHD_suspend_connection(s->conn);
+				pthread_mutex_unlock(&log->lock);
+				return 0;
+			}
+			int rc = 0;
+			if (s->ping_due) {
+				s->ping_due = false;
+				rc = ts_sse_comment(&sc->out, "ping");
+			}
+			if (rc == 0 && act != ACT_NONE) {
+				rc = apply_locked(s, act, &sc->out);
+				if (act != ACT_READ)
+					nevents++;
+			}
+			pthread_mutex_unlock(&log->lock);
+			if (rc)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		if (sc->out.len == 0)
+			return 0; /* read far into a long line: yield */
+		atomic_fetch_add(&s->env->events_sent, nevents);
+		size_t n = sc->out.len < max ? sc->out.len : max;
+		memcpy(buf, sc->out.data, n);
+		if (n < sc->out.len &&
+		    ts_buf_append(&s->out, sc->out.data + n, sc->out.len - n))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		s->last_sent_ms = ts_now_ms();
+		atomic_fetch_add(&s->env->bytes_sent, n);
+		return (ssize_t)n;
+	}
+
+	/* the rest of an event that did not fit last time */
+	size_t n = s->out.len < max ? s->out.len : max;
+	memcpy(buf, s->out.data, n);
+	ts_buf_consume(&s->out, n);
+	if (s->out.len == 0)
+		ts_buf_free(&s->out);
+	s->last_sent_ms = ts_now_ms();
+	atomic_fetch_add(&s->env->bytes_sent, n);
+	return (ssize_t)n;
+}

@@ -1,0 +1,395 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "watch.h"
+
+#define DIR_MASK (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | \
+		  IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+#define MAX_FWD 8 /* generations of one log watched at once */
+
+/* One inotify watch descriptor and the logs it concerns. */
+struct wdent {
+	bool used;
+	bool dir;
+	struct ts_log **logs;
+	size_t n, cap;
+};
+
+/* The watcher's view of one log. */
+struct logw {
+	struct ts_log *log;
+	char *dir;
+	const char *base;   /* points into log->path */
+	int dirwd;          /* -1: not watched (retried every tick) */
+	bool dirty;
+	size_t nfwd;
+	struct { int wd; uint64_t ino; } fwd[MAX_FWD];
+};
+
+struct ts_watch {
+	int ifd, efd;
+	pthread_t thread;
+	bool started;
+	struct logw *lw;
+	size_t nlogs;
+	struct wdent *ents;  /* indexed by wd */
+	size_t nents;
+	unsigned heartbeat_s;
+};
+
+static struct wdent *ent_get(struct ts_watch *w, int wd, bool grow)
+{
+	if (wd < 0)
+		return NULL;
+	if ((size_t)wd >= w->nents) {
+		if (!grow)
+			return NULL;
+		size_t n = w->nents ? w->nents : 16;
+		while (n <= (size_t)wd)
+			n *= 2;
+		struct wdent *p = realloc(w->ents, n * sizeof(*p));
+		if (!p)
+			return NULL;
+		memset(p + w->nents, 0, (n - w->nents) * sizeof(*p));
+		w->ents = p;
+		w->nents = n;
+	}
+	return &w->ents[wd];
+}
+
+static int ent_add_log(struct wdent *e, struct ts_log *log)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (e->logs[i] == log)
+			return 0;
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 2;
+		struct ts_log **p = realloc(e->logs, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		e->logs = p;
+		e->cap = cap;
+	}
+	e->logs[e->n++] = log;
+	return 0;
+}
+
+/* Forget `log` on watch `wd`; drop the watch when nobody needs it. */
+static void ent_del_log(struct ts_watch *w, int wd, struct ts_log *log)
+{
+	struct wdent *e = ent_get(w, wd, false);
+	if (!e || !e->used)
+		return;
+	for (size_t i = 0; i < e->n; i++) {
+		if (e->logs[i] == log) {
+			e->logs[i] = e->logs[--e->n];
+			break;
+		}
+	}
+	if (e->n == 0) {
+		inotify_rm_watch(w->ifd, wd);
+		e->used = false;
+	}
+}
+
+static void ent_clear(struct wdent *e)
+{
+	e->used = false;
+	e->n = 0;
+}
+
+static void watch_dir(struct ts_watch *w, struct logw *l)
+{
+	int wd = inotify_add_watch(w->ifd, l->dir, DIR_MASK);
+	if (wd < 0)
+		return; /* missing directory: retried every tick */
+	struct wdent *e = ent_get(w, wd, true);
+	if (!e || ent_add_log(e, l->log) != 0) {
+		inotify_rm_watch(w->ifd, wd);
+		return;
+	}
+	e->used = true;
+	e->dir = true;
+	l->dirwd = wd;
+}
+
+/* Make the file watches of `l` match the log's open generations.  The
+ * files are referenced meanwhile, so their fds stay what they were. */
+static void sync_file_watches(struct ts_watch *w, struct logw *l)
+{
+	struct ts_log *log = l->log;
+	struct ts_file *files[MAX_FWD];
+	size_t nf = 0;
+
+	pthread_mutex_lock(&log->lock);
+	for (struct ts_file *f = log->files; f && nf < MAX_FWD; f = f->next) {
+		ts_file_ref(f);
+		files[nf++] = f;
+	}
+	pthread_mutex_unlock(&log->lock);
+
+	/* drop watches of generations that are gone */
+	for (size_t i = 0; i < l->nfwd;) {
+		bool keep = false;
+		for (size_t j = 0; j < nf; j++)
+			keep |= files[j]->ino == l->fwd[i].ino;
+		if (keep) {
+			i++;
+			continue;
+		}
+		ent_del_log(w, l->fwd[i].wd, log);
+		l->fwd[i] = l->fwd[--l->nfwd];
+	}
+	/* add the new ones, through the fd: exactly the inode we read */
+	for (size_t j = 0; j < nf; j++) {
+		bool have = false;
+		for (size_t i = 0; i < l->nfwd; i++)
+			have |= l->fwd[i].ino == files[j]->ino;
+		if (have || l->nfwd == MAX_FWD)
+			continue;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", files[j]->fd);
+		int wd = inotify_add_watch(w->ifd, path, FILE_MASK);
+		struct wdent *e = wd >= 0 ? ent_get(w, wd, true) : NULL;
+		if (!e || ent_add_log(e, log) != 0) {
+			l->dirty = true; /* retried on the next tick */
+			continue;
+		}
+		e->used = true;
+		e->dir = false;
+		l->fwd[l->nfwd].wd = wd;
+		l->fwd[l->nfwd].ino = files[j]->ino;
+		l->nfwd++;
+	}
+
+	pthread_mutex_lock(&log->lock);
+	for (size_t j = 0; j < nf; j++)
+		ts_file_unref(log, files[j]);
+	pthread_mutex_unlock(&log->lock);
+}
+
+static void check_log(struct ts_watch *w, struct logw *l)
+{
+	l->dirty = false;
+	if (l->dirwd < 0)
+		watch_dir(w, l);
+	ts_log_check(l->log);
+	sync_file_watches(w, l);
+}
+
+void ts_watch_free(struct ts_watch *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->nlogs; i++)
+		free(w->lw[i].dir);
+	for (size_t i = 0; i < w->nents; i++)
+		free(w->ents[i].logs);
+	free(w->ents);
+	free(w->lw);
+	if (w->ifd >= 0)
+		close(w->ifd);
+	if (w->efd >= 0)
+		close(w->efd);
+	free(w);
+}
+
+struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
+			      unsigned heartbeat_s, char *err, size_t errlen)
+{
+	struct ts_watch *w = calloc(1, sizeof(*w));
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->efd = -1;
+	w->heartbeat_s = heartbeat_s;
+	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->ifd < 0) {
+		snprintf(err, errlen, "inotify_init1: %s%s", strerror(errno),
+			 errno == EMFILE ? " (too many inotify instances:"
+					   " see fs.inotify.max_user_instances)"
+					 : "");
+		goto fail;
+	}
+	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	w->lw = calloc(nlogs ? nlogs : 1, sizeof(*w->lw));
+	if (!w->lw) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	w->nlogs = nlogs;
+	for (size_t i = 0; i < nlogs; i++) {
+		struct logw *l = &w->lw[i];
+		l->log = logs[i];
+		l->dirwd = -1;
+		const char *slash = strrchr(logs[i]->path, '/');
+		l->base = slash ? slash + 1 : logs[i]->path;
+		l->dir = slash ? strndup(logs[i]->path,
+					 (size_t)(slash - logs[i]->path))
+			       : strdup(".");
+		if (l->dir && l->dir[0] == '\0') {
+			free(l->dir);
+			l->dir = strdup("/");
+		}
+		if (!l->dir) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		check_log(w, l);
+	}
+	return w;
+fail:
+	ts_watch_free(w);
+	return NULL;
+}
+
+static void mark_all(struct ts_watch *w)
+{
+	for (size_t i = 0; i < w->nlogs; i++)
+		w->lw[i].dirty = true;
+}
+
+static struct logw *find_logw(struct ts_watch *w, struct ts_log *log)
+{
+	/* logs are few per watch; a linear search over all logs only
+	 * happens through this helper for each log of one event */
+	for (size_t i = 0; i < w->nlogs; i++)
+		if (w->lw[i].log == log)
+			return &w->lw[i];
+	return NULL;
+}
+
+static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
+{
+	if (ev->mask & IN_Q_OVERFLOW) {
+		fprintf(stderr, "tailsse: inotify queue overflow: "
+				"re-checking every log\n");
+		mark_all(w);
+		return;
+	}
+	struct wdent *e = ent_get(w, ev->wd, false);
+	if (!e || !e->used)
+		return;
+	for (size_t i = 0; i < e->n; i++) {
+		struct logw *l = find_logw(w, e->logs[i]);
+		if (!l)
+			continue;
+		if (e->dir && ev->len > 0 && !(ev->mask & IN_IGNORED) &&
+		    strcmp(ev->name, l->base) != 0)
+			continue;
+		l->dirty = true;
+		if (ev->mask & IN_IGNORED) {
+			/* the watch is gone (its file or directory went) */
+			if (e->dir) {
+				l->dirwd = -1;
+			} else {
+				for (size_t k = 0; k < l->nfwd; k++)
+					if (l->fwd[k].wd == ev->wd)
+						l->fwd[k] = l->fwd[--l->nfwd];
+			}
+		}
+	}
+	if (ev->mask & IN_IGNORED)
+		ent_clear(e);
+}
+
+static void drain_inotify(struct ts_watch *w)
+{
+	/* aligned as struct inotify_event requires */
+	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (;;) {
+		ssize_t n = read(w->ifd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+			handle_event(w, ev);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+static void tick(struct ts_watch *w, int64_t now)
+{
+	int64_t idle_before = now - (int64_t)w->heartbeat_s * 1000;
+	for (size_t i = 0; i < w->nlogs; i++) {
+		struct logw *l = &w->lw[i];
+		struct ts_log *log = l->log;
+		pthread_mutex_lock(&log->lock);
+		bool retry = log->open_errno != 0 ||
+			     (log->files && (log->files->next || log->files->detached));
+		pthread_mutex_unlock(&log->lock);
+		if (retry || l->dirwd < 0)
+			l->dirty = true;
+		ts_log_wake(log, true, idle_before);
+	}
+}
+
+static void *watch_main(void *arg)
+{
+	struct ts_watch *w = arg;
+	int64_t next_tick = ts_now_ms() + 1000;
+	for (;;) {
+		int64_t now = ts_now_ms();
+		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
+		struct pollfd pfd[2] = { { w->ifd, POLLIN, 0 },
+					 { w->efd, POLLIN, 0 } };
+		int r = poll(pfd, 2, timeout);
+		if (r < 0 && errno != EINTR) {
+			fprintf(stderr, "tailsse: poll: %s\n", strerror(errno));
+			break;
+		}
+		if (r > 0 && pfd[1].revents)
+			break;
+		if (r > 0 && pfd[0].revents)
+			drain_inotify(w);
+		now = ts_now_ms();
+		if (now >= next_tick) {
+			tick(w, now);
+			next_tick = now + 1000;
+		}
+		for (size_t i = 0; i < w->nlogs; i++)
+			if (w->lw[i].dirty)
+				check_log(w, &w->lw[i]);
+	}
+	return NULL;
+}
+
+int ts_watch_start(struct ts_watch *w)
+{
+	int rc = pthread_create(&w->thread, NULL, watch_main, w);
+	if (rc)
+		return -rc;
+	w->started = true;
+	return 0;
+}
+
+void ts_watch_stop(struct ts_watch *w)
+{
+	if (!w || !w->started)
+		return;
+	uint64_t one = 1;
+	if (write(w->efd, &one, sizeof(one)) < 0)
+		perror("tailsse: eventfd");
+	pthread_join(w->thread, NULL);
+	w->started = false;
+}
