@@ -1,4 +1,6 @@
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,8 +117,33 @@ static struct ts_file *file_open(const char *path, int *err)
 	f->dev = (uint64_t)st.st_dev;
 	f->ino = (uint64_t)st.st_ino;
 	f->size = (uint64_t)st.st_size;
+	f->nlink = (uint64_t)st.st_nlink;
 	f->refs = 1;
 	return f;
+}
+
+/* Read the `len` bytes before `size` into buf; the number read. */
+static size_t read_tail_bytes(int fd, uint64_t size, unsigned char *buf,
+			      size_t len)
+{
+	size_t n = size < len ? (size_t)size : len;
+	ssize_t r = pread(fd, buf, n, (off_t)(size - n));
+	return r < 0 ? 0 : (size_t)r;
+}
+
+static void set_mark(struct ts_file *f)
+{
+	f->mark_len = read_tail_bytes(f->fd, f->size, f->mark, TS_MARK_LEN);
+}
+
+/* Do the bytes before the size we knew still hold what they held? */
+static bool mark_matches(const struct ts_file *f)
+{
+	unsigned char now[TS_MARK_LEN];
+	if (f->mark_len == 0)
+		return true;
+	size_t n = read_tail_bytes(f->fd, f->size, now, f->mark_len);
+	return n == f->mark_len && memcmp(now, f->mark, n) == 0;
 }
 
 /* Make the file at the path `cur`.  Caller holds the lock. */
@@ -129,6 +156,7 @@ static bool attach_new(struct ts_log *log)
 		return false;
 	}
 	log->open_errno = 0;
+	set_mark(f);
 	f->next = log->files;
 	log->files = f;
 	log->cur = f;
@@ -174,10 +202,17 @@ enum ts_change ts_log_check(struct ts_log *log)
 		known.dev = cur->dev;
 		known.ino = cur->ino;
 		known.size = cur->size;
-		fd_size = fstat(cur->fd, &fst) == 0 ? (uint64_t)fst.st_size
-						     : cur->size;
+		fd_size = cur->size;
+		if (fstat(cur->fd, &fst) == 0) {
+			fd_size = (uint64_t)fst.st_size;
+			cur->nlink = (uint64_t)fst.st_nlink;
+		}
 	}
 	enum ts_change ch = ts_log_decide(&known, &now, fd_size);
+	/* Truncated and written again past the old size between two looks:
+	 * the size alone cannot tell, the bytes before the old size can. */
+	if (cur && (ch == TS_GROWN || ch == TS_UNCHANGED) && !mark_matches(cur))
+		ch = TS_TRUNCATED;
 	switch (ch) {
 	case TS_UNCHANGED:
 		if (!cur)
@@ -185,10 +220,12 @@ enum ts_change ts_log_check(struct ts_log *log)
 		break;
 	case TS_GROWN:
 		cur->size = fd_size;
+		set_mark(cur);
 		break;
 	case TS_TRUNCATED:
 		cur->size = fd_size;
 		cur->trunc_seq++;
+		set_mark(cur);
 		break;
 	case TS_ROTATED:
 	case TS_DELETED:
@@ -210,8 +247,10 @@ enum ts_change ts_log_check(struct ts_log *log)
 	for (struct ts_file *f = log->files; f; f = f->next) {
 		struct stat fst;
 		if (f->detached && fstat(f->fd, &fst) == 0 &&
-		    (uint64_t)fst.st_size != f->size) {
+		    ((uint64_t)fst.st_size != f->size ||
+		     (uint64_t)fst.st_nlink != f->nlink)) {
 			f->size = (uint64_t)fst.st_size;
+			f->nlink = (uint64_t)fst.st_nlink;
 			old_grew = true;
 		}
 	}
@@ -229,4 +268,87 @@ void ts_log_wake(struct ts_log *log, bool ping, int64_t idle_before_ms)
 	for (struct ts_stream *s = log->streams; s; s = s->next)
 		ts_stream_wake_locked(s, ping, idle_before_ms);
 	pthread_mutex_unlock(&log->lock);
+}
+
+struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
+{
+	struct ts_file *f;
+
+	pthread_mutex_lock(&log->lock);
+	for (f = log->files; f; f = f->next)
+		if (f->ino == ino)
+			break;
+	if (f)
+		ts_file_ref(f);
+	pthread_mutex_unlock(&log->lock);
+	if (f)
+		return f;
+
+	/* Not open: look beside the path, where rotation renames it. */
+	char *copy = strdup(log->path);
+	if (!copy)
+		return NULL;
+	const char *dir = dirname(copy);
+	DIR *d = opendir(dir);
+	if (!d) {
+		free(copy);
+		return NULL;
+	}
+	int dfd = dirfd(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if ((uint64_t)de->d_ino != ino)
+			continue;
+		int fd = openat(dfd, de->d_name,
+				O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		if (fd < 0)
+			continue;
+		struct stat st;
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_ino != ino) {
+			close(fd);
+			continue;
+		}
+		f = calloc(1, sizeof(*f));
+		if (!f) {
+			close(fd);
+			break;
+		}
+		f->fd = fd;
+		f->dev = (uint64_t)st.st_dev;
+		f->ino = ino;
+		f->size = (uint64_t)st.st_size;
+		f->nlink = (uint64_t)st.st_nlink;
+		f->detached = true;
+		/* rotated long ago as far as we know: no grace period */
+		f->detached_ms = ts_now_ms() - TS_ROTATE_WAIT_MS;
+		f->refs = 1;
+		break;
+	}
+	closedir(d);
+	free(copy);
+	if (!f)
+		return NULL;
+
+	pthread_mutex_lock(&log->lock);
+	struct ts_file *again;
+	for (again = log->files; again; again = again->next)
+		if (again->ino == ino)
+			break;
+	if (again) {
+		/* another stream adopted it meanwhile */
+		ts_file_ref(again);
+		pthread_mutex_unlock(&log->lock);
+		file_close(f);
+		return again;
+	}
+	if (log->cur && log->cur->dev != f->dev) {
+		pthread_mutex_unlock(&log->lock);
+		file_close(f);
+		return NULL;
+	}
+	f->next = log->files;
+	log->files = f;
+	pthread_mutex_unlock(&log->lock);
+	return f;
 }

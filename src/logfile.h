@@ -22,6 +22,12 @@
 
 struct ts_stream;
 
+#define TS_MARK_LEN 32
+
+/* How long a stream keeps draining a rotated-away file, waiting for its
+ * writer to move to the new one, before it switches anyway. */
+#define TS_ROTATE_WAIT_MS 5000
+
 struct ts_file {
 	int fd;
 	uint64_t dev, ino;
@@ -29,6 +35,11 @@ struct ts_file {
 	uint64_t trunc_seq;     /* (L) bumped each time the file shrank */
 	bool detached;          /* (L) no longer the file at the path */
 	int64_t detached_ms;    /* (L) monotonic time it was detached */
+	uint64_t nlink;         /* (L) 0 once deleted */
+	/* (L) the last bytes before `size`: if they change while the file
+	 * grows, it was truncated and rewritten between two looks */
+	unsigned char mark[TS_MARK_LEN];
+	size_t mark_len;
 	unsigned refs;          /* (L) streams reading it, +1 while `cur` */
 	struct ts_file *next;   /* (L) the log's list of generations */
 };
@@ -80,6 +91,12 @@ void ts_log_free(struct ts_log *log);
  * suspended stream of the log.  Returns the change seen.  Watcher thread,
  * or main before the threads start. */
 enum ts_change ts_log_check(struct ts_log *log);
+
+/* Find a rotated-away file of the log by inode, in the log's directory
+ * (e.g. app.log.1 after a rename), and keep it open as a detached
+ * generation.  Returns it with a reference for the caller, or NULL.  The
+ * current file is found too.  HTTP thread; takes the lock. */
+struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino);
 
 /* Resume the log's suspended streams; with `ping`, only those idle since
  * `idle_before_ms` (monotonic) and mark them for a heartbeat.  Takes the

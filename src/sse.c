@@ -52,10 +52,11 @@ static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
 }
 
 /* Bytes that pass through unchanged and alone: printable ASCII, tab, and
- * other controls except NUL and CR. */
+ * other controls except NUL, CR and LF (a stray LF would start a new SSE
+ * field: callers never pass one, and this makes sure). */
 static inline int plain(unsigned char c)
 {
-	return c < 0x80 && c != 0 && c != '\r';
+	return c < 0x80 && c != 0 && c != '\r' && c != '\n';
 }
 
 int ts_sse_text(struct ts_buf *out, const char *line, size_t len,

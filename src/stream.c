@@ -141,22 +141,24 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 	if (rc)
 		return rc;
 
-	pthread_mutex_lock(&log->lock);
 	if (st->kind == TS_START_ID && st->pos.has_ino) {
-		/* the id may name a rotated-away file we still hold open */
-		for (f = log->files; f; f = f->next)
-			if (f->ino == st->pos.ino)
-				break;
-		if (!f && (log->cur || st->pos.off != 0))
+		/* the current file, or one rotated away beside it */
+		f = ts_log_find_inode(log, st->pos.ino);
+		pthread_mutex_lock(&log->lock);
+		if (f)
+			trunc_seq = f->trunc_seq;
+		else if (log->cur || st->pos.off != 0)
 			lost = true;
+		pthread_mutex_unlock(&log->lock);
 	} else {
+		pthread_mutex_lock(&log->lock);
 		f = log->cur;
+		if (f) {
+			ts_file_ref(f);
+			trunc_seq = f->trunc_seq;
+		}
+		pthread_mutex_unlock(&log->lock);
 	}
-	if (f) {
-		ts_file_ref(f);
-		trunc_seq = f->trunc_seq;
-	}
-	pthread_mutex_unlock(&log->lock);
 
 	if (f) {
 		struct stat sb;
@@ -244,6 +246,8 @@ static enum action next_action_locked(struct ts_stream *s, int64_t now)
 		return ACT_NONE;
 	/* At the end of a rotated-away file: switch once its writer has
 	 * moved to the new file, or after a grace period. */
+	if (f->nlink == 0)
+		return ACT_DELETED;
 	bool waited = now - f->detached_ms >= TS_ROTATE_WAIT_MS;
 	if (log->cur)
 		return log->cur->size > 0 || waited ? ACT_ROTATED : ACT_NONE;
@@ -405,6 +409,14 @@ ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		unsigned nevents = 0;
 		for (int round = 0; round < 8 && sc->out.len == 0; round++) {
 			bool eof = true;
+			/* A truncation seen by the watcher must win over what
+			 * a read now would find at our offset: new bytes of a
+			 * rewritten file, mid-line. */
+			pthread_mutex_lock(&log->lock);
+			if (s->file && s->file->trunc_seq != s->trunc_seq &&
+			    apply_locked(s, ACT_TRUNCATED, &sc->out) == 0)
+				nevents++;
+			pthread_mutex_unlock(&log->lock);
 			if (s->file) {
 				int rc = read_lines(s, sc, max, &eof, &nevents);
 				if (rc) {

@@ -20,10 +20,6 @@
 
 struct MHD_Connection;
 
-/* How long a stream keeps draining a rotated-away file, waiting for its
- * writer to move to the new one, before it switches anyway. */
-#define TS_ROTATE_WAIT_MS 5000
-
 /* What every stream shares: settings, counters, per-thread scratch. */
 struct ts_stream_env {
 	size_t max_line;

@@ -19,11 +19,13 @@
 #define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 #define MAX_FWD 8 /* generations of one log watched at once */
 
+struct logw;
+
 /* One inotify watch descriptor and the logs it concerns. */
 struct wdent {
 	bool used;
 	bool dir;
-	struct ts_log **logs;
+	struct logw **logs;
 	size_t n, cap;
 };
 
@@ -33,6 +35,9 @@ struct logw {
 	char *dir;
 	const char *base;   /* points into log->path */
 	int dirwd;          /* -1: not watched (retried every tick) */
+	/* While the directory does not exist: a watch on the nearest
+	 * ancestor that does, to notice it being created. */
+	int ancwd;
 	bool dirty;
 	size_t nfwd;
 	struct { int wd; uint64_t ino; } fwd[MAX_FWD];
@@ -69,14 +74,14 @@ static struct wdent *ent_get(struct ts_watch *w, int wd, bool grow)
 	return &w->ents[wd];
 }
 
-static int ent_add_log(struct wdent *e, struct ts_log *log)
+static int ent_add_log(struct wdent *e, struct logw *log)
 {
 	for (size_t i = 0; i < e->n; i++)
 		if (e->logs[i] == log)
 			return 0;
 	if (e->n == e->cap) {
 		size_t cap = e->cap ? e->cap * 2 : 2;
-		struct ts_log **p = realloc(e->logs, cap * sizeof(*p));
+		struct logw **p = realloc(e->logs, cap * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		e->logs = p;
@@ -87,7 +92,7 @@ static int ent_add_log(struct wdent *e, struct ts_log *log)
 }
 
 /* Forget `log` on watch `wd`; drop the watch when nobody needs it. */
-static void ent_del_log(struct ts_watch *w, int wd, struct ts_log *log)
+static void ent_del_log(struct ts_watch *w, int wd, struct logw *log)
 {
 	struct wdent *e = ent_get(w, wd, false);
 	if (!e || !e->used)
@@ -110,19 +115,55 @@ static void ent_clear(struct wdent *e)
 	e->n = 0;
 }
 
-static void watch_dir(struct ts_watch *w, struct logw *l)
+static int add_dir_watch(struct ts_watch *w, struct logw *l,
+			 const char *dir)
 {
-	int wd = inotify_add_watch(w->ifd, l->dir, DIR_MASK);
+	int wd = inotify_add_watch(w->ifd, dir, DIR_MASK);
 	if (wd < 0)
-		return; /* missing directory: retried every tick */
+		return -1;
 	struct wdent *e = ent_get(w, wd, true);
-	if (!e || ent_add_log(e, l->log) != 0) {
+	if (!e || ent_add_log(e, l) != 0) {
 		inotify_rm_watch(w->ifd, wd);
-		return;
+		return -1;
 	}
 	e->used = true;
 	e->dir = true;
-	l->dirwd = wd;
+	return wd;
+}
+
+/* Watch the log's directory; while it does not exist, the nearest
+ * ancestor that does, so that its creation is noticed without polling. */
+static void watch_dir(struct ts_watch *w, struct logw *l)
+{
+	l->dirwd = add_dir_watch(w, l, l->dir);
+	if (l->dirwd >= 0) {
+		if (l->ancwd >= 0)
+			ent_del_log(w, l->ancwd, l);
+		l->ancwd = -1;
+		return;
+	}
+	char *anc = strdup(l->dir);
+	if (!anc)
+		return;
+	for (;;) {
+		char *slash = strrchr(anc, '/');
+		if (!slash)
+			break;
+		if (slash == anc)
+			slash[1] = '\0'; /* the root */
+		else
+			*slash = '\0';
+		int wd = add_dir_watch(w, l, anc);
+		if (wd >= 0) {
+			if (l->ancwd >= 0 && l->ancwd != wd)
+				ent_del_log(w, l->ancwd, l);
+			l->ancwd = wd;
+			break;
+		}
+		if (slash == anc)
+			break;
+	}
+	free(anc);
 }
 
 /* Make the file watches of `l` match the log's open generations.  The
@@ -149,7 +190,7 @@ static void sync_file_watches(struct ts_watch *w, struct logw *l)
 			i++;
 			continue;
 		}
-		ent_del_log(w, l->fwd[i].wd, log);
+		ent_del_log(w, l->fwd[i].wd, l);
 		l->fwd[i] = l->fwd[--l->nfwd];
 	}
 	/* add the new ones, through the fd: exactly the inode we read */
@@ -163,7 +204,7 @@ static void sync_file_watches(struct ts_watch *w, struct logw *l)
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", files[j]->fd);
 		int wd = inotify_add_watch(w->ifd, path, FILE_MASK);
 		struct wdent *e = wd >= 0 ? ent_get(w, wd, true) : NULL;
-		if (!e || ent_add_log(e, log) != 0) {
+		if (!e || ent_add_log(e, l) != 0) {
 			l->dirty = true; /* retried on the next tick */
 			continue;
 		}
@@ -239,6 +280,7 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 		struct logw *l = &w->lw[i];
 		l->log = logs[i];
 		l->dirwd = -1;
+		l->ancwd = -1;
 		const char *slash = strrchr(logs[i]->path, '/');
 		l->base = slash ? slash + 1 : logs[i]->path;
 		l->dir = slash ? strndup(logs[i]->path,
@@ -266,16 +308,6 @@ static void mark_all(struct ts_watch *w)
 		w->lw[i].dirty = true;
 }
 
-static struct logw *find_logw(struct ts_watch *w, struct ts_log *log)
-{
-	/* logs are few per watch; a linear search over all logs only
-	 * happens through this helper for each log of one event */
-	for (size_t i = 0; i < w->nlogs; i++)
-		if (w->lw[i].log == log)
-			return &w->lw[i];
-	return NULL;
-}
-
 static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 {
 	if (ev->mask & IN_Q_OVERFLOW) {
@@ -288,17 +320,19 @@ static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 	if (!e || !e->used)
 		return;
 	for (size_t i = 0; i < e->n; i++) {
-		struct logw *l = find_logw(w, e->logs[i]);
-		if (!l)
-			continue;
-		if (e->dir && ev->len > 0 && !(ev->mask & IN_IGNORED) &&
-		    strcmp(ev->name, l->base) != 0)
+		struct logw *l = e->logs[i];
+		/* in the log's own directory only its name matters; in an
+		 * ancestor, anything may be the directory coming into being */
+		if (e->dir && ev->wd == l->dirwd && ev->len > 0 &&
+		    !(ev->mask & IN_IGNORED) && strcmp(ev->name, l->base) != 0)
 			continue;
 		l->dirty = true;
 		if (ev->mask & IN_IGNORED) {
 			/* the watch is gone (its file or directory went) */
-			if (e->dir) {
+			if (ev->wd == l->dirwd) {
 				l->dirwd = -1;
+			} else if (ev->wd == l->ancwd) {
+				l->ancwd = -1;
 			} else {
 				for (size_t k = 0; k < l->nfwd; k++)
 					if (l->fwd[k].wd == ev->wd)
@@ -338,7 +372,7 @@ static void tick(struct ts_watch *w, int64_t now)
 		bool retry = log->open_errno != 0 ||
 			     (log->files && (log->files->next || log->files->detached));
 		pthread_mutex_unlock(&log->lock);
-		if (retry || l->dirwd < 0)
+		if (retry || (l->dirwd < 0 && l->ancwd < 0))
 			l->dirty = true;
 		ts_log_wake(log, true, idle_before);
 	}
