@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "watch.h"
@@ -38,6 +39,10 @@ struct logw {
 	/* While the directory does not exist: a watch on the nearest
 	 * ancestor that does, to notice it being created. */
 	int ancwd;
+	/* When the path is a symlink: the directory of its target, where
+	 * the target may be rotated or created. */
+	char *tdir, *tbase;
+	int tdirwd;
 	bool dirty;
 	size_t nfwd;
 	struct { int wd; uint64_t ino; } fwd[MAX_FWD];
@@ -221,11 +226,56 @@ static void sync_file_watches(struct ts_watch *w, struct logw *l)
 	pthread_mutex_unlock(&log->lock);
 }
 
+/* If the path is a symlink, watch the directory of its target too (one
+ * level: a chain of links is followed to its end by realpath). */
+static void watch_link_target(struct ts_watch *w, struct logw *l)
+{
+	struct stat st;
+	char *target = NULL;
+	if (lstat(l->log->path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		target = realpath(l->log->path, NULL);
+		if (!target) {
+			/* dangling: the target may appear later */
+			char buf[PATH_MAX];
+			ssize_t n = readlink(l->log->path, buf, sizeof(buf) - 1);
+			if (n > 0) {
+				buf[n] = '\0';
+				if (buf[0] == '/')
+					target = strdup(buf);
+				else if (asprintf(&target, "%s/%s", l->dir, buf) < 0)
+					target = NULL;
+			}
+		}
+	}
+	char *slash = target ? strrchr(target, '/') : NULL;
+	if (slash && slash != target)
+		*slash = '\0';
+	if (target && l->tdir && strcmp(target, l->tdir) == 0 &&
+	    strcmp(slash + 1, l->tbase) == 0 && l->tdirwd >= 0) {
+		free(target);
+		return; /* unchanged */
+	}
+	if (l->tdirwd >= 0)
+		ent_del_log(w, l->tdirwd, l);
+	l->tdirwd = -1;
+	free(l->tdir);
+	l->tdir = NULL;
+	l->tbase = NULL;
+	if (!slash || slash == target || strcmp(target, l->dir) == 0) {
+		free(target);
+		return;
+	}
+	l->tdir = target;
+	l->tbase = slash + 1;
+	l->tdirwd = add_dir_watch(w, l, l->tdir);
+}
+
 static void check_log(struct ts_watch *w, struct logw *l)
 {
 	l->dirty = false;
 	if (l->dirwd < 0)
 		watch_dir(w, l);
+	watch_link_target(w, l);
 	ts_log_check(l->log);
 	sync_file_watches(w, l);
 }
@@ -234,8 +284,10 @@ void ts_watch_free(struct ts_watch *w)
 {
 	if (!w)
 		return;
-	for (size_t i = 0; i < w->nlogs; i++)
+	for (size_t i = 0; i < w->nlogs; i++) {
 		free(w->lw[i].dir);
+		free(w->lw[i].tdir);
+	}
 	for (size_t i = 0; i < w->nents; i++)
 		free(w->ents[i].logs);
 	free(w->ents);
@@ -281,6 +333,7 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 		l->log = logs[i];
 		l->dirwd = -1;
 		l->ancwd = -1;
+		l->tdirwd = -1;
 		const char *slash = strrchr(logs[i]->path, '/');
 		l->base = slash ? slash + 1 : logs[i]->path;
 		l->dir = slash ? strndup(logs[i]->path,
@@ -323,8 +376,10 @@ static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 		struct logw *l = e->logs[i];
 		/* in the log's own directory only its name matters; in an
 		 * ancestor, anything may be the directory coming into being */
-		if (e->dir && ev->wd == l->dirwd && ev->len > 0 &&
-		    !(ev->mask & IN_IGNORED) && strcmp(ev->name, l->base) != 0)
+		if (e->dir && ev->len > 0 && !(ev->mask & IN_IGNORED) &&
+		    ((ev->wd == l->dirwd && strcmp(ev->name, l->base) != 0) ||
+		     (ev->wd == l->tdirwd && ev->wd != l->dirwd &&
+		      strcmp(ev->name, l->tbase) != 0)))
 			continue;
 		l->dirty = true;
 		if (ev->mask & IN_IGNORED) {
@@ -333,6 +388,8 @@ static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 				l->dirwd = -1;
 			} else if (ev->wd == l->ancwd) {
 				l->ancwd = -1;
+			} else if (ev->wd == l->tdirwd) {
+				l->tdirwd = -1;
 			} else {
 				for (size_t k = 0; k < l->nfwd; k++)
 					if (l->fwd[k].wd == ev->wd)
