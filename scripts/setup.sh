@@ -4,9 +4,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-pkgs="gcc make libc6-dev autoconf automake pkg-config libmicrohttpd-dev libpcre2-dev libcmocka-dev"
+pkgs="gcc make libc6-dev autoconf automake pkg-config libmicrohttpd-dev libpcre2-dev libcmocka-dev curl ca-certificates"
 if [ "${1:-}" = "--test" ]; then
-	pkgs="$pkgs python3 logrotate curl"
+	pkgs="$pkgs python3 logrotate"
 fi
 
 missing=""
