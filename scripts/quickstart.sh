@@ -8,6 +8,7 @@ mkdir -p build
 (cd build && { [ -f Makefile ] || ../configure --disable-tests >/dev/null; } && make -s -j2)
 
 mkdir -p /var/tmp/tailsse-demo
+: >>/var/tmp/tailsse-demo/demo.log
 sh scripts/demo-writer.sh /var/tmp/tailsse-demo/demo.log &
 writer=$!
 trap 'kill $writer 2>/dev/null' EXIT INT TERM

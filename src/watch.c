@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "watch.h"
@@ -43,7 +44,9 @@ struct logw {
 	 * the target may be rotated or created. */
 	char *tdir, *tbase;
 	int tdirwd;
-	bool dirty;
+	bool dirty;         /* in the dirty queue */
+	int64_t last_check_us;
+	bool watch_failed;  /* a file watch could not be added */
 	size_t nfwd;
 	struct { int wd; uint64_t ino; } fwd[MAX_FWD];
 };
@@ -57,7 +60,29 @@ struct ts_watch {
 	struct wdent *ents;  /* indexed by wd */
 	size_t nents;
 	unsigned heartbeat_s;
+	struct logw **queue; /* dirty logs, each once */
+	size_t nqueue;
 };
+
+/* A log is checked (and its streams woken) at most this often: the first
+ * change after a quiet moment is handled at once, a burst is gathered so
+ * that one wake-up delivers many lines. */
+#define TS_COALESCE_US 1000
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void mark(struct ts_watch *w, struct logw *l)
+{
+	if (l->dirty)
+		return;
+	l->dirty = true;
+	w->queue[w->nqueue++] = l;
+}
 
 static struct wdent *ent_get(struct ts_watch *w, int wd, bool grow)
 {
@@ -210,7 +235,11 @@ static void sync_file_watches(struct ts_watch *w, struct logw *l)
 		int wd = inotify_add_watch(w->ifd, path, FILE_MASK);
 		struct wdent *e = wd >= 0 ? ent_get(w, wd, true) : NULL;
 		if (!e || ent_add_log(e, l) != 0) {
-			l->dirty = true; /* retried on the next tick */
+			if (e && e->n == 0) {
+				inotify_rm_watch(w->ifd, wd);
+				e->used = false;
+			}
+			l->watch_failed = true; /* retried every tick */
 			continue;
 		}
 		e->used = true;
@@ -272,7 +301,7 @@ static void watch_link_target(struct ts_watch *w, struct logw *l)
 
 static void check_log(struct ts_watch *w, struct logw *l)
 {
-	l->dirty = false;
+	l->last_check_us = now_us();
 	if (l->dirwd < 0)
 		watch_dir(w, l);
 	watch_link_target(w, l);
@@ -292,6 +321,7 @@ void ts_watch_free(struct ts_watch *w)
 		free(w->ents[i].logs);
 	free(w->ents);
 	free(w->lw);
+	free(w->queue);
 	if (w->ifd >= 0)
 		close(w->ifd);
 	if (w->efd >= 0)
@@ -328,6 +358,11 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 		goto fail;
 	}
 	w->nlogs = nlogs;
+	w->queue = calloc(nlogs ? nlogs : 1, sizeof(*w->queue));
+	if (!w->queue) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	for (size_t i = 0; i < nlogs; i++) {
 		struct logw *l = &w->lw[i];
 		l->log = logs[i];
@@ -358,7 +393,7 @@ fail:
 static void mark_all(struct ts_watch *w)
 {
 	for (size_t i = 0; i < w->nlogs; i++)
-		w->lw[i].dirty = true;
+		mark(w, &w->lw[i]);
 }
 
 static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
@@ -381,7 +416,7 @@ static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 		     (ev->wd == l->tdirwd && ev->wd != l->dirwd &&
 		      strcmp(ev->name, l->tbase) != 0)))
 			continue;
-		l->dirty = true;
+		mark(w, l);
 		if (ev->mask & IN_IGNORED) {
 			/* the watch is gone (its file or directory went) */
 			if (ev->wd == l->dirwd) {
@@ -429,22 +464,55 @@ static void tick(struct ts_watch *w, int64_t now)
 		bool retry = log->open_errno != 0 ||
 			     (log->files && (log->files->next || log->files->detached));
 		pthread_mutex_unlock(&log->lock);
-		if (retry || (l->dirwd < 0 && l->ancwd < 0))
-			l->dirty = true;
+		if (retry || l->watch_failed || (l->dirwd < 0 && l->ancwd < 0)) {
+			l->watch_failed = false;
+			mark(w, l);
+		}
 		ts_log_wake(log, true, idle_before);
 	}
+}
+
+/* Check the dirty logs whose last check is old enough; returns when the
+ * next one is due (INT64_MAX: none waiting). */
+static int64_t check_dirty(struct ts_watch *w)
+{
+	int64_t due = INT64_MAX;
+	size_t n = w->nqueue, keep = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct logw *l = w->queue[i];
+		int64_t at = l->last_check_us + TS_COALESCE_US;
+		if (now_us() >= at) {
+			l->dirty = false;
+			check_log(w, l);
+		} else {
+			w->queue[keep++] = l;
+			if (at < due)
+				due = at;
+		}
+	}
+	for (size_t i = n; i < w->nqueue; i++) {
+		struct logw *l = w->queue[i];
+		w->queue[keep++] = l;
+		if (l->last_check_us + TS_COALESCE_US < due)
+			due = l->last_check_us + TS_COALESCE_US;
+	}
+	w->nqueue = keep;
+	return due;
 }
 
 static void *watch_main(void *arg)
 {
 	struct ts_watch *w = arg;
-	int64_t next_tick = ts_now_ms() + 1000;
+	int64_t next_tick = now_us() + 1000000;
+	int64_t due = INT64_MAX;
 	for (;;) {
-		int64_t now = ts_now_ms();
-		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
+		int64_t now = now_us();
+		int64_t until = due < next_tick ? due : next_tick;
+		int64_t wait = until > now ? until - now : 0;
+		struct timespec ts = { wait / 1000000, (wait % 1000000) * 1000 };
 		struct pollfd pfd[2] = { { w->ifd, POLLIN, 0 },
 					 { w->efd, POLLIN, 0 } };
-		int r = poll(pfd, 2, timeout);
+		int r = ppoll(pfd, 2, &ts, NULL);
 		if (r < 0 && errno != EINTR) {
 			fprintf(stderr, "tailsse: poll: %s\n", strerror(errno));
 			break;
@@ -453,14 +521,12 @@ static void *watch_main(void *arg)
 			break;
 		if (r > 0 && pfd[0].revents)
 			drain_inotify(w);
-		now = ts_now_ms();
+		now = now_us();
 		if (now >= next_tick) {
-			tick(w, now);
-			next_tick = now + 1000;
+			tick(w, now / 1000);
+			next_tick = now + 1000000;
 		}
-		for (size_t i = 0; i < w->nlogs; i++)
-			if (w->lw[i].dirty)
-				check_log(w, &w->lw[i]);
+		due = check_dirty(w);
 	}
 	return NULL;
 }
