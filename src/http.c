@@ -60,6 +60,27 @@ static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status,
 	return ret;
 }
 
+/* Copy `s` into dst for a message: bytes that are not printable ASCII
+ * (line breaks, controls, non-ASCII) are written as %XX, so a message stays
+ * one line of plain text whatever the request held. */
+static const char *printable(char *dst, size_t size, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (; *s && o + 4 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c < 0x7f && c != '%') {
+			dst[o++] = (char)c;
+		} else {
+			dst[o++] = '%';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
 /* One line of text/plain: errors name what is wrong. */
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
 				 const char *fmt, ...)
@@ -148,9 +169,10 @@ static enum MHD_Result serve_static(struct ts_http *h,
 				    const char *url)
 {
 	char *path = ts_http_static_path(h->www_real, url);
+	char shown[256];
 	if (!path)
 		return send_text(conn, MHD_HTTP_NOT_FOUND, "not found: %s",
-				 url);
+				 printable(shown, sizeof(shown), url));
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -176,7 +198,7 @@ static enum MHD_Result serve_static(struct ts_http *h,
 			close(fd);
 		free(path);
 		return send_text(conn, MHD_HTTP_NOT_FOUND, "not found: %s",
-				 url);
+				 printable(shown, sizeof(shown), url));
 	}
 	const char *mime = ts_http_mime(path);
 	struct MHD_Response *r =
@@ -378,11 +400,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	(void)upload_data;
 	(void)con_cls;
 
+	char shown[256];
 	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
 		return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 				 "method %s not allowed: use GET or HEAD",
-				 method);
+				 printable(shown, sizeof(shown), method));
 	if (*upload_data_size != 0)
 		return send_text(conn, MHD_HTTP_BAD_REQUEST,
 				 "a GET request has no body");
@@ -416,7 +439,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 						 name);
 		}
 		return send_text(conn, MHD_HTTP_NOT_FOUND,
-				 "no such API endpoint: %s", url);
+				 "no such API endpoint: %s",
+				 printable(shown, sizeof(shown), url));
 	}
 	return serve_static(h, conn, url);
 }

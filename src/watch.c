@@ -198,8 +198,9 @@ static void watch_dir(struct ts_watch *w, struct logw *l)
 
 /* Make the file watches of `l` match the log's open generations.  The
  * files are referenced meanwhile, so their fds stay what they were. */
-static void sync_file_watches(struct ts_watch *w, struct logw *l)
+static bool sync_file_watches(struct ts_watch *w, struct logw *l)
 {
+	bool added = false;
 	struct ts_log *log = l->log;
 	struct ts_file *files[MAX_FWD];
 	size_t nf = 0;
@@ -247,12 +248,14 @@ static void sync_file_watches(struct ts_watch *w, struct logw *l)
 		l->fwd[l->nfwd].wd = wd;
 		l->fwd[l->nfwd].ino = files[j]->ino;
 		l->nfwd++;
+		added = true;
 	}
 
 	pthread_mutex_lock(&log->lock);
 	for (size_t j = 0; j < nf; j++)
 		ts_file_unref(log, files[j]);
 	pthread_mutex_unlock(&log->lock);
+	return added;
 }
 
 /* If the path is a symlink, watch the directory of its target too (one
@@ -306,7 +309,10 @@ static void check_log(struct ts_watch *w, struct logw *l)
 		watch_dir(w, l);
 	watch_link_target(w, l);
 	ts_log_check(l->log);
-	sync_file_watches(w, l);
+	/* A write between opening a new file and watching it raised no
+	 * event: look once more now that the watch is in place. */
+	if (sync_file_watches(w, l))
+		ts_log_check(l->log);
 }
 
 void ts_watch_free(struct ts_watch *w)

@@ -1,0 +1,840 @@
+"""Helpers for the black-box integration tests of tailsse.
+
+Python 3 standard library only (Debian 12: python3 3.11).
+
+* Daemon: runs $TAILSSE_BIN in its own temp dir on a free loopback port,
+  waits for /healthz, and on exit stops it with SIGTERM and fails the test
+  when it does not exit 0 or when a sanitizer reported anything.
+* SSEClient: a raw-socket Server-Sent Events client (HTTP/1.1, chunked),
+  parsing events incrementally; every read has a deadline.
+* request / http_get: one plain HTTP request over a raw socket (the path is
+  sent exactly as given, never normalised).
+* Writer: a thread appending numbered lines to a file at a steady rate.
+"""
+
+import collections
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error")
+
+
+def tailsse_bin():
+    b = os.environ.get("TAILSSE_BIN")
+    if b:
+        return b
+    for cand in (os.path.join(TOP, "build-test", "src", "tailsse"),
+                 os.path.join(TOP, "src", "tailsse")):
+        if os.access(cand, os.X_OK):
+            return cand
+    raise RuntimeError("set TAILSSE_BIN to the tailsse binary")
+
+
+def tailsse_www():
+    return os.environ.get("TAILSSE_WWW") or os.path.join(TOP, "www")
+
+
+def sanitizer_env():
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+def sanitizer_problem(text):
+    """The first sanitizer mark found in text, or None."""
+    for m in SANITIZER_MARKS:
+        if m in text:
+            return m
+    return None
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def run_cli(args, timeout=10.0, cwd=None):
+    """Run tailsse with args; returns CompletedProcess (text).  A process
+    that does not exit in time is killed and reported as an error."""
+    try:
+        cp = subprocess.run([tailsse_bin()] + list(args), cwd=cwd,
+                            env=sanitizer_env(), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True,
+                            errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("tailsse %r did not exit within %.0f s; "
+                             "stderr:\n%s" % (args, timeout, e.stderr))
+    bad = sanitizer_problem(cp.stderr)
+    if bad:
+        raise AssertionError("tailsse %r: %s report:\n%s"
+                             % (args, bad, cp.stderr))
+    return cp
+
+
+# ---------------------------------------------------------------- files
+
+def append(path, data):
+    """Append data (str or bytes) to path in one write."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        n = os.write(fd, data)
+        assert n == len(data)
+    finally:
+        os.close(fd)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_file(path, data):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def line_positions(data, start=0):
+    """For the complete lines of data (bytes), a list of (offset after the
+    newline, raw line bytes without the newline)."""
+    out = []
+    pos = 0
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return out
+        out.append((start + nl + 1, data[pos:nl]))
+        pos = nl + 1
+
+
+def expected_text(raw, max_line=None):
+    """What the contract says a file line (bytes, no newline) becomes."""
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    text = raw.decode("utf-8", "replace")
+    text = text.replace("\r", "\ufffd").replace("\x00", "\ufffd")
+    if max_line is not None and len(text.encode("utf-8")) > max_line:
+        cut = ""
+        for ch in text:
+            if len((cut + ch).encode("utf-8")) > max_line:
+                break
+            cut += ch
+        text = cut + "\u2026"
+    return text
+
+
+# ---------------------------------------------------------------- HTTP
+
+class HTTPError(Exception):
+    pass
+
+
+class _Conn:
+    """A socket with a receive buffer; every read has a deadline."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = bytearray()
+        self.eof = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def recv_some(self, deadline):
+        """Read what is available (at least one byte) before the deadline.
+        Returns False at EOF; raises TimeoutError past the deadline."""
+        if self.eof:
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        self.sock.settimeout(left)
+        try:
+            d = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError("deadline passed")
+        except ConnectionResetError:
+            d = b""
+        if not d:
+            self.eof = True
+            return False
+        self.buf += d
+        return True
+
+    def read_line(self, deadline):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line = bytes(self.buf[:i])
+                del self.buf[:i + 2]
+                return line
+            if not self.recv_some(deadline):
+                raise HTTPError("connection closed in the response head")
+
+    def read_head(self, deadline):
+        status_line = self.read_line(deadline)
+        m = re.match(rb"HTTP/1\.[01] (\d{3})(?: (.*))?$", status_line)
+        if not m:
+            raise HTTPError("bad status line %r" % status_line)
+        headers = {}
+        while True:
+            line = self.read_line(deadline)
+            if not line:
+                break
+            k, sep, v = line.partition(b":")
+            if not sep:
+                raise HTTPError("bad header line %r" % line)
+            k = k.decode("latin-1").strip().lower()
+            v = v.decode("latin-1").strip()
+            headers[k] = headers[k] + ", " + v if k in headers else v
+        return int(m.group(1)), (m.group(2) or b"").decode("latin-1"), \
+            headers
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _request_bytes(method, target, headers, body, keep_alive):
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: 127.0.0.1"]
+    hdrs = dict(headers or {})
+    if body is not None:
+        hdrs.setdefault("Content-Length", str(len(body)))
+    if not keep_alive:
+        hdrs.setdefault("Connection", "close")
+    for k, v in hdrs.items():
+        lines.append("%s: %s" % (k, v))
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return data + (body or b"")
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return "<Response %d %r %r>" % (self.status, self.headers,
+                                         self.body[:200])
+
+
+def request(port, method, target, headers=None, body=None, timeout=5.0):
+    """One request on a fresh raw socket; target is sent verbatim.
+    Returns a Response with the whole body (chunked decoded)."""
+    deadline = time.monotonic() + timeout
+    c = _Conn(port, timeout=timeout)
+    try:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        c.send(_request_bytes(method, target, headers, body, False))
+        status, reason, hdrs = c.read_head(deadline)
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            # no body; anything more the server sends is a protocol error
+            # that the caller can see in .body when the server closes.
+            try:
+                while c.recv_some(min(deadline, time.monotonic() + 0.2)):
+                    pass
+            except TimeoutError:
+                pass
+            return Response(status, reason, hdrs, bytes(c.buf))
+        if "chunked" in hdrs.get("transfer-encoding", "").lower():
+            dec = _Dechunker()
+            out = bytearray()
+            while not dec.done:
+                out += dec.feed(c.buf)
+                c.buf.clear()
+                if dec.done:
+                    break
+                if not c.recv_some(deadline):
+                    raise HTTPError("connection closed in a chunked body")
+            return Response(status, reason, hdrs, bytes(out))
+        if "content-length" in hdrs:
+            n = int(hdrs["content-length"])
+            while len(c.buf) < n:
+                if not c.recv_some(deadline):
+                    raise HTTPError("connection closed after %d of %d "
+                                    "body bytes" % (len(c.buf), n))
+            return Response(status, reason, hdrs, bytes(c.buf[:n]))
+        while c.recv_some(deadline):
+            pass
+        return Response(status, reason, hdrs, bytes(c.buf))
+    finally:
+        c.close()
+
+
+def http_get(port, path, headers=None, timeout=5.0):
+    """GET path; returns (status, headers (lower-case keys), body bytes)."""
+    r = request(port, "GET", path, headers=headers, timeout=timeout)
+    return r.status, r.headers, r.body
+
+
+class _Dechunker:
+    """Incremental decoder of a chunked body."""
+
+    def __init__(self):
+        self.state = "size"
+        self.need = 0
+        self.pending = bytearray()
+        self.done = False
+
+    def feed(self, data):
+        self.pending += data
+        out = bytearray()
+        p = self.pending
+        while not self.done:
+            if self.state == "size":
+                i = p.find(b"\r\n")
+                if i < 0:
+                    break
+                size_s = bytes(p[:i]).split(b";")[0].strip()
+                del p[:i + 2]
+                try:
+                    self.need = int(size_s, 16)
+                except ValueError:
+                    raise HTTPError("bad chunk size %r" % size_s)
+                self.state = "trailer" if self.need == 0 else "data"
+            elif self.state == "data":
+                if not p:
+                    break
+                n = min(self.need, len(p))
+                out += p[:n]
+                del p[:n]
+                self.need -= n
+                if self.need == 0:
+                    self.state = "crlf"
+            elif self.state == "crlf":
+                if len(p) < 2:
+                    break
+                if p[:2] != b"\r\n":
+                    raise HTTPError("chunk not followed by CRLF: %r"
+                                    % bytes(p[:10]))
+                del p[:2]
+                self.state = "size"
+            elif self.state == "trailer":
+                i = p.find(b"\r\n")
+                if i < 0:
+                    break
+                line = p[:i]
+                del p[:i + 2]
+                if not line:
+                    self.done = True
+        return bytes(out)
+
+
+# ---------------------------------------------------------------- SSE
+
+def new_event():
+    return {"id": None, "event": None, "data": None, "retry": None,
+            "comments": []}
+
+
+def is_message(ev):
+    """An event carrying data or a type (not a bare retry or comment)."""
+    return ev["data"] is not None or ev["event"] is not None
+
+
+class SSEClient:
+    """GET path and parse the response as an event stream.
+
+    After construction, .status, .reason and .headers are set (the request
+    line and the head have been exchanged).  Events are dicts with id,
+    event, data, retry (int) and comments (list of str); a block made only
+    of a retry field or of comments is an event too (see is_message)."""
+
+    def __init__(self, port, path, headers=None, timeout=5.0):
+        self.path = path
+        deadline = time.monotonic() + timeout
+        self.conn = _Conn(port, timeout=timeout)
+        self.conn.send(_request_bytes("GET", path, dict(headers or {}),
+                                      None, True))
+        self.status, self.reason, self.headers = \
+            self.conn.read_head(deadline)
+        te = self.headers.get("transfer-encoding", "").lower()
+        self.chunked = "chunked" in te
+        self._dechunk = _Dechunker() if self.chunked else None
+        self._remaining = None
+        if not self.chunked and "content-length" in self.headers:
+            self._remaining = int(self.headers["content-length"])
+        self.raw = bytearray()       # body bytes received (decoded)
+        self._lines = bytearray()    # body bytes not yet split into lines
+        self._cr = False             # last byte seen was a lone CR
+        self._cur = new_event()
+        self._has = False
+        self.queue = collections.deque()
+        self.ended = False           # the body ended (or connection closed)
+        self.clean_end = False       # ... with the chunked terminator
+
+    # -- low level
+
+    def _take(self):
+        buf = self.conn.buf
+        if self.chunked:
+            data = self._dechunk.feed(buf)
+            buf.clear()
+            if self._dechunk.done:
+                self.ended = self.clean_end = True
+        elif self._remaining is not None:
+            data = bytes(buf[:self._remaining])
+            del buf[:len(data)]
+            self._remaining -= len(data)
+            if self._remaining == 0:
+                self.ended = self.clean_end = True
+        else:
+            data = bytes(buf)
+            buf.clear()
+        if data:
+            self.raw += data
+            self._parse(data)
+
+    def _parse(self, data):
+        self._lines += data
+        b = self._lines
+        while True:
+            # SSE line ends: CRLF, LF or CR
+            if self._cr and b[:1] == b"\n":
+                del b[:1]
+            self._cr = False
+            m = re.search(rb"\r\n|\n|\r", b)
+            if not m:
+                return
+            if m.group() == b"\r" and m.end() == len(b):
+                # maybe the CR of a CRLF whose LF has not arrived
+                line = bytes(b[:m.start()])
+                del b[:m.end()]
+                self._cr = True
+            else:
+                line = bytes(b[:m.start()])
+                del b[:m.end()]
+            self._line(line.decode("utf-8"))  # the server sends UTF-8
+
+    def _line(self, line):
+        ev = self._cur
+        if line == "":
+            if self._has:
+                self.queue.append(ev)
+            self._cur = new_event()
+            self._has = False
+            return
+        self._has = True
+        if line.startswith(":"):
+            ev["comments"].append(line[1:].lstrip(" ")
+                                  if line.startswith(": ") else line[1:])
+            return
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            ev["data"] = value if ev["data"] is None \
+                else ev["data"] + "\n" + value
+        elif name == "id":
+            ev["id"] = value
+        elif name == "event":
+            ev["event"] = value
+        elif name == "retry":
+            ev["retry"] = int(value) if value.isdigit() else value
+        else:
+            ev.setdefault("unknown", []).append(line)
+
+    def _pump(self, deadline):
+        """Read once more; False when the stream ended."""
+        if self.ended:
+            return False
+        if self.conn.buf:
+            self._take()
+            if self.queue or self.ended:
+                return not self.ended
+        if not self.conn.recv_some(deadline):
+            self._take()
+            self.ended = True
+            return False
+        self._take()
+        return True
+
+    # -- events
+
+    def next_event(self, timeout=5.0):
+        """The next event (any kind); None when the stream ended.  Raises
+        TimeoutError when none arrives within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.queue:
+            if not self._pump(deadline) and not self.queue:
+                return None
+        return self.queue.popleft()
+
+    def next_message(self, timeout=5.0):
+        """The next event with data or a type (skips bare retry/comments).
+        Fails the test when none arrives in time or the stream ends."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                ev = self.next_event(max(left, 0.0))
+            except TimeoutError:
+                raise AssertionError("%s: no event within %.1f s"
+                                     % (self.path, timeout))
+            if ev is None:
+                raise AssertionError("%s: the stream ended while waiting "
+                                     "for an event" % self.path)
+            if is_message(ev):
+                return ev
+
+    def messages(self, n, timeout=5.0):
+        """The next n events with data or a type, within timeout in all."""
+        deadline = time.monotonic() + timeout
+        out = []
+        for _ in range(n):
+            left = deadline - time.monotonic()
+            try:
+                out.append(self.next_message(max(left, 0.0)))
+            except AssertionError as e:
+                raise AssertionError("%s (got %d of %d: last %r)"
+                                     % (e, len(out), n, out[-3:]))
+        return out
+
+    def read_until(self, pred, timeout=5.0):
+        """Read events until pred(event) holds (that event included) or
+        the deadline passes (fails the test).  Returns the list."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                ev = self.next_event(max(left, 0.0))
+            except TimeoutError:
+                raise AssertionError("%s: predicate not met within %.1f s; "
+                                     "%d events, last %r"
+                                     % (self.path, timeout, len(out),
+                                        out[-3:]))
+            if ev is None:
+                raise AssertionError("%s: stream ended before the "
+                                     "predicate held; last %r"
+                                     % (self.path, out[-3:]))
+            out.append(ev)
+            if pred(ev):
+                return out
+
+    def quiet_for(self, duration):
+        """Events (of any kind) that arrive within duration seconds."""
+        deadline = time.monotonic() + duration
+        out = []
+        while True:
+            try:
+                ev = self.next_event(max(deadline - time.monotonic(), 0.0))
+            except TimeoutError:
+                return out
+            if ev is None:
+                return out
+            out.append(ev)
+
+    def wait_end(self, timeout=5.0):
+        """True when the body ends (or the connection closes) in time."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self._pump(deadline):
+                self.queue.clear()
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------- daemon
+
+class Daemon:
+    """A tailsse process in a temp dir of its own.
+
+        d = Daemon(logs=["app"], server={"max_line": 100})
+        d.write("app", "old\\n")          # before or after start
+        with d:
+            c = d.stream("app", tail=1)
+
+    logs: names; each is the file DIR/NAME.log, created empty unless the
+    name is in `missing`.  server: [server] keys for a config file (when
+    given, or when use_config is true, the logs go in the config file;
+    otherwise they are NAME=PATH arguments).  extra_args: more arguments.
+    """
+
+    def __init__(self, logs=("app",), server=None, missing=(),
+                 use_config=None, extra_args=(), www=None, content=None):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tailsse-it-")
+        self.dir = self._tmp.name
+        self.logs = list(logs)
+        self.server = dict(server or {})
+        self.use_config = bool(self.server) if use_config is None \
+            else use_config
+        self.extra_args = list(extra_args)
+        self.www = www or tailsse_www()
+        self.proc = None
+        self.port = None
+        self.stderr_path = os.path.join(self.dir, "stderr.txt")
+        self.returncode = None
+        self.stop_seconds = None
+        self._clients = []
+        for name in self.logs:
+            if name not in missing:
+                write_file(self.path(name), (content or {}).get(name, b""))
+
+    def path(self, name):
+        return os.path.join(self.dir, name + ".log")
+
+    def write(self, name, data):
+        append(self.path(name), data)
+
+    def ino(self, name):
+        return os.stat(self.path(name)).st_ino
+
+    def config_text(self):
+        lines = ["# written by tsutil.Daemon", "[server]"]
+        for k, v in self.server.items():
+            lines.append("%s = %s" % (k, v))
+        for name in self.logs:
+            lines += ["", "[log %s]" % name, "path = %s" % self.path(name)]
+        return "\n".join(lines) + "\n"
+
+    def _argv(self, port):
+        argv = [tailsse_bin(), "-l", "127.0.0.1:%d" % port, "-w", self.www]
+        if self.use_config:
+            cfg = os.path.join(self.dir, "tailsse.conf")
+            write_file(cfg, self.config_text())
+            argv += ["-c", cfg]
+        else:
+            argv += ["%s=%s" % (n, self.path(n)) for n in self.logs]
+        return argv + self.extra_args
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start(self):
+        last = ""
+        for _attempt in range(5):
+            port = free_port()
+            errf = open(self.stderr_path, "wb")
+            try:
+                self.proc = subprocess.Popen(
+                    self._argv(port), cwd=self.dir, env=sanitizer_env(),
+                    stdin=subprocess.DEVNULL, stdout=errf, stderr=errf)
+            finally:
+                errf.close()
+            self.port = port
+            if self._wait_healthy():
+                return self
+            last = self.stderr()
+            if "Address already in use" in last and self.proc.poll() \
+                    is not None:
+                continue
+            break
+        self._kill()
+        self._tmp.cleanup()
+        raise AssertionError("tailsse did not become healthy; stderr:\n%s"
+                             % last)
+
+    def _wait_healthy(self):
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                r = request(self.port, "GET", "/healthz", timeout=1.0)
+                if r.status == 200:
+                    return True
+            except (OSError, HTTPError, TimeoutError):
+                pass
+            time.sleep(0.02)
+        return False
+
+    def _kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self, timeout=5.0):
+        """SIGTERM; returns the exit status (None: it had to be killed).
+        Sets stop_seconds."""
+        if self.returncode is not None or self.proc is None:
+            return self.returncode
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            self.returncode = None
+        self.stop_seconds = time.monotonic() - t0
+        return self.returncode
+
+    def check_exit(self):
+        """Fail unless the daemon exited 0 with a clean stderr."""
+        err = self.stderr()
+        bad = sanitizer_problem(err)
+        if self.returncode is None:
+            raise AssertionError("tailsse did not exit within 5 s of "
+                                 "SIGTERM (killed); stderr:\n%s" % err)
+        if self.returncode != 0 or bad:
+            raise AssertionError(
+                "tailsse exit status %d%s; stderr:\n%s"
+                % (self.returncode, ", %s report" % bad if bad else "", err))
+
+    def __enter__(self):
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            for c in self._clients:
+                c.close()
+            self.stop()
+            if exc_type is not None:
+                # the test failed: what the daemon said may explain why
+                sys.stderr.write("\n--- tailsse stderr ---\n%s--- end ---\n"
+                                 % self.stderr())
+            self.check_exit()
+        finally:
+            self._kill()
+            self._tmp.cleanup()
+        return False
+
+    # -- conveniences
+
+    def get(self, path, headers=None, timeout=5.0):
+        return request(self.port, "GET", path, headers=headers,
+                       timeout=timeout)
+
+    def request(self, method, path, headers=None, body=None, timeout=5.0):
+        return request(self.port, method, path, headers=headers, body=body,
+                       timeout=timeout)
+
+    def stream(self, name, headers=None, timeout=5.0, expect=200, **params):
+        """Open /api/logs/NAME/events?params; checks the status."""
+        q = "&".join("%s=%s" % (k, v) for k, v in params.items())
+        path = "/api/logs/%s/events%s" % (name, "?" + q if q else "")
+        c = SSEClient(self.port, path, headers=headers, timeout=timeout)
+        self._clients.append(c)
+        if expect is not None and c.status != expect:
+            raise AssertionError("GET %s: status %d, expected %d"
+                                 % (path, c.status, expect))
+        return c
+
+
+# ---------------------------------------------------------------- writer
+
+class Writer:
+    """Appends "n=000123 payload\\n" lines to path, one write each, every
+    interval seconds, in a thread.  .written: lines written so far."""
+
+    FMT = "n=%06d payload\n"
+
+    def __init__(self, path, interval=0.002, start=0, count=None):
+        self.path = path
+        self.interval = interval
+        self.next = start
+        self.count = count
+        self.written = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.error = None
+
+    def _run(self):
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         0o644)
+            try:
+                while not self._stop.is_set():
+                    if self.count is not None and self.written >= self.count:
+                        break
+                    os.write(fd, (self.FMT % self.next).encode())
+                    self.next += 1
+                    self.written += 1
+                    self._stop.wait(self.interval)
+            finally:
+                os.close(fd)
+        except Exception as e:  # reported by stop()
+            self.error = e
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def wait_written(self, n, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while self.written < n and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.written >= n
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5.0)
+        if self._thread.is_alive():
+            raise AssertionError("writer thread did not stop")
+        if self.error:
+            raise self.error
+        return self.written
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def number_of(data):
+    """The n of a Writer line "n=000123 payload"."""
+    m = re.match(r"n=(\d+) payload$", data or "")
+    if not m:
+        raise AssertionError("not a writer line: %r" % (data,))
+    return int(m.group(1))
+
+
+# ---------------------------------------------------------------- running
+
+def report(result):
+    """Print the final "N passed, N failed" line of a unittest result."""
+    # a test with failing subtests appears once per subtest: count tests
+    bad = set()
+    for t, _ in result.failures + result.errors:
+        bad.add(getattr(t, "test_case", t).id())
+    for t in result.unexpectedSuccesses:
+        bad.add(t.id())
+    skipped = {t.id() for t, _ in result.skipped} - bad
+    failed = len(bad)
+    passed = max(result.testsRun - failed - len(skipped), 0)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
