@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lines.h"
 #include "logfile.h"
 #include "stream.h"
 
@@ -223,6 +224,11 @@ enum ts_change ts_log_check(struct ts_log *log)
 		set_mark(cur);
 		break;
 	case TS_TRUNCATED:
+		/* remember what the old content ended with, to recognise a
+		 * copy of it (copytruncate) when a client resumes */
+		cur->pre_size = cur->size;
+		cur->pre_mark_len = cur->mark_len;
+		memcpy(cur->pre_mark, cur->mark, sizeof(cur->mark));
 		cur->size = fd_size;
 		cur->trunc_seq++;
 		set_mark(cur);
@@ -270,26 +276,20 @@ void ts_log_wake(struct ts_log *log, bool ping, int64_t idle_before_ms)
 	pthread_mutex_unlock(&log->lock);
 }
 
-struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
+/* Does the open file `fd` qualify?  Used while scanning the directory. */
+typedef bool (*match_fn)(int fd, const struct stat *st, const void *arg);
+
+/* Scan the log's directory for a regular file that `match` accepts and
+ * return it open, as a detached generation with one reference (not yet in
+ * the log's list), or NULL. */
+static struct ts_file *scan_dir(struct ts_log *log, match_fn match,
+				const void *arg)
 {
-	struct ts_file *f;
-
-	pthread_mutex_lock(&log->lock);
-	for (f = log->files; f; f = f->next)
-		if (f->ino == ino)
-			break;
-	if (f)
-		ts_file_ref(f);
-	pthread_mutex_unlock(&log->lock);
-	if (f)
-		return f;
-
-	/* Not open: look beside the path, where rotation renames it. */
+	struct ts_file *f = NULL;
 	char *copy = strdup(log->path);
 	if (!copy)
 		return NULL;
-	const char *dir = dirname(copy);
-	DIR *d = opendir(dir);
+	DIR *d = opendir(dirname(copy));
 	if (!d) {
 		free(copy);
 		return NULL;
@@ -297,7 +297,7 @@ struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
 	int dfd = dirfd(d);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if ((uint64_t)de->d_ino != ino)
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
 			continue;
 		int fd = openat(dfd, de->d_name,
 				O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -305,7 +305,7 @@ struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
 			continue;
 		struct stat st;
 		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-		    (uint64_t)st.st_ino != ino) {
+		    !match(fd, &st, arg)) {
 			close(fd);
 			continue;
 		}
@@ -316,7 +316,7 @@ struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
 		}
 		f->fd = fd;
 		f->dev = (uint64_t)st.st_dev;
-		f->ino = ino;
+		f->ino = (uint64_t)st.st_ino;
 		f->size = (uint64_t)st.st_size;
 		f->nlink = (uint64_t)st.st_nlink;
 		f->detached = true;
@@ -327,16 +327,19 @@ struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
 	}
 	closedir(d);
 	free(copy);
-	if (!f)
-		return NULL;
+	return f;
+}
 
+/* Put a file found by scan_dir into the log's list, unless the same inode
+ * got there meanwhile (then that one is returned, referenced). */
+static struct ts_file *adopt(struct ts_log *log, struct ts_file *f)
+{
 	pthread_mutex_lock(&log->lock);
 	struct ts_file *again;
 	for (again = log->files; again; again = again->next)
-		if (again->ino == ino)
+		if (again->ino == f->ino && again->dev == f->dev)
 			break;
 	if (again) {
-		/* another stream adopted it meanwhile */
 		ts_file_ref(again);
 		pthread_mutex_unlock(&log->lock);
 		file_close(f);
@@ -351,4 +354,68 @@ struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
 	log->files = f;
 	pthread_mutex_unlock(&log->lock);
 	return f;
+}
+
+static bool same_inode(int fd, const struct stat *st, const void *arg)
+{
+	(void)fd;
+	return (uint64_t)st->st_ino == *(const uint64_t *)arg;
+}
+
+struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
+{
+	struct ts_file *f;
+
+	pthread_mutex_lock(&log->lock);
+	for (f = log->files; f; f = f->next)
+		if (f->ino == ino)
+			break;
+	if (f)
+		ts_file_ref(f);
+	pthread_mutex_unlock(&log->lock);
+	if (f)
+		return f;
+	/* Not open: look beside the path, where rotation renames it. */
+	f = scan_dir(log, same_inode, &ino);
+	return f ? adopt(log, f) : NULL;
+}
+
+struct copy_want {
+	uint64_t ino;        /* the truncated file: not its own copy */
+	uint64_t size;       /* its size before the truncation */
+	const unsigned char *mark;
+	size_t mark_len;
+	uint64_t off;        /* the position to resume at */
+};
+
+static bool is_copy(int fd, const struct stat *st, const void *arg)
+{
+	const struct copy_want *w = arg;
+	unsigned char buf[TS_MARK_LEN];
+	if ((uint64_t)st->st_ino == w->ino || (uint64_t)st->st_size < w->size)
+		return false;
+	return read_tail_bytes(fd, w->size, buf, w->mark_len) == w->mark_len &&
+	       memcmp(buf, w->mark, w->mark_len) == 0 &&
+	       ts_lines_at_start(fd, w->off) == 1;
+}
+
+struct ts_file *ts_log_find_copy(struct ts_log *log, struct ts_file *f,
+				 uint64_t off)
+{
+	struct copy_want w;
+	unsigned char mark[TS_MARK_LEN];
+
+	pthread_mutex_lock(&log->lock);
+	bool ok = f->pre_mark_len > 0 && off <= f->pre_size;
+	w.ino = f->ino;
+	w.size = f->pre_size;
+	w.mark_len = f->pre_mark_len;
+	memcpy(mark, f->pre_mark, sizeof(mark));
+	pthread_mutex_unlock(&log->lock);
+	if (!ok)
+		return NULL;
+	w.mark = mark;
+	w.off = off;
+	struct ts_file *c = scan_dir(log, is_copy, &w);
+	return c ? adopt(log, c) : NULL;
 }

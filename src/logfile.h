@@ -40,6 +40,10 @@ struct ts_file {
 	 * grows, it was truncated and rewritten between two looks */
 	unsigned char mark[TS_MARK_LEN];
 	size_t mark_len;
+	/* (L) the same, of the content before the last truncation */
+	uint64_t pre_size;
+	unsigned char pre_mark[TS_MARK_LEN];
+	size_t pre_mark_len;
 	unsigned refs;          /* (L) streams reading it, +1 while `cur` */
 	struct ts_file *next;   /* (L) the log's list of generations */
 };
@@ -97,6 +101,13 @@ enum ts_change ts_log_check(struct ts_log *log);
  * generation.  Returns it with a reference for the caller, or NULL.  The
  * current file is found too.  HTTP thread; takes the lock. */
 struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino);
+
+/* After `f` was truncated in place (copytruncate), find the copy of its old
+ * content beside the path: a file at least as long as `f` was, ending its
+ * old content with the same bytes, with a line starting at `off`.  Returns
+ * it referenced and detached, or NULL.  HTTP thread; takes the lock. */
+struct ts_file *ts_log_find_copy(struct ts_log *log, struct ts_file *f,
+				 uint64_t off);
 
 /* Resume the log's suspended streams; with `ping`, only those idle since
  * `idle_before_ms` (monotonic) and mark them for a heartbeat.  Takes the

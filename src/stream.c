@@ -169,10 +169,24 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 		uint64_t size = (uint64_t)sb.st_size;
 		if (st->kind == TS_START_ID) {
 			if (st->pos.off > size ||
-			    ts_lines_at_start(f->fd, st->pos.off) != 1)
-				lost = true;
-			else
+			    ts_lines_at_start(f->fd, st->pos.off) != 1) {
+				/* truncated in place since: its old content
+				 * may live on in a copy (copytruncate) */
+				struct ts_file *c =
+					ts_log_find_copy(log, f, st->pos.off);
+				if (c) {
+					pthread_mutex_lock(&log->lock);
+					ts_file_unref(log, f);
+					trunc_seq = c->trunc_seq;
+					pthread_mutex_unlock(&log->lock);
+					f = c;
+					s->off = st->pos.off;
+				} else {
+					lost = true;
+				}
+			} else {
 				s->off = st->pos.off;
+			}
 		} else {
 			uint64_t start, end;
 			rc = ts_lines_tail(f->fd, size, st->tail, &start, &end);
