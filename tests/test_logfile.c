@@ -175,6 +175,66 @@ static void test_unreadable_and_not_regular(void **state)
 	}
 }
 
+
+static void test_find_inode_and_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_log *log = f->log;
+	char old[128], cmd[320];
+	struct stat st;
+
+	append(f->path, "n1\nn2\nn3\n");
+	assert_int_equal(ts_log_check(log), TS_CREATED);
+	struct ts_file *cur = log->cur;
+	uint64_t ino = cur->ino;
+
+	/* copytruncate: copy, truncate in place, new content */
+	snprintf(old, sizeof(old), "%s.1", f->path);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", f->path, old);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(truncate(f->path, 0), 0);
+	append(f->path, "m1\n");
+	assert_int_equal(ts_log_check(log), TS_TRUNCATED);
+	assert_int_equal(cur->pre_size, 9);
+
+	/* a position in the old content is found in the copy... */
+	struct ts_file *c = ts_log_find_copy(log, cur, 6);
+	assert_non_null(c);
+	assert_int_equal(stat(old, &st), 0);
+	assert_int_equal(c->ino, (uint64_t)st.st_ino);
+	assert_true(c->detached);
+	/* ...but not one that is not at a line start, or past the end */
+	assert_null(ts_log_find_copy(log, cur, 5));
+	assert_null(ts_log_find_copy(log, cur, 10));
+
+	/* find_inode: the current file, an open one, one beside the path */
+	struct ts_file *a = ts_log_find_inode(log, ino);
+	assert_ptr_equal(a, cur);
+	struct ts_file *b = ts_log_find_inode(log, c->ino);
+	assert_ptr_equal(b, c);
+	assert_null(ts_log_find_inode(log, 1));
+
+	pthread_mutex_lock(&log->lock);
+	ts_file_unref(log, a);
+	ts_file_unref(log, b);
+	ts_file_unref(log, c);
+	pthread_mutex_unlock(&log->lock);
+	assert_ptr_equal(log->files, cur);
+	assert_null(cur->next);
+
+	/* a renamed-away file is found by inode and opened again */
+	assert_int_equal(rename(f->path, old), 0);
+	append(f->path, "z\n");
+	assert_int_equal(ts_log_check(log), TS_ROTATED);
+	struct ts_file *r = ts_log_find_inode(log, ino);
+	assert_non_null(r);
+	assert_int_equal(r->ino, ino);
+	assert_true(r->detached);
+	pthread_mutex_lock(&log->lock);
+	ts_file_unref(log, r);
+	pthread_mutex_unlock(&log->lock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +244,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_rotated_file_kept_while_referenced, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_find_inode_and_copy, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_and_not_regular,
 						setup, teardown),
 	};
