@@ -324,7 +324,7 @@ static int emit_long_line(struct ts_stream *s, struct ts_scratch *sc,
 	}
 	size_t got = 0;
 	while (got < want) {
-		size_t n;
+		size_t n = 0;
 		int rc = pread_some(s->file->fd, sc->head + got, want - got,
 				    s->off + got, &n);
 		if (rc)
@@ -351,7 +351,7 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 		want = TS_RBUF;
 	*eof = false;
 	while (sc->out.len < budget && nread < TS_READ_PER_CALL) {
-		size_t got;
+		size_t got = 0;
 		int rc = pread_some(f->fd, sc->rbuf, want, s->scan, &got);
 		if (rc)
 			return rc;
