@@ -46,6 +46,7 @@ struct logw {
 	int tdirwd;
 	bool dirty;         /* in the dirty queue */
 	int64_t last_check_us;
+	int64_t window_us;  /* coalescing window, from the number of streams */
 	bool watch_failed;  /* a file watch could not be added */
 	size_t nfwd;
 	struct { int wd; uint64_t ino; } fwd[MAX_FWD];
@@ -64,10 +65,15 @@ struct ts_watch {
 	size_t nqueue;
 };
 
-/* A log is checked (and its streams woken) at most this often: the first
- * change after a quiet moment is handled at once, a burst is gathered so
- * that one wake-up delivers many lines. */
-#define TS_COALESCE_US 1000
+/* A log is checked (and its streams woken) at most once per window: the
+ * first change after a quiet moment is handled at once, a burst is
+ * gathered so that one wake-up delivers many lines in one write.  Waking a
+ * stream costs its HTTP thread some microseconds (resume, read, send), so
+ * the window grows with the number of streams to wake, keeping the wake-ups
+ * of a busy log within what one thread can do. */
+#define TS_COALESCE_MIN_US 1000
+#define TS_COALESCE_MAX_US 50000
+#define TS_WAKE_COST_US 10
 
 static int64_t now_us(void)
 {
@@ -309,6 +315,12 @@ static void check_log(struct ts_watch *w, struct logw *l)
 		watch_dir(w, l);
 	watch_link_target(w, l);
 	ts_log_check(l->log);
+	pthread_mutex_lock(&l->log->lock);
+	int64_t window = (int64_t)l->log->nstreams * TS_WAKE_COST_US;
+	pthread_mutex_unlock(&l->log->lock);
+	l->window_us = window < TS_COALESCE_MIN_US   ? TS_COALESCE_MIN_US
+		       : window > TS_COALESCE_MAX_US ? TS_COALESCE_MAX_US
+						     : window;
 	/* A write between opening a new file and watching it raised no
 	 * event: look once more now that the watch is in place. */
 	if (sync_file_watches(w, l))
@@ -486,7 +498,7 @@ static int64_t check_dirty(struct ts_watch *w)
 	size_t n = w->nqueue, keep = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct logw *l = w->queue[i];
-		int64_t at = l->last_check_us + TS_COALESCE_US;
+		int64_t at = l->last_check_us + l->window_us;
 		if (now_us() >= at) {
 			l->dirty = false;
 			check_log(w, l);
@@ -499,8 +511,8 @@ static int64_t check_dirty(struct ts_watch *w)
 	for (size_t i = n; i < w->nqueue; i++) {
 		struct logw *l = w->queue[i];
 		w->queue[keep++] = l;
-		if (l->last_check_us + TS_COALESCE_US < due)
-			due = l->last_check_us + TS_COALESCE_US;
+		if (l->last_check_us + l->window_us < due)
+			due = l->last_check_us + l->window_us;
 	}
 	w->nqueue = keep;
 	return due;
