@@ -14,6 +14,7 @@
 
 #include <microhttpd.h>
 
+#include "filter.h"
 #include "http.h"
 #include "sse.h"
 
@@ -43,10 +44,15 @@ struct ts_http {
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	char msg[512];
 	(void)cls;
-	fputs("tailsse: http: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* A client going away mid-stream is how streams end: not news. */
+	if (strstr(msg, "no longer available") ||
+	    strstr(msg, "Connection reset") || strstr(msg, "Broken pipe"))
+		return;
 	/* libmicrohttpd's messages end with a newline already */
+	fprintf(stderr, "tailsse: http: %s", msg);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
@@ -327,6 +333,38 @@ static enum MHD_Result serve_metrics(struct ts_http *h,
 	return send_buf(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", &b);
 }
 
+/* The repeatable filter parameters of a request. */
+struct filter_args {
+	const char *grep[TS_FILTER_MAX_PATTERNS + 1];
+	const char *exclude[TS_FILTER_MAX_PATTERNS + 1];
+	size_t ngrep, nexclude;
+	bool too_many;
+};
+
+static enum MHD_Result collect_filter_arg(void *cls, enum MHD_ValueKind kind,
+					  const char *key, const char *value)
+{
+	struct filter_args *a = cls;
+	(void)kind;
+	const char **list = NULL;
+	size_t *n = NULL;
+	if (strcmp(key, "grep") == 0) {
+		list = a->grep;
+		n = &a->ngrep;
+	} else if (strcmp(key, "exclude") == 0) {
+		list = a->exclude;
+		n = &a->nexclude;
+	} else {
+		return MHD_YES;
+	}
+	if (*n + 1 > TS_FILTER_MAX_PATTERNS) {
+		a->too_many = true;
+		return MHD_YES;
+	}
+	list[(*n)++] = value ? value : "";
+	return MHD_YES;
+}
+
 static enum MHD_Result serve_events(struct ts_http *h,
 				    struct MHD_Connection *conn,
 				    struct ts_log *log, bool head)
@@ -365,18 +403,52 @@ static enum MHD_Result serve_events(struct ts_http *h,
 		st.tail = n;
 	}
 
-	if (atomic_load(&h->ctx.env->nstreams) >= h->ctx.cfg->max_clients)
+	struct filter_args fa;
+	memset(&fa, 0, sizeof(fa));
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND,
+				  collect_filter_arg, &fa);
+	if (fa.too_many || fa.ngrep + fa.nexclude > TS_FILTER_MAX_PATTERNS)
+		return send_text(conn, MHD_HTTP_BAD_REQUEST,
+				 "too many grep/exclude patterns: at most %d",
+				 TS_FILTER_MAX_PATTERNS);
+	const char *icase = MHD_lookup_connection_value(
+		conn, MHD_GET_ARGUMENT_KIND, "icase");
+	if (icase && strcmp(icase, "0") != 0 && strcmp(icase, "1") != 0)
+		return send_text(conn, MHD_HTTP_BAD_REQUEST,
+				 "bad icase: expected 0 or 1");
+	const char *format = MHD_lookup_connection_value(
+		conn, MHD_GET_ARGUMENT_KIND, "format");
+	if (format && strcmp(format, "json") != 0 &&
+	    strcmp(format, "text") != 0)
+		return send_text(conn, MHD_HTTP_BAD_REQUEST,
+				 "bad format: expected json or text");
+	bool json = format && strcmp(format, "json") == 0;
+	struct ts_filter *filter = NULL;
+	char ferr[TS_ERR_MAX];
+	int frc = ts_filter_new(h->ctx.env->filters, fa.grep, fa.ngrep,
+				fa.exclude, fa.nexclude,
+				icase && strcmp(icase, "1") == 0, &filter, ferr,
+				sizeof(ferr));
+	if (frc == -EINVAL)
+		return send_text(conn, MHD_HTTP_BAD_REQUEST, "bad %s", ferr);
+	if (frc)
+		return MHD_NO;
+
+	if (atomic_load(&h->ctx.env->nstreams) >= h->ctx.cfg->max_clients) {
+		ts_filter_free(filter);
 		return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				 "too many streams open (max_clients = %u)",
 				 h->ctx.cfg->max_clients);
+	}
 
 	struct MHD_Response *r;
 	struct ts_stream *s = NULL;
 	if (head) {
+		ts_filter_free(filter);
 		r = MHD_create_response_from_buffer(0, NULL,
 						    MHD_RESPMEM_PERSISTENT);
 	} else {
-		s = ts_stream_new(log, h->ctx.env, conn);
+		s = ts_stream_new(log, h->ctx.env, conn, filter, json);
 		if (!s)
 			return MHD_NO;
 		int rc = ts_stream_start(s, &st);

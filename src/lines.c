@@ -83,3 +83,95 @@ int ts_lines_at_start(int fd, uint64_t off)
 		return c == '\n';
 	}
 }
+
+/* Read [off, off + n) fully. */
+static int pread_full(int fd, char *buf, size_t n, uint64_t off)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EAGAIN; /* shrank under us */
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int ts_lines_tail_match(int fd, uint64_t size, uint64_t n, uint64_t max_bytes,
+			ts_line_pred keep, void *arg, uint64_t *start,
+			uint64_t *end)
+{
+	uint64_t e, unused;
+	int rc = ts_lines_tail(fd, size, 0, &e, &unused);
+	if (rc)
+		return rc;
+	*end = e;
+	*start = e;
+	if (n == 0 || e == 0)
+		return 0;
+	uint64_t bound = e > max_bytes ? e - max_bytes : 0;
+
+	/* A window [w, e) that doubles until it holds n accepted lines or
+	 * reaches the bound; at most twice the bytes needed are read. */
+	uint64_t want = TS_LINES_BLOCK;
+	char *buf = NULL;
+	for (;;) {
+		uint64_t w = e - bound > want ? e - want : bound;
+		size_t len = (size_t)(e - w);
+		char *p = realloc(buf, len);
+		if (!p) {
+			rc = -ENOMEM;
+			break;
+		}
+		buf = p;
+		rc = pread_full(fd, buf, len, w);
+		if (rc)
+			break;
+		/* the window's first line is whole only at a line start */
+		bool whole = w == 0;
+		if (!whole) {
+			int at = ts_lines_at_start(fd, w);
+			if (at < 0) {
+				rc = at;
+				break;
+			}
+			whole = at == 1;
+		}
+		uint64_t found = 0;
+		size_t lend = len - 1; /* the '\n' ending the current line */
+		for (;;) {
+			size_t ls = lend;
+			while (ls > 0 && buf[ls - 1] != '\n')
+				ls--;
+			if (ls == 0 && !whole)
+				break; /* starts before the window */
+			if (keep(buf + ls, lend - ls, arg) && ++found == n) {
+				*start = w + ls;
+				goto out;
+			}
+			*start = w + ls;
+			if (ls == 0)
+				break;
+			lend = ls - 1;
+		}
+		if (w == bound) {
+			/* fewer than n within the bound: from the first line
+			 * that starts inside it */
+			if (!whole) {
+				char *nl = memchr(buf, '\n', len);
+				*start = nl ? w + (uint64_t)(nl - buf) + 1 : e;
+				if (*start > e)
+					*start = e;
+			}
+			goto out;
+		}
+		want *= 2;
+	}
+out:
+	free(buf);
+	return rc;
+}

@@ -3,6 +3,7 @@
 #ifndef TS_LINES_H
 #define TS_LINES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,5 +21,17 @@ int ts_lines_tail(int fd, uint64_t size, uint64_t n, uint64_t *start,
 /* 1 when offset is 0 or the byte before it is '\n' (a line starts there),
  * 0 when it is not, -errno on a read error (-ENODATA past the end). */
 int ts_lines_at_start(int fd, uint64_t off);
+
+/* Decides whether a line counts, for ts_lines_tail_match. */
+typedef bool (*ts_line_pred)(const char *line, size_t len, void *arg);
+
+/* Like ts_lines_tail, but count only the lines `keep` accepts, and read at
+ * most `max_bytes` back from *end: *start becomes where the last `n`
+ * accepted lines begin, or, when fewer are found within the bound, the
+ * first line that starts within it.  Reading the lines forward from *start
+ * then gives exactly those lines.  0 or -errno. */
+int ts_lines_tail_match(int fd, uint64_t size, uint64_t n, uint64_t max_bytes,
+			ts_line_pred keep, void *arg, uint64_t *start,
+			uint64_t *end);
 
 #endif

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -15,6 +16,11 @@
 /* Bytes one call may read without producing output (a huge partial line)
  * before it yields to other connections. */
 #define TS_READ_PER_CALL (4 * 1024 * 1024)
+/* Thread CPU time a filtered stream may use in one call before it yields
+ * (and its filter leaves the fast path: see filter.c). */
+#define TS_FILTER_CALL_NS (2 * 1000 * 1000)
+/* How far back tail=N reads to find N matching lines. */
+#define TS_TAIL_FILTER_MAX_BYTES (8 * 1024 * 1024)
 
 /* Per-thread scratch space, so that a stream owns no buffers while idle. */
 struct ts_scratch {
@@ -22,6 +28,9 @@ struct ts_scratch {
 	char *rbuf;         /* TS_RBUF bytes of the file */
 	char *head;         /* the first bytes of a long line */
 	size_t headcap;
+	struct ts_buf text; /* a sanitised line, for filters and JSON */
+	struct ts_buf ranges; /* its match ranges, JSON */
+	struct ts_buf json; /* the data of a format=json event */
 };
 
 static void scratch_free(void *p)
@@ -30,6 +39,9 @@ static void scratch_free(void *p)
 	if (!sc)
 		return;
 	ts_buf_free(&sc->out);
+	ts_buf_free(&sc->text);
+	ts_buf_free(&sc->ranges);
+	ts_buf_free(&sc->json);
 	free(sc->rbuf);
 	free(sc->head);
 	free(sc);
@@ -60,7 +72,15 @@ int ts_stream_env_init(struct ts_stream_env *env, size_t max_line,
 	atomic_init(&env->nstreams, 0);
 	atomic_init(&env->events_sent, 0);
 	atomic_init(&env->bytes_sent, 0);
-	return -pthread_key_create(&env->scratch_key, scratch_free);
+	env->filters = ts_filter_cache_new();
+	if (!env->filters)
+		return -ENOMEM;
+	int rc = pthread_key_create(&env->scratch_key, scratch_free);
+	if (rc) {
+		ts_filter_cache_free(env->filters);
+		return -rc;
+	}
+	return 0;
 }
 
 void ts_stream_env_destroy(struct ts_stream_env *env)
@@ -69,14 +89,20 @@ void ts_stream_env_destroy(struct ts_stream_env *env)
 	 * scratch); main may have made one of its own. */
 	scratch_free(pthread_getspecific(env->scratch_key));
 	pthread_key_delete(env->scratch_key);
+	ts_filter_cache_free(env->filters);
 }
 
 struct ts_stream *ts_stream_new(struct ts_log *log, struct ts_stream_env *env,
-				struct MHD_Connection *conn)
+				struct MHD_Connection *conn,
+				struct ts_filter *filter, bool json)
 {
 	struct ts_stream *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		ts_filter_free(filter);
 		return NULL;
+	}
+	s->filter = filter;
+	s->json = json;
 	s->log = log;
 	s->env = env;
 	s->conn = conn;
@@ -105,6 +131,7 @@ void ts_stream_free(void *cls)
 		ts_file_unref(log, s->file);
 	pthread_mutex_unlock(&log->lock);
 	atomic_fetch_sub(&s->env->nstreams, 1);
+	ts_filter_free(s->filter);
 	ts_buf_free(&s->out);
 	free(s);
 }
@@ -118,7 +145,7 @@ static void set_file_locked(struct ts_stream *s, struct ts_file *f)
 	if (s->file)
 		ts_file_unref(s->log, s->file);
 	s->file = f;
-	s->off = s->scan = 0;
+	s->off = s->scan = s->id_off = 0;
 	s->trunc_seq = f ? f->trunc_seq : 0;
 }
 
@@ -129,6 +156,21 @@ static int reset_event(struct ts_buf *out, const char *reason,
 	snprintf(json, sizeof(json), "{\"reason\":\"%s\"}", reason);
 	struct ts_pos pos = { f ? f->ino : 0, 0, true };
 	return ts_sse_event(out, "reset", json, f ? &pos : NULL);
+}
+
+/* For tail=N with a filter: does the stream keep this line? */
+static bool keep_line(const char *line, size_t len, void *arg)
+{
+	struct ts_stream *s = arg;
+	struct ts_scratch *sc = scratch_get(s->env);
+	if (!sc)
+		return false;
+	ts_buf_reset(&sc->text);
+	if (ts_sse_text(&sc->text, line, len, s->env->max_line))
+		return false;
+	return ts_filter_match(s->env->filters, s->filter,
+			       sc->text.data ? sc->text.data : "",
+			       sc->text.len, NULL) == TS_MATCH_YES;
 }
 
 int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
@@ -189,14 +231,21 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 			}
 		} else {
 			uint64_t start, end;
-			rc = ts_lines_tail(f->fd, size, st->tail, &start, &end);
+			if (s->filter)
+				rc = ts_lines_tail_match(
+					f->fd, size, st->tail,
+					TS_TAIL_FILTER_MAX_BYTES, keep_line, s,
+					&start, &end);
+			else
+				rc = ts_lines_tail(f->fd, size, st->tail,
+						   &start, &end);
 			if (rc == -EAGAIN) /* shrank meanwhile: truncation */
 				start = 0;
 			else if (rc)
 				goto fail;
 			s->off = start;
 		}
-		s->scan = s->off;
+		s->scan = s->id_off = s->off;
 	}
 
 	pthread_mutex_lock(&log->lock);
@@ -306,6 +355,68 @@ static int pread_some(int fd, char *buf, size_t n, uint64_t off, size_t *got)
 	}
 }
 
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Encode the file line [p, p + len) whose '\n' ends before `next`, unless
+ * the stream's filter drops it.  1: an event was written, 0: dropped,
+ * -errno. */
+static int emit_line(struct ts_stream *s, struct ts_scratch *sc,
+		     const char *p, size_t len, uint64_t next)
+{
+	uint64_t ino = s->file->ino;
+	size_t max_line = s->env->max_line;
+	int rc;
+
+	if (!s->filter && !s->json) {
+		rc = ts_sse_line(&sc->out, p, len, max_line, ino, next);
+		return rc ? rc : 1;
+	}
+	/* filters and JSON see the text the client would get */
+	ts_buf_reset(&sc->text);
+	ts_buf_reset(&sc->ranges);
+	rc = ts_sse_text(&sc->text, p, len, max_line);
+	if (rc)
+		return rc;
+	const char *text = sc->text.data ? sc->text.data : "";
+	enum ts_match m = ts_filter_match(s->env->filters, s->filter, text,
+					  sc->text.len,
+					  s->json ? &sc->ranges : NULL);
+	if (m == TS_MATCH_LIMIT && !s->limit_reported) {
+		char json[96];
+		snprintf(json, sizeof(json), "{\"offset\":%llu}",
+			 (unsigned long long)next);
+		rc = ts_sse_event(&sc->out, "filter-limit", json, NULL);
+		if (rc)
+			return rc;
+		s->limit_reported = true;
+	}
+	if (m != TS_MATCH_YES)
+		return 0;
+	rc = ts_buf_printf(&sc->out, "id: %llu:%llu\ndata: ",
+			   (unsigned long long)ino, (unsigned long long)next);
+	if (rc)
+		return rc;
+	if (s->json) {
+		ts_buf_reset(&sc->json);
+		rc = ts_filter_json_line(&sc->json, text, sc->text.len, next,
+					 sc->ranges.data ? sc->ranges.data : "",
+					 sc->ranges.len);
+		if (rc == 0)
+			rc = ts_buf_append(&sc->out, sc->json.data,
+					   sc->json.len);
+	} else {
+		rc = ts_buf_append(&sc->out, text, sc->text.len);
+	}
+	if (rc == 0)
+		rc = ts_buf_append(&sc->out, "\n\n", 2);
+	return rc ? rc : 1;
+}
+
 /* Encode the line [s->off, end) that did not fit in one read: only its
  * first max_line (+4, so that a cut is still seen after dropping a '\r')
  * bytes matter. */
@@ -333,31 +444,57 @@ static int emit_long_line(struct ts_stream *s, struct ts_scratch *sc,
 			break;
 		got += n;
 	}
-	return ts_sse_line(&sc->out, sc->head, got, s->env->max_line,
-			   s->file->ino, end + 1);
+	return emit_line(s, sc, sc->head, got, end + 1);
+}
+
+/* Keep a line, or drop it and roll the output back, after emit_line. */
+static int commit_line(struct ts_stream *s, struct ts_scratch *sc, int rc,
+		       size_t before, bool limit_was, size_t budget,
+		       uint64_t next, unsigned *nevents)
+{
+	if (rc < 0)
+		return rc;
+	if (sc->out.len > budget && before > 0) {
+		/* keep whole events together: this line goes out on the
+		 * next call */
+		sc->out.len = before;
+		s->limit_reported = limit_was;
+		s->scan = s->off;
+		return 1;
+	}
+	if (rc == 1) {
+		(*nevents)++;
+		s->id_off = next;
+	}
+	s->off = next;
+	return 0;
 }
 
 /* Read complete lines from the stream's file and encode them until about
- * `budget` bytes are ready.  *eof: the end of the file was reached. */
+ * `budget` bytes are ready.  *eof: the end of the file was reached.
+ * Returns 0, 1 to yield (enough work for one call), or -errno. */
 static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 		      size_t budget, bool *eof, unsigned *nevents)
 {
 	struct ts_file *f = s->file;
 	size_t nread = 0;
+	unsigned lines = 0;
+	int64_t cpu0 = s->filter ? thread_cpu_ns() : 0;
 	/* Read about what fits: reading far more than `budget` would only
 	 * be thrown away and read again on the next call. */
 	size_t want = budget * 2 < 16384 ? 16384 : budget * 2;
 	if (want > TS_RBUF)
 		want = TS_RBUF;
 	*eof = false;
+	int rc = 0;
 	while (sc->out.len < budget && nread < TS_READ_PER_CALL) {
 		size_t got = 0;
-		int rc = pread_some(f->fd, sc->rbuf, want, s->scan, &got);
+		rc = pread_some(f->fd, sc->rbuf, want, s->scan, &got);
 		if (rc)
 			return rc;
 		if (got == 0) {
 			*eof = true;
-			return 0;
+			break;
 		}
 		nread += got;
 		const char *p = sc->rbuf, *end = sc->rbuf + got;
@@ -371,16 +508,11 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 			}
 			uint64_t lend = base + (uint64_t)(nl - sc->rbuf);
 			size_t before = sc->out.len;
-			rc = emit_long_line(s, sc, lend);
+			bool lw = s->limit_reported;
+			rc = commit_line(s, sc, emit_long_line(s, sc, lend),
+					 before, lw, budget, lend + 1, nevents);
 			if (rc)
-				return rc;
-			if (sc->out.len > budget && before > 0) {
-				sc->out.len = before;
-				s->scan = s->off;
-				return 0;
-			}
-			(*nevents)++;
-			s->off = lend + 1;
+				return rc < 0 ? rc : 0;
 			p = nl + 1;
 		}
 		while (p < end) {
@@ -389,24 +521,38 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 				break;
 			uint64_t next = base + (uint64_t)(nl - sc->rbuf) + 1;
 			size_t before = sc->out.len;
-			rc = ts_sse_line(&sc->out, p, (size_t)(nl - p),
-					 s->env->max_line, f->ino, next);
+			bool lw = s->limit_reported;
+			rc = commit_line(s, sc,
+					 emit_line(s, sc, p, (size_t)(nl - p),
+						   next),
+					 before, lw, budget, next, nevents);
 			if (rc)
-				return rc;
-			if (sc->out.len > budget && before > 0) {
-				/* keep whole events together; this line
-				 * goes out on the next call */
-				sc->out.len = before;
-				s->scan = s->off;
-				return 0;
-			}
-			(*nevents)++;
-			s->off = next;
+				return rc < 0 ? rc : 0;
 			p = nl + 1;
+			/* a filter's cost is the pattern's: bound it in time */
+			if (s->filter && ++lines % 64 == 0 &&
+			    thread_cpu_ns() - cpu0 > TS_FILTER_CALL_NS) {
+				if (!ts_filter_is_slow(s->filter))
+					ts_filter_slow(s->filter);
+				s->scan = s->off;
+				rc = 1;
+				goto done;
+			}
 		}
 		s->scan = base + got;
 	}
-	return 0;
+done:
+	/* Lines the filter dropped still move the client's position: an id
+	 * without data updates EventSource's lastEventId silently. */
+	if (s->filter && s->id_off != s->off) {
+		int r = ts_buf_printf(&sc->out, "id: %llu:%llu\n\n",
+				      (unsigned long long)f->ino,
+				      (unsigned long long)s->off);
+		if (r)
+			return r;
+		s->id_off = s->off;
+	}
+	return rc;
 }
 
 ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -433,12 +579,14 @@ ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			pthread_mutex_unlock(&log->lock);
 			if (s->file) {
 				int rc = read_lines(s, sc, max, &eof, &nevents);
-				if (rc) {
+				if (rc < 0) {
 					fprintf(stderr,
 						"tailsse: %s: read: %s\n",
 						log->name, strerror(-rc));
 					return MHD_CONTENT_READER_END_WITH_ERROR;
 				}
+				if (rc > 0)
+					break; /* yield to other streams */
 			}
 			if (sc->out.len || !eof)
 				continue;

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "filter.h"
 #include "logfile.h"
 #include "sse.h"
 
@@ -25,6 +26,7 @@ struct ts_stream_env {
 	size_t max_line;
 	unsigned retry_ms;
 	pthread_key_t scratch_key;  /* per HTTP thread: struct ts_scratch */
+	struct ts_filter_cache *filters; /* compiled patterns, shared */
 	atomic_uint nstreams;       /* streams open, all logs */
 	atomic_ullong events_sent;  /* lines and control events */
 	atomic_ullong bytes_sent;
@@ -47,6 +49,10 @@ struct ts_stream {
 	uint64_t scan;          /* [off, scan) holds no '\n' */
 	uint64_t trunc_seq;     /* file->trunc_seq when `off` was valid */
 	struct ts_buf out;      /* encoded bytes MHD had no room for */
+	struct ts_filter *filter; /* NULL: every line */
+	bool json;              /* format=json */
+	bool limit_reported;    /* filter-limit was sent */
+	uint64_t id_off;        /* offset of the last id the client has */
 	int64_t last_sent_ms;
 	bool suspended;         /* (log->lock) */
 	bool ping_due;          /* (log->lock) */
@@ -54,13 +60,16 @@ struct ts_stream {
 	struct ts_stream *prev, *next; /* (log->lock) */
 };
 
+/* 0 or -errno; the filter cache is created here. */
 int ts_stream_env_init(struct ts_stream_env *env, size_t max_line,
 		       unsigned retry_ms);
 void ts_stream_env_destroy(struct ts_stream_env *env);
 
-/* A new stream of `log`, not yet linked to it.  NULL on ENOMEM. */
+/* A new stream of `log`, not yet linked to it.  It takes over `filter`
+ * (may be NULL) in every case.  NULL on ENOMEM. */
 struct ts_stream *ts_stream_new(struct ts_log *log, struct ts_stream_env *env,
-				struct MHD_Connection *conn);
+				struct MHD_Connection *conn,
+				struct ts_filter *filter, bool json);
 
 /* Position the stream as `st` asks and link it to its log, so that it is
  * woken from now on.  0 or -errno (then free it with ts_stream_free). */
