@@ -60,12 +60,26 @@ int ts_buf_printf(struct ts_buf *b, const char *fmt, ...)
 
 int ts_buf_u64(struct ts_buf *b, uint64_t v)
 {
+	/* two digits per division: ids are formatted for every event */
+	static const char pairs[] =
+		"00010203040506070809101112131415161718192021222324252627282930"
+		"31323334353637383940414243444546474849505152535455565758596061"
+		"6263646566676869707172737475767778798081828384858687888990919293"
+		"949596979899";
 	char tmp[20];
 	size_t i = sizeof(tmp);
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+		v /= 100;
+		tmp[--i] = pairs[2 * r + 1];
+		tmp[--i] = pairs[2 * r];
+	}
+	if (v >= 10) {
+		tmp[--i] = pairs[2 * v + 1];
+		tmp[--i] = pairs[2 * v];
+	} else {
+		tmp[--i] = (char)('0' + v);
+	}
 	return ts_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 

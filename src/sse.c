@@ -59,6 +59,28 @@ static inline int plain(unsigned char c)
 	return c < 0x80 && c != 0 && c != '\r' && c != '\n';
 }
 
+/* Length of the run of plain bytes at the start of s[0..n): eight bytes at
+ * a time while none is non-ASCII, NUL, CR or LF (the usual log line is
+ * plain from end to end), then byte by byte. */
+static size_t plain_run(const unsigned char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		uint64_t cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
+		/* a byte is zero in x iff (x - 1) & ~x has its high bit */
+		uint64_t bad = w | ((w - ones) & ~w) | ((cr - ones) & ~cr) |
+			       ((lf - ones) & ~lf);
+		if (bad & highs)
+			break;
+	}
+	while (i < n && plain(s[i]))
+		i++;
+	return i;
+}
+
 int ts_sse_text(struct ts_buf *out, const char *line, size_t len,
 		size_t max_line)
 {
@@ -76,9 +98,7 @@ int ts_sse_text(struct ts_buf *out, const char *line, size_t len,
 
 	size_t i = 0;
 	while (i < len) {
-		size_t run = i;
-		while (run < len && plain(s[run]))
-			run++;
+		size_t run = i + plain_run(s + i, len - i);
 		if (run > i) {
 			size_t n = run - i;
 			if (used + n > max_line) {

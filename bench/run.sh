@@ -1,0 +1,540 @@
+#!/usr/bin/env bash
+# bench/run.sh: run tailsse's benchmark scenarios and print a table.
+#
+#   bench/run.sh [--smoke] [--only NAME] [--list] [TAILSSE_BINARY]
+#
+# The binary is the argument, else $TAILSSE.  Every scenario runs in its own
+# temp dir with its own daemon on a free 127.0.0.1 port; the 1 GiB file of
+# the replay, tail and filter scenarios goes in /var/tmp and is removed at the
+# end.  ts-load and ts-writer are taken from $TS_LOAD / $TS_WRITER, else from
+# bench/ when built there and newer than their sources, else compiled with gcc
+# into the temp dir.  See bench/README.md.
+set -u -o pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SMOKE=0
+ONLY=""
+BIG_SIZE=${BENCH_BIG_SIZE:-1073741824}   # bytes of the generated log
+DURATION=${BENCH_DURATION:-20}           # seconds of writing in live scenarios
+REPEAT=${BENCH_REPEAT:-3}                # replays per throughput figure: the best counts
+SCENARIOS="idle10k live100 live1k live100x10k replay tail grep1k filter"
+
+usage() {
+	cat <<EOF
+Usage: $0 [--smoke] [--only NAME] [--list] [TAILSSE_BINARY]
+  --smoke      one tiny scenario (20 streams, 200 lines/s, 2 s); exit status
+               non-zero only if the programs fail to run or lines are lost
+  --only NAME  run one scenario: $SCENARIOS
+  --list       list the scenarios
+Environment: TAILSSE (binary), TS_LOAD, TS_WRITER (tools), BENCH_BIG_SIZE
+(bytes, default 1 GiB), BENCH_DURATION (s, default 20), BENCH_REPEAT (runs
+of each throughput measurement, the best is kept; default 3).
+EOF
+}
+
+TAILSSE_BIN=${TAILSSE:-}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--smoke) SMOKE=1 ;;
+	--only) shift; ONLY=${1:-} ;;
+	--only=*) ONLY=${1#--only=} ;;
+	--list) echo "$SCENARIOS"; exit 0 ;;
+	-h|--help) usage; exit 0 ;;
+	-*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+	*) TAILSSE_BIN=$1 ;;
+	esac
+	shift
+done
+if [ -n "$ONLY" ] && ! [[ " $SCENARIOS smoke " == *" $ONLY "* ]]; then
+	echo "run.sh: unknown scenario '$ONLY' (one of: $SCENARIOS smoke)" >&2
+	exit 2
+fi
+if [ -z "$TAILSSE_BIN" ] || [ ! -x "$TAILSSE_BIN" ]; then
+	echo "run.sh: give the tailsse binary as argument or in \$TAILSSE" \
+	     "(got '${TAILSSE_BIN}')" >&2
+	exit 2
+fi
+TAILSSE_BIN=$(cd "$(dirname "$TAILSSE_BIN")" && pwd)/$(basename "$TAILSSE_BIN")
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tailsse-bench.XXXXXX") || exit 1
+BIGDIR=""
+DAEMON_PID=""
+LOAD_PID=""
+cleanup() {
+	[ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+	[ -n "$BIGDIR" ] && rm -rf "$BIGDIR"
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "run.sh: $*" >&2; }
+
+# ---- tools ----
+
+build_tool() { # NAME -> path on stdout
+	local name=$1 var src=$HERE/$1.c
+	case $name in ts-load) var=${TS_LOAD:-} ;; *) var=${TS_WRITER:-} ;; esac
+	if [ -n "$var" ]; then echo "$var"; return 0; fi
+	local cand
+	for cand in "$PWD/bench/$name" "$HERE/$name"; do
+		if [ -x "$cand" ] && [ "$cand" -nt "$src" ]; then
+			echo "$cand"; return 0
+		fi
+	done
+	mkdir -p "$WORK/bin"
+	${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE "$src" \
+		-o "$WORK/bin/$name" -lm >&2 || return 1
+	echo "$WORK/bin/$name"
+}
+LOAD=$(build_tool ts-load) || { log "cannot build ts-load"; exit 1; }
+WRITER=$(build_tool ts-writer) || { log "cannot build ts-writer"; exit 1; }
+
+# ---- the daemon ----
+
+CLK_TCK=$(getconf CLK_TCK)
+
+now() { date +%s.%N; }
+
+cpu_s() { # PID -> seconds of user+system time
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	stat=${stat##*) }
+	# after the comm: state is field 3, utime 14, stime 15 (1-based)
+	echo "$stat" | awk -v hz="$CLK_TCK" '{ printf "%.3f", ($12 + $13) / hz }'
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+calc() { awk "BEGIN { printf $1 }"; }
+
+# Busy time of the whole machine (all cores), in seconds: to tell how much
+# of the run other processes took.
+machine_busy_s() {
+	awk -v hz="$CLK_TCK" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat
+}
+NCPU=$(getconf _NPROCESSORS_ONLN)
+
+http_ok() { # PORT PATH: the answer is a 200
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+		IFS= read -r -t 2 line <&3 || exit 1
+		[[ $line == HTTP/1.?" 200"* ]]
+	) 2>/dev/null
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_daemon DIR LOGFILE [KEY=VALUE...]: config in DIR, sets PORT and
+# DAEMON_PID; the [server] keys given override the defaults.
+start_daemon() {
+	local dir=$1 logfile=$2
+	shift 2
+	mkdir -p "$dir/www"
+	for _ in 1 2 3 4 5; do
+		PORT=$((20000 + RANDOM % 12000))   # below the ephemeral range
+		port_free "$PORT" || continue
+		{
+			echo "[server]"
+			echo "listen = 127.0.0.1:$PORT"
+			echo "www = $dir/www"
+			local kv
+			for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done
+			echo
+			echo "[log bench]"
+			echo "path = $logfile"
+		} >"$dir/tailsse.conf"
+		"$TAILSSE_BIN" -c "$dir/tailsse.conf" >"$dir/daemon.out" 2>"$dir/daemon.err" &
+		DAEMON_PID=$!
+		local i
+		for i in $(seq 50); do
+			http_ok "$PORT" /healthz && return 0
+			kill -0 "$DAEMON_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$DAEMON_PID" 2>/dev/null
+		wait "$DAEMON_PID" 2>/dev/null
+		DAEMON_PID=""
+		grep -q "in use" "$dir/daemon.err" || break
+	done
+	log "the daemon did not start:"
+	sed 's/^/    /' "$dir/daemon.err" >&2
+	return 1
+}
+
+stop_daemon() {
+	[ -n "$DAEMON_PID" ] || return 0
+	kill -TERM "$DAEMON_PID" 2>/dev/null
+	local i
+	for i in $(seq 100); do
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$DAEMON_PID" 2>/dev/null; then
+		log "the daemon did not stop within 10 s on SIGTERM: killing it"
+		kill -KILL "$DAEMON_PID" 2>/dev/null
+	fi
+	wait "$DAEMON_PID" 2>/dev/null
+	local rc=$?
+	[ "$rc" -eq 0 ] || log "the daemon exited with status $rc"
+	# anything the daemon said besides starting and stopping
+	local said
+	said=$(grep -v -e ': listening on ' -e ': stopping$' "$CUR_DIR/daemon.err" | head -5)
+	[ -z "$said" ] || { log "the daemon said:"; echo "$said" | sed 's/^/    /' >&2; }
+	DAEMON_PID=""
+}
+
+# ---- results ----
+
+ROWS=()
+FAILED=0
+row() { # SCENARIO RESULT TARGET VERDICT
+	ROWS+=("$1"$'\t'"$2"$'\t'"$3"$'\t'"$4")
+	printf '%s\n    %s\n    target: %s  [%s]\n' "$1" "$2" "$3" "$4" >&2
+	[ "$4" != "FAIL" ] || FAILED=1
+}
+
+kv() { # KEY LINE: the value of KEY=VALUE in LINE
+	local l=" $2 "
+	[[ $l == *" $1="* ]] || { echo ""; return; }
+	l=${l#* "$1"=}
+	echo "${l%% *}"
+}
+
+# run_load DIR ARGS...: ts-load in the background; samples the daemon's CPU
+# and RSS when every stream is up (the -R file) and when the client is done.
+# Sets RESULT, WROTE, CPU_S (daemon CPU seconds between the two samples),
+# WALL_S, RSS0, RSS1.
+run_load() {
+	local dir=$1
+	shift
+	rm -f "$dir/ready"
+	"$LOAD" -p "$PORT" -R "$dir/ready" "$@" >"$dir/load.out" 2>"$dir/load.err" &
+	LOAD_PID=$!
+	while [ ! -e "$dir/ready" ] && kill -0 "$LOAD_PID" 2>/dev/null; do
+		sleep 0.05
+	done
+	local c0 t0 c1 t1 m0 m1
+	c0=$(cpu_s "$DAEMON_PID"); t0=$(now); RSS0=$(rss_kb "$DAEMON_PID")
+	m0=$(machine_busy_s)
+	wait "$LOAD_PID"
+	LOAD_RC=$?
+	LOAD_PID=""
+	c1=$(cpu_s "$DAEMON_PID"); t1=$(now); RSS1=$(rss_kb "$DAEMON_PID")
+	m1=$(machine_busy_s)
+	CPU_S=$(calc "\"%.2f\", $c1 - $c0")
+	WALL_S=$(calc "\"%.2f\", $t1 - $t0")
+	BUSY=$(calc "\"%.1f\", ($m1 - $m0) / ($WALL_S > 0 ? $WALL_S : 1)")
+	RESULT=$(grep '^RESULT' "$dir/load.out" | tail -1)
+	WROTE=$(grep '^WROTE' "$dir/load.out" | tail -1)
+	if [ -z "$RESULT" ]; then
+		log "ts-load gave no result (exit $LOAD_RC):"
+		tail -5 "$dir/load.err" >&2
+	fi
+	sed 's/^/    /' "$dir/load.err" | grep -v '^    ts-load: [0-9]' >&2 || true
+}
+
+new_dir() { CUR_DIR=$WORK/$1; mkdir -p "$CUR_DIR"; }
+
+# The usual live verdict: every line to every stream, nothing twice.
+live_verdict() { # NCONNS
+	local ok lost dup comp unexp
+	ok=$(kv conns_ok "$RESULT"); lost=$(kv lost "$RESULT")
+	dup=$(kv dup "$RESULT"); comp=$(kv streams_complete "$RESULT")
+	unexp=$(kv unexpected "$RESULT")
+	if [ -n "$RESULT" ] && [ "$ok" = "$1" ] && [ "$lost" = 0 ] &&
+	   [ "$dup" = 0 ] && [ "$comp" = "$1" ] && [ "${unexp:-0}" = 0 ] &&
+	   [ "${LOAD_RC:-1}" = 0 ]; then
+		echo ok
+	else
+		echo FAIL
+	fi
+}
+
+live_summary() { # -> one line from RESULT, WROTE and the daemon's CPU
+	printf '%s/%s streams, %s lines written (%s/s), %s events (%s/s); ' \
+		"$(kv conns_ok "$RESULT")" "$(kv conns "$RESULT")" \
+		"$(kv lines "$WROTE")" "$(kv rate "$WROTE")" \
+		"$(kv events "$RESULT")" "$(kv events_per_s "$RESULT")"
+	printf 'lost %s dup %s reord %s, complete %s; ' \
+		"$(kv lost "$RESULT")" "$(kv dup "$RESULT")" \
+		"$(kv reordered "$RESULT")" "$(kv streams_complete "$RESULT")"
+	printf 'latency p50 %s ms p99 %s ms max %s ms; ' \
+		"$(kv p50_ms "$RESULT")" "$(kv p99_ms "$RESULT")" "$(kv max_ms "$RESULT")"
+	printf 'server RSS %s -> %s MiB, ' "$((RSS0 / 1024))" "$((RSS1 / 1024))"
+	printf 'server CPU %s s in %s s (%s%% of a core), client CPU %s s; machine %s of %s cores busy' \
+		"$CPU_S" "$WALL_S" "$(calc "\"%.0f\", 100 * $CPU_S / ($WALL_S > 0 ? $WALL_S : 1)")" \
+		"$(kv client_cpu_s "$RESULT")" "$BUSY" "$NCPU"
+}
+
+# live NAME LABEL NCONNS RATE SECONDS [extra ts-load args] -- [extra writer args]
+live() {
+	local name=$1 label=$2 n=$3 rate=$4 secs=$5
+	shift 5
+	local largs=() wargs=()
+	while [ $# -gt 0 ] && [ "$1" != "--" ]; do largs+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	wargs=("$@")
+	new_dir "$name"
+	: >"$CUR_DIR/app.log"
+	start_daemon "$CUR_DIR" "$CUR_DIR/app.log" "max_clients=$((n + 100))" || {
+		row "$label" "daemon did not start" "-" FAIL; return; }
+	local lines
+	lines=$(calc "\"%d\", $rate * $secs")
+	local wcmd
+	wcmd=$(printf '%q ' "$WRITER" -f "$CUR_DIR/app.log" -r "$rate" -s 100 -d "$secs" "${wargs[@]}")
+	run_load "$CUR_DIR" -n "$n" -r 2000 -u "/api/logs/bench/events?tail=0" \
+		-e "$lines" -w 5 -x "$wcmd" "${largs[@]}"
+	stop_daemon
+	LIVE_VERDICT=$(live_verdict "$n")
+	LIVE_LINE=$(live_summary)
+}
+
+# ---- the big file ----
+
+BIG=""
+big_file() {
+	[ -n "$BIG" ] && return 0
+	BIGDIR=$(mktemp -d /var/tmp/tailsse-bench.XXXXXX) || return 1
+	BIG=$BIGDIR/big.log
+	log "generating $BIG_SIZE bytes in $BIG"
+	"$WRITER" -f "$BIG" -g "$BIG_SIZE" >"$BIGDIR/gen.out" || return 1
+	cat "$BIGDIR/gen.out" >&2
+	BIG_BYTES=$(stat -c %s "$BIG")
+	BIG_INO=$(stat -c %i "$BIG")
+	if [ "$BIG_BYTES" -ge 1073741824 ]; then
+		BIG_LABEL=$(calc "\"%.1f GiB\", $BIG_BYTES / 1073741824")
+	else
+		BIG_LABEL=$(calc "\"%.0f MiB\", $BIG_BYTES / 1048576")
+	fi
+	cat "$BIG" >/dev/null   # into the page cache
+}
+
+# ---- scenarios ----
+
+sc_smoke() {
+	live smoke "smoke: 20 streams x 200 lines/s x 2 s" 20 200 2
+	row "smoke: 20 streams x 200 lines/s, 2 s" "$LIVE_LINE" \
+		"lossless" "$LIVE_VERDICT"
+}
+
+sc_idle10k() {
+	local n=10000 hard
+	hard=$(ulimit -Hn)
+	local label="idle: $n streams"
+	if [ "$hard" != unlimited ] && [ "$hard" -lt $((n + 200)) ]; then
+		n=$((hard - 200))
+		log "open-file hard limit is $hard: scaling the idle scenario" \
+		    "down to $n streams (raise it with ulimit -Hn / LimitNOFILE)"
+		label="idle: $n streams (scaled down: ulimit -Hn $hard)"
+	fi
+	ulimit -Sn "$hard" 2>/dev/null   # the daemon inherits it
+	new_dir idle10k
+	: >"$CUR_DIR/app.log"
+	local hb=10 hold=25
+	start_daemon "$CUR_DIR" "$CUR_DIR/app.log" "max_clients=$n" \
+		"heartbeat=$hb" || { row "$label" "daemon did not start" "-" FAIL; return; }
+	sleep 0.5
+	local rss_idle
+	rss_idle=$(rss_kb "$DAEMON_PID")
+	rm -f "$CUR_DIR/ready"
+	"$LOAD" -p "$PORT" -R "$CUR_DIR/ready" -n "$n" -r 2000 \
+		-u "/api/logs/bench/events?tail=0" -d "$hold" -w 0 \
+		>"$CUR_DIR/load.out" 2>"$CUR_DIR/load.err" &
+	LOAD_PID=$!
+	while [ ! -e "$CUR_DIR/ready" ] && kill -0 "$LOAD_PID" 2>/dev/null; do
+		sleep 0.05
+	done
+	sleep 1
+	local c0 t0 c1 t1 m0 m1 rss_full
+	c0=$(cpu_s "$DAEMON_PID"); t0=$(now); m0=$(machine_busy_s)
+	sleep 20
+	c1=$(cpu_s "$DAEMON_PID"); t1=$(now); m1=$(machine_busy_s)
+	rss_full=$(rss_kb "$DAEMON_PID")
+	wait "$LOAD_PID"
+	LOAD_RC=$?
+	LOAD_PID=""
+	stop_daemon
+	RESULT=$(grep '^RESULT' "$CUR_DIR/load.out" | tail -1)
+	sed 's/^/    /' "$CUR_DIR/load.err" >&2
+	local ok pings cpu wall per
+	ok=$(kv conns_ok "$RESULT")
+	pings=$(kv pings "$RESULT")
+	cpu=$(calc "\"%.3f\", $c1 - $c0")
+	wall=$(calc "\"%.1f\", $t1 - $t0")
+	per=$(calc "\"%.2f\", ($rss_full - $rss_idle) / ($n > 0 ? $n : 1)")
+	local res
+	res="$ok/$n up in $(kv connect_s "$RESULT") s; daemon RSS $((rss_idle / 1024)) MiB idle -> $((rss_full / 1024)) MiB: $per KiB/stream; CPU $cpu s in $wall s ($(calc "\"%.2f\", 100 * $cpu / $wall")% of a core) with heartbeat $hb s; pings received $pings ($(calc "\"%.1f\", $pings / ($n > 0 ? $n : 1)")/stream in $hold s), closed by server $(kv closed_early "$RESULT"); machine $(calc "\"%.1f\", ($m1 - $m0) / $wall") of $NCPU cores busy"
+	local verdict=FAIL
+	[ "$ok" = "$n" ] && [ "$(kv closed_early "$RESULT")" = 0 ] && verdict=ok
+	row "$label" "$res" "all connected; RSS/stream and CPU between heartbeats reported" "$verdict"
+}
+
+sc_live100() {
+	live live100 "" 100 1000 "$DURATION"
+	row "live: 100 streams x 1000 lines/s (100 B), ${DURATION} s" "$LIVE_LINE" \
+		"lossless; p50/p99" "$LIVE_VERDICT"
+}
+
+sc_live1k() {
+	live live1k "" 1000 1000 "$DURATION"
+	row "live: 1000 streams x 1000 lines/s, ${DURATION} s" "$LIVE_LINE" \
+		"every line to every stream within run + 5 s; p99" "$LIVE_VERDICT"
+}
+
+sc_live100x10k() {
+	live live100x10k "" 100 10000 "$DURATION"
+	row "live: 100 streams x 10000 lines/s, ${DURATION} s" "$LIVE_LINE" \
+		"every line to every stream within run + 5 s; p99" "$LIVE_VERDICT"
+}
+
+# best_replay PATH: the replay of the big file through PATH, REPEAT times;
+# RESULT, CPU_S and BUSY are those of the fastest run.
+best_replay() {
+	local i best="" bcpu="" bbusy="" bs=0
+	for i in $(seq "$REPEAT"); do
+		run_load "$CUR_DIR" -n 1 -u "$1" --replay-bytes "$BIG_BYTES" -d 300 -w 0
+		local s
+		s=$(kv file_bytes_per_s "$RESULT")
+		log "replay $i/$REPEAT: $(calc "\"%.0f\", ${s:-0} / 1e6") MB/s of file"
+		if [ -n "$s" ] && [ "$(kv streams_complete "$RESULT")" = 1 ] &&
+		   awk "BEGIN { exit !($s > $bs) }"; then
+			best=$RESULT; bcpu=$CPU_S; bbusy=$BUSY; bs=$s
+		fi
+	done
+	if [ -n "$best" ]; then
+		RESULT=$best; CPU_S=$bcpu; BUSY=$bbusy
+	fi
+}
+
+sc_replay() {
+	big_file || { row "replay" "cannot generate the file" "-" FAIL; return; }
+	new_dir replay
+	start_daemon "$CUR_DIR" "$BIG" || { row "replay" "daemon did not start" "-" FAIL; return; }
+	best_replay "/api/logs/bench/events?lastEventId=$BIG_INO:0"
+	stop_daemon
+	local fbps bps res verdict=FAIL
+	fbps=$(kv file_bytes_per_s "$RESULT")
+	bps=$(calc "\"%.0f\", $(kv bytes "$RESULT") / ($(kv replay_s "$RESULT") + 1e-9)")
+	res="$(calc "\"%.1f\", $BIG_BYTES / 1048576") MiB file, $(kv events "$RESULT") events in $(kv replay_s "$RESULT") s: file $(calc "\"%.2f\", $fbps / 1e9") GB/s, SSE $(calc "\"%.2f\", $bps / 1e9") GB/s on the wire ($(calc "\"%.0f\", $(kv events "$RESULT") / ($(kv replay_s "$RESULT") + 1e-9)") events/s), best of $REPEAT; server CPU $CPU_S s, client CPU $(kv client_cpu_s "$RESULT") s; machine $BUSY of $NCPU cores busy"
+	[ "$(kv streams_complete "$RESULT")" = 1 ] && verdict=ok
+	row "replay: 1 stream, $BIG_LABEL from offset 0" "$res" "GB/s of SSE delivered" "$verdict"
+}
+
+sc_tail() {
+	big_file || { row "tail" "cannot generate the file" "-" FAIL; return; }
+	new_dir tail
+	start_daemon "$CUR_DIR" "$BIG" || { row "tail" "daemon did not start" "-" FAIL; return; }
+	# 20 connections, one every 100 ms: each is served mostly alone
+	run_load "$CUR_DIR" -n 20 -r 10 -P 1 -u "/api/logs/bench/events?tail=1000" \
+		-e 1000 -d 30 -w 0
+	stop_daemon
+	local res verdict=FAIL
+	res="20 connections one after another: first line after p50 $(kv ttfb_p50_ms "$RESULT") ms, max $(kv ttfb_max_ms "$RESULT") ms; all 1000 lines after p50 $(kv complete_p50_ms "$RESULT") ms, max $(kv complete_max_ms "$RESULT") ms; events $(kv events "$RESULT") (expect 20000)"
+	[ "$(kv streams_complete "$RESULT")" = 20 ] && [ "$(kv events "$RESULT")" = 20000 ] && verdict=ok
+	row "tail=1000 on a $BIG_LABEL file" "$res" "time to first byte" "$verdict"
+}
+
+# Does the daemon implement grep=?  A valid pattern must be a 200 and an
+# invalid one a 400.  Needs a running daemon; echoes yes or no.
+filters_supported() {
+	local out1 out2
+	out1=$("$LOAD" -p "$PORT" -n 1 -u '/api/logs/bench/events?tail=0&grep=x' -d 0.2 -w 0 2>/dev/null)
+	out2=$("$LOAD" -p "$PORT" -n 1 -u '/api/logs/bench/events?tail=0&grep=%28' -d 0.2 -w 0 2>/dev/null)
+	if [ "$(kv http_error "$out1")" = 0 ] && [ "$(kv http_error "$out2")" = 400 ]; then
+		echo yes
+	else
+		echo no
+	fi
+}
+
+sc_grep1k() {
+	local n=1000 label="filters: 1000 streams, each its own grep, 1000 lines/s, ${DURATION} s"
+	new_dir grep1k
+	: >"$CUR_DIR/app.log"
+	start_daemon "$CUR_DIR" "$CUR_DIR/app.log" "max_clients=$((n + 100))" || {
+		row "$label" "daemon did not start" "-" FAIL; return; }
+	if [ "$(filters_supported)" != yes ]; then
+		stop_daemon
+		row "$label" "n/a (filters not implemented)" "lossless; server CPU" "n/a"
+		return
+	fi
+	local wcmd
+	wcmd=$(printf '%q ' "$WRITER" -f "$CUR_DIR/app.log" -r 1000 -s 100 -d "$DURATION" -k "$n")
+	# stream i: grep=" u=i " (each line matches exactly one stream)
+	run_load "$CUR_DIR" -n "$n" -r 2000 -u "/api/logs/bench/events?tail=0&grep=%20u%3D{i}%20" \
+		-e $((1000 * DURATION)) -w 5 --seq-mod "$n" -x "$wcmd"
+	stop_daemon
+	row "$label" "$(live_summary); unexpected $(kv unexpected "$RESULT")" \
+		"lossless at 1000 lines/s; server CPU reported" "$(live_verdict "$n")"
+}
+
+sc_filter() {
+	local pat=' 5\d\d ' qpat='%205%5Cd%5Cd%20'
+	big_file || { row "filter" "cannot generate the file" "-" FAIL; return; }
+	local label="filter: $BIG_LABEL through grep= vs grep -P -c"
+	new_dir filter
+	start_daemon "$CUR_DIR" "$BIG" || { row "$label" "daemon did not start" "-" FAIL; return; }
+	if [ "$(filters_supported)" != yes ]; then
+		stop_daemon
+		row "$label" "n/a (filters not implemented)" "both throughputs and their ratio" "n/a"
+		return
+	fi
+	cat "$BIG" >/dev/null
+	# grep's output goes to a pipe: GNU grep stops at the first match when
+	# its output is /dev/null
+	local t0 t1 count gsec="" i s
+	for i in $(seq "$REPEAT"); do
+		t0=$(now)
+		count=$(grep -P -c -- "$pat" "$BIG")
+		t1=$(now)
+		s=$(calc "\"%.3f\", $t1 - $t0")
+		log "grep -P -c $i/$REPEAT: $s s"
+		if [ -z "$gsec" ] || awk "BEGIN { exit !($s < $gsec) }"; then
+			gsec=$s
+		fi
+	done
+	best_replay "/api/logs/bench/events?lastEventId=$BIG_INO:0&grep=$qpat"
+	stop_daemon
+	local tsec events gmb tmb res verdict=FAIL
+	tsec=$(kv replay_s "$RESULT")
+	events=$(kv events "$RESULT")
+	gmb=$(calc "\"%.0f\", $BIG_BYTES / 1e6 / $gsec")
+	tmb=$(calc "\"%.0f\", $BIG_BYTES / 1e6 / ($tsec + 1e-9)")
+	res="grep -P -c (locale ${LC_ALL:-${LANG:-C}}): $count lines in $gsec s = $gmb MB/s; tailsse grep=: $events events in $tsec s = $tmb MB/s (best of $REPEAT each); ratio tailsse/grep $(calc "\"%.2f\", $tmb / $gmb"); server CPU $CPU_S s; machine $BUSY of $NCPU cores busy"
+	[ "$(kv streams_complete "$RESULT")" = 1 ] && [ "$events" = "$count" ] && verdict=ok
+	[ "$events" = "$count" ] || res="$res; MISMATCH: tailsse sent $events lines, grep counted $count"
+	row "$label" "$res" "both throughputs and their ratio" "$verdict"
+}
+
+# ---- main ----
+
+log "tailsse: $TAILSSE_BIN; tools: $LOAD $WRITER; temp: $WORK"
+if [ "$SMOKE" = 1 ]; then
+	todo=smoke
+elif [ -n "$ONLY" ]; then
+	todo=$ONLY
+else
+	todo=$SCENARIOS
+fi
+for s in $todo; do
+	log "== $s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+	"sc_$s"
+	stop_daemon
+done
+
+echo
+printf '%s\n' "${ROWS[@]}" | awk -F'\t' '
+	{ s[NR] = $1; r[NR] = $2; t[NR] = $3; v[NR] = $4
+	  if (length($1) > w1) w1 = length($1) }
+	END {
+		if (w1 < 8) w1 = 8
+		printf "%-" w1 "s | %-4s | %s\n", "scenario", "ok", "result (target)"
+		line = ""; for (i = 0; i < w1; i++) line = line "-"
+		printf "%s-+------+-%s\n", line, "----------------------------------------"
+		for (i = 1; i <= NR; i++)
+			printf "%-" w1 "s | %-4s | %s  (target: %s)\n", s[i], v[i], r[i], t[i]
+	}'
+exit "$FAILED"

@@ -1,0 +1,1112 @@
+/* ts-load.c: an epoll load client for tailsse's Server-Sent Events streams.
+ *
+ * Opens N HTTP/1.1 connections to one loopback address, sends one GET per
+ * connection, and parses every chunked SSE response incrementally with a
+ * small fixed buffer per connection (10,000 connections cost a few MB).
+ *
+ * Lines written by ts-writer look like "seq=<u64> t=<CLOCK_MONOTONIC ns> ...":
+ * the client takes seq and t from each data: line, records the
+ * append-to-receive latency in a log-linear histogram (no per-sample storage)
+ * and follows seq per connection to count lost, duplicated and reordered
+ * lines.  Lines without seq= (generated logs) are only counted.
+ *
+ * Output: one "RESULT key=value ..." line on stdout, a summary on stderr.
+ * Every wait is bounded: the program always stops by itself.
+ *
+ * Build: gcc -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE ts-load.c -o ts-load -lm
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem, memrchr */
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Bytes of one line kept per connection: enough for the fields parsed (the
+ * start of a data: line, an id:, a status line or header); the rest of a
+ * longer line is skipped. */
+#define LINE_CAP 200
+#define RBUF_SIZE (256 * 1024)
+#define READS_PER_WAKE 4
+#define MAX_EVENTS 1024
+#define CONNECT_TIMEOUT_NS (10 * NS_PER_S)
+#define NS_PER_S 1000000000LL
+#define NS_PER_MS 1000000LL
+
+/* ---- time ---- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+/* ---- log-linear histogram of nanoseconds: 32 buckets per power of two
+ * from 2^10 ns (~1 us) to 2^37 ns (~137 s), so about 3% resolution ---- */
+
+#define H_SUB_BITS 5
+#define H_SUB (1 << H_SUB_BITS)
+#define H_MIN_EXP 10
+#define H_MAX_EXP 37
+#define H_NB ((H_MAX_EXP - H_MIN_EXP) * H_SUB + 2)
+
+struct hist {
+	uint64_t count;
+	uint64_t max;
+	uint64_t b[H_NB];
+};
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+	int i;
+	if (v < (1ULL << H_MIN_EXP)) {
+		i = 0;
+	} else {
+		int e = 63 - __builtin_clzll(v);
+		if (e >= H_MAX_EXP)
+			i = H_NB - 1;
+		else
+			i = 1 + (e - H_MIN_EXP) * H_SUB +
+			    (int)((v >> (e - H_SUB_BITS)) & (H_SUB - 1));
+	}
+	h->b[i]++;
+	h->count++;
+	if (v > h->max)
+		h->max = v;
+}
+
+/* The middle of bucket i, in ns. */
+static double hist_mid(int i)
+{
+	if (i == 0)
+		return (double)(1ULL << H_MIN_EXP) / 2;
+	if (i == H_NB - 1)
+		return (double)(1ULL << H_MAX_EXP);
+	int e = (i - 1) / H_SUB + H_MIN_EXP, sub = (i - 1) % H_SUB;
+	double w = (double)(1ULL << (e - H_SUB_BITS));
+	return (double)(1ULL << e) + sub * w + w / 2;
+}
+
+/* The p-quantile (0 < p <= 1) in ms; 0 when empty. */
+static double hist_ms(const struct hist *h, double p)
+{
+	if (h->count == 0)
+		return 0;
+	uint64_t want = (uint64_t)ceil(p * (double)h->count);
+	if (want == 0)
+		want = 1;
+	uint64_t seen = 0;
+	for (int i = 0; i < H_NB; i++) {
+		seen += h->b[i];
+		if (seen >= want) {
+			double v = hist_mid(i);
+			if (v > (double)h->max)
+				v = (double)h->max;
+			return v / NS_PER_MS;
+		}
+	}
+	return (double)h->max / NS_PER_MS;
+}
+
+/* ---- options and totals ---- */
+
+static struct {
+	int family;
+	union {
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} addr;
+	socklen_t addrlen;
+	const char *host;
+	int port;
+	unsigned nconns;
+	const char *url;
+	double duration;      /* -d */
+	double wait;          /* -w */
+	uint64_t expect;      /* -e: lines (or events) each stream must get */
+	bool have_expect;
+	double rate;          /* -r connects per second, 0: no limit */
+	unsigned max_pending; /* connects in flight */
+	uint64_t replay_bytes;
+	bool ttfb;
+	uint64_t seq_mod;     /* stream i receives seq == i (mod M) only */
+	const char *ready_file;
+	const char *exec_cmd;
+	double max_time;
+	bool verbose;
+} opt = {
+	.host = "127.0.0.1",
+	.port = 8080,
+	.nconns = 1,
+	.url = "/",
+	.duration = 10,
+	.wait = 5,
+	.max_pending = 256,
+};
+
+static struct {
+	uint64_t events;      /* message events (lines) */
+	uint64_t controls;    /* named events (reset, filter-limit, ...) */
+	uint64_t pings;
+	uint64_t bytes;       /* body bytes read, chunk framing included */
+	uint64_t lost, dup, reordered, unexpected;
+	uint64_t truncated;   /* lines longer than LINE_CAP (only counted) */
+	unsigned ok, failed, closed_early, complete, done;
+	unsigned pending, started;
+	unsigned finished;    /* connections complete, failed or closed */
+	int http_error;       /* first non-200 status seen */
+	char http_error_msg[160];
+	int64_t t0, t_ready, t_first_ev, t_last_ev, t_end;
+	uint64_t replay_sum;  /* sum of the final offsets of replay streams */
+	int64_t replay_max_ns;
+	struct hist lat, ttfb, compl;
+} g;
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+/* ---- connections ---- */
+
+enum cstate { C_NEW, C_CONNECTING, C_HEADERS, C_BODY, C_DONE };
+enum chstate { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_END, CH_TRAILER, CH_END };
+
+struct conn {
+	int fd;
+	uint32_t idx;
+	uint8_t state;
+	uint8_t ch;             /* enum chstate */
+	bool chunked;
+	bool has_length;
+	bool line_trunc;        /* the current line went past LINE_CAP */
+	bool ev_control, ev_has_id, ev_has_seq, ev_has_t, ev_has_data;
+	bool seq_started;
+	bool got_event;
+	bool complete;
+	bool finished;          /* complete, failed or closed */
+	uint16_t llen;
+	uint16_t status;
+	uint32_t lost;          /* this stream's gaps (for streams_complete) */
+	uint64_t body_left;     /* chunk bytes left, or Content-Length left */
+	int64_t t_start;
+	uint64_t ev_off, ev_seq, ev_t;
+	uint64_t next_seq;      /* expected, in units of seq_mod */
+	uint64_t window;        /* bit i: next_seq-1-i was received */
+	uint64_t nevents;
+	uint64_t last_off;
+	char line[LINE_CAP];
+};
+
+static struct conn *conns;
+static int epfd = -1;
+
+static void conn_close(struct conn *c)
+{
+	if (!c->finished) {
+		c->finished = true;
+		g.finished++;
+	}
+	if (c->fd >= 0) {
+		close(c->fd); /* also leaves the epoll set */
+		c->fd = -1;
+	}
+	if (c->state == C_CONNECTING || c->state == C_HEADERS)
+		g.pending--;
+	c->state = C_DONE;
+	g.done++;
+}
+
+static void conn_fail(struct conn *c, const char *what, int err)
+{
+	static unsigned reported;
+	if (reported++ < 5)
+		fprintf(stderr, "ts-load: connection %u: %s%s%s\n", c->idx, what,
+			err ? ": " : "", err ? strerror(err) : "");
+	g.failed++;
+	conn_close(c);
+}
+
+/* How many lines of seq < expect stream c should get. */
+static uint64_t expected_count(const struct conn *c)
+{
+	if (!opt.seq_mod)
+		return opt.expect;
+	uint64_t r = c->idx % opt.seq_mod;
+	return opt.expect > r ? (opt.expect - r + opt.seq_mod - 1) / opt.seq_mod
+			      : 0;
+}
+
+static void mark_complete(struct conn *c, int64_t now)
+{
+	if (c->complete)
+		return;
+	c->complete = true;
+	g.complete++;
+	if (!c->finished) {
+		c->finished = true;
+		g.finished++;
+	}
+	hist_add(&g.compl, (uint64_t)(now - c->t_start));
+}
+
+static void check_complete(struct conn *c, int64_t now)
+{
+	if (c->complete || !opt.have_expect)
+		return;
+	if (c->seq_started ? (c->lost == 0 && c->next_seq >= expected_count(c))
+			   : c->nevents >= opt.expect)
+		mark_complete(c, now);
+}
+
+static void account_seq(struct conn *c, uint64_t s)
+{
+	if (opt.seq_mod) {
+		if (s % opt.seq_mod != c->idx % opt.seq_mod) {
+			g.unexpected++; /* a line the stream's filter lets through
+					   but should not */
+			return;
+		}
+		s /= opt.seq_mod;
+	}
+	if (!c->seq_started) {
+		c->seq_started = true;
+		/* with -e the stream must start at seq 0, else where it joined */
+		c->next_seq = opt.have_expect ? 0 : s;
+		c->window = 0;
+	}
+	if (s == c->next_seq) {
+		c->window = (c->window << 1) | 1;
+		c->next_seq++;
+	} else if (s > c->next_seq) {
+		uint64_t gap = s - c->next_seq;
+		g.lost += gap;
+		c->lost += (uint32_t)gap;
+		c->window = gap + 1 >= 64 ? 1 : (c->window << (gap + 1)) | 1;
+		c->next_seq = s + 1;
+	} else {
+		uint64_t back = c->next_seq - 1 - s;
+		if (back < 64 && !(c->window >> back & 1)) {
+			/* counted as lost when the gap opened: it came late */
+			c->window |= 1ULL << back;
+			g.reordered++;
+			g.lost--;
+			c->lost--;
+		} else {
+			g.dup++; /* (or older than the 64-line window) */
+		}
+	}
+}
+
+static bool parse_u64(const char *p, const char *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	const char *s = p;
+	while (p < end && *p >= '0' && *p <= '9' && p - s < 20)
+		x = x * 10 + (uint64_t)(*p++ - '0');
+	*v = x;
+	return p > s;
+}
+
+/* The first data: line of an event: look for "seq=" and "t=". */
+static void parse_data(struct conn *c, const char *v, size_t n)
+{
+	const char *end = v + n;
+	const char *p = memmem(v, n, "seq=", 4);
+	if (p && parse_u64(p + 4, end, &c->ev_seq)) {
+		c->ev_has_seq = true;
+		const char *q = memmem(p + 4, (size_t)(end - p - 4), " t=", 3);
+		if (q && parse_u64(q + 3, end, &c->ev_t))
+			c->ev_has_t = true;
+	}
+}
+
+static void finish_conn(struct conn *c, int64_t now)
+{
+	mark_complete(c, now);
+	conn_close(c);
+}
+
+/* A blank line: the event is complete. */
+static void dispatch(struct conn *c, int64_t now)
+{
+	if (c->ev_control) {
+		static unsigned shown;
+		g.controls++;
+		if (shown++ < 3)
+			fprintf(stderr, "ts-load: connection %u: control event "
+				"(id %" PRIu64 ")\n", c->idx, c->ev_off);
+	} else if (c->ev_has_data) {
+		g.events++;
+		c->nevents++;
+		if (!g.t_first_ev)
+			g.t_first_ev = now;
+		g.t_last_ev = now;
+		if (!c->got_event) {
+			c->got_event = true;
+			hist_add(&g.ttfb, (uint64_t)(now - c->t_start));
+		}
+		if (c->ev_has_t)
+			hist_add(&g.lat, now > (int64_t)c->ev_t
+						 ? (uint64_t)now - c->ev_t : 0);
+		if (c->ev_has_seq)
+			account_seq(c, c->ev_seq);
+		if (c->ev_has_id)
+			c->last_off = c->ev_off;
+		check_complete(c, now);
+		if (opt.replay_bytes && c->ev_has_id &&
+		    c->ev_off >= opt.replay_bytes) {
+			g.replay_sum += c->ev_off;
+			if (now - c->t_start > g.replay_max_ns)
+				g.replay_max_ns = now - c->t_start;
+			finish_conn(c, now);
+		} else if (opt.ttfb) {
+			finish_conn(c, now);
+		}
+	}
+	c->ev_control = c->ev_has_id = c->ev_has_seq = c->ev_has_t = false;
+	c->ev_has_data = false;
+}
+
+/* One SSE line, without its '\n' (maybe cut at LINE_CAP). */
+static void sse_line(struct conn *c, const char *l, size_t n, int64_t now)
+{
+	if (n && l[n - 1] == '\r')
+		n--;
+	if (n == 0) {
+		dispatch(c, now);
+		return;
+	}
+	if (l[0] == ':') {
+		if (n >= 6 && memcmp(l, ": ping", 6) == 0)
+			g.pings++;
+		return;
+	}
+	const char *colon = memchr(l, ':', n);
+	size_t flen = colon ? (size_t)(colon - l) : n;
+	const char *v = colon ? colon + 1 : l + n;
+	if (v < l + n && *v == ' ')
+		v++;
+	size_t vlen = (size_t)(l + n - v);
+	if (flen == 4 && memcmp(l, "data", 4) == 0) {
+		if (!c->ev_has_data) {
+			c->ev_has_data = true;
+			parse_data(c, v, vlen);
+		}
+	} else if (flen == 2 && memcmp(l, "id", 2) == 0) {
+		/* INODE:OFFSET or OFFSET: the offset is the last number */
+		const char *p = memrchr(v, ':', vlen);
+		p = p ? p + 1 : v;
+		c->ev_has_id = parse_u64(p, l + n, &c->ev_off);
+	} else if (flen == 5 && memcmp(l, "event", 5) == 0) {
+		if (!(vlen == 7 && memcmp(v, "message", 7) == 0))
+			c->ev_control = true;
+	}
+}
+
+/* Split body bytes into SSE lines.  Complete lines inside `p` are parsed in
+ * place; only a line split across reads is copied. */
+static void sse_feed(struct conn *c, const char *p, size_t n, int64_t now)
+{
+	while (n > 0 && c->state == C_BODY) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+		if (c->llen == 0 && !c->line_trunc && nl) {
+			sse_line(c, p, take, now);
+		} else {
+			size_t room = LINE_CAP - c->llen;
+			size_t cp = take < room ? take : room;
+			memcpy(c->line + c->llen, p, cp);
+			c->llen = (uint16_t)(c->llen + cp);
+			if (cp < take)
+				c->line_trunc = true;
+			if (nl) {
+				if (c->line_trunc)
+					g.truncated++;
+				sse_line(c, c->line, c->llen, now);
+				c->llen = 0;
+				c->line_trunc = false;
+			}
+		}
+		if (!nl)
+			return;
+		p = nl + 1;
+		n -= take + 1;
+	}
+}
+
+/* One response header line (without CRLF). */
+static void header_line(struct conn *c, const char *l, size_t n)
+{
+	if (c->status == 0) {
+		/* "HTTP/1.1 200 OK" */
+		unsigned st = 0;
+		if (n >= 12 && memcmp(l, "HTTP/1.", 7) == 0)
+			sscanf(l + 9, "%3u", &st);
+		c->status = st ? (uint16_t)st : 999;
+		return;
+	}
+	const char *colon = memchr(l, ':', n);
+	if (!colon)
+		return;
+	size_t flen = (size_t)(colon - l);
+	const char *v = colon + 1;
+	while (v < l + n && *v == ' ')
+		v++;
+	if (flen == 17 && strncasecmp(l, "transfer-encoding", 17) == 0) {
+		if (memmem(v, (size_t)(l + n - v), "chunked", 7))
+			c->chunked = true;
+	} else if (flen == 14 && strncasecmp(l, "content-length", 14) == 0) {
+		uint64_t len;
+		if (parse_u64(v, l + n, &len)) {
+			c->has_length = true;
+			c->body_left = len;
+		}
+	}
+}
+
+/* The headers ended.  A 200 starts the stream; anything else is read to
+ * keep its message, then the connection counts as failed. */
+static void headers_done(struct conn *c, int64_t now)
+{
+	g.pending--;
+	if (c->status == 200) {
+		g.ok++;
+		c->state = C_BODY;
+		c->ch = CH_SIZE;
+		if (!c->chunked)
+			c->body_left = c->has_length ? c->body_left : UINT64_MAX;
+		else
+			c->body_left = 0;
+		return;
+	}
+	(void)now;
+	if (!g.http_error)
+		g.http_error = c->status;
+	c->state = C_BODY;  /* read the message as a body, below */
+	c->chunked = false;
+	if (!c->has_length) {
+		c->body_left = UINT64_MAX;
+	} else if (c->body_left == 0) {
+		g.failed++;
+		conn_close(c);
+	}
+}
+
+/* Body bytes of a non-200 answer: keep the first line of the first one. */
+static void error_body(struct conn *c, const char *p, size_t n)
+{
+	size_t have = strlen(g.http_error_msg);
+	if (c->status == g.http_error && have == 0) {
+		size_t k = 0;
+		while (k < n && p[k] != '\n' && k < sizeof(g.http_error_msg) - 1)
+			k++;
+		memcpy(g.http_error_msg, p, k);
+		g.http_error_msg[k] = '\0';
+	}
+}
+
+/* Feed bytes after the headers through the chunked decoder. */
+static void body_feed(struct conn *c, const char *p, size_t n, int64_t now)
+{
+	g.bytes += n;
+	if (c->status != 200) {
+		error_body(c, p, n);
+		if (c->has_length && n >= c->body_left) {
+			g.failed++;
+			conn_close(c);
+		} else if (c->has_length) {
+			c->body_left -= n;
+		}
+		return;
+	}
+	if (!c->chunked) {
+		size_t k = n < c->body_left ? n : (size_t)c->body_left;
+		sse_feed(c, p, k, now);
+		if (c->body_left != UINT64_MAX)
+			c->body_left -= k;
+		return;
+	}
+	const char *end = p + n;
+	while (p < end && c->state == C_BODY) {
+		char ch;
+		switch (c->ch) {
+		case CH_SIZE:
+			ch = *p++;
+			if (ch >= '0' && ch <= '9')
+				c->body_left = c->body_left * 16 + (uint64_t)(ch - '0');
+			else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+				c->body_left = c->body_left * 16 +
+					       (uint64_t)((ch | 0x20) - 'a' + 10);
+			else if (ch == '\n')
+				c->ch = c->body_left ? CH_DATA : CH_TRAILER;
+			else
+				c->ch = CH_EXT; /* ';' extension or '\r' */
+			break;
+		case CH_EXT:
+			if (*p++ == '\n')
+				c->ch = c->body_left ? CH_DATA : CH_TRAILER;
+			break;
+		case CH_DATA: {
+			size_t k = (size_t)(end - p);
+			if (k > c->body_left)
+				k = (size_t)c->body_left;
+			sse_feed(c, p, k, now);
+			p += k;
+			c->body_left -= k;
+			if (c->body_left == 0)
+				c->ch = CH_DATA_END;
+			break;
+		}
+		case CH_DATA_END: /* the CRLF after the data */
+			if (*p++ == '\n') {
+				c->ch = CH_SIZE;
+				c->body_left = 0;
+			}
+			break;
+		case CH_TRAILER: /* the last chunk: the server ended the stream */
+		case CH_END:
+			c->ch = CH_END;
+			p = end;
+			break;
+		}
+	}
+}
+
+static void bytes_in(struct conn *c, const char *p, size_t n, int64_t now)
+{
+	while (n > 0 && c->state == C_HEADERS) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+		size_t room = LINE_CAP - c->llen;
+		size_t cp = take < room ? take : room;
+		memcpy(c->line + c->llen, p, cp);
+		c->llen = (uint16_t)(c->llen + cp);
+		if (!nl)
+			return;
+		size_t ll = c->llen;
+		if (ll && c->line[ll - 1] == '\r')
+			ll--;
+		c->llen = 0;
+		p = nl + 1;
+		n -= take + 1;
+		if (ll == 0)
+			headers_done(c, now);
+		else
+			header_line(c, c->line, ll);
+	}
+	if (n > 0 && c->state == C_BODY)
+		body_feed(c, p, n, now);
+}
+
+static int build_request(const struct conn *c, char *buf, size_t cap)
+{
+	/* the URL with "{i}" replaced by the connection's index */
+	char url[1024];
+	size_t o = 0;
+	for (const char *s = opt.url; *s && o < sizeof(url) - 12;) {
+		if (strncmp(s, "{i}", 3) == 0) {
+			o += (size_t)snprintf(url + o, sizeof(url) - o, "%u",
+					      c->idx);
+			s += 3;
+		} else {
+			url[o++] = *s++;
+		}
+	}
+	url[o] = '\0';
+	int n = snprintf(buf, cap,
+			 "GET %s HTTP/1.1\r\nHost: %s:%d\r\n"
+			 "Accept: text/event-stream\r\n"
+			 "Cache-Control: no-cache\r\nUser-Agent: ts-load\r\n\r\n",
+			 url, opt.family == AF_INET6 ? "[::1]" : opt.host,
+			 opt.port);
+	return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+static void conn_start(struct conn *c, int64_t now)
+{
+	c->t_start = now;
+	c->fd = socket(opt.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		       0);
+	g.started++;
+	g.pending++;
+	c->state = C_CONNECTING;
+	if (c->fd < 0) {
+		conn_fail(c, "socket", errno);
+		return;
+	}
+	if (connect(c->fd, (struct sockaddr *)&opt.addr, opt.addrlen) != 0 &&
+	    errno != EINPROGRESS) {
+		conn_fail(c, "connect", errno);
+		return;
+	}
+	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+		conn_fail(c, "epoll_ctl", errno);
+}
+
+static void conn_writable(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err) {
+		conn_fail(c, "connect", err);
+		return;
+	}
+	char req[1400];
+	int n = build_request(c, req, sizeof(req));
+	if (n < 0) {
+		conn_fail(c, "URL too long", 0);
+		return;
+	}
+	ssize_t w = send(c->fd, req, (size_t)n, MSG_NOSIGNAL);
+	if (w != n) {
+		conn_fail(c, "send", w < 0 ? errno : EAGAIN);
+		return;
+	}
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+	if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+		conn_fail(c, "epoll_ctl", errno);
+		return;
+	}
+	c->state = C_HEADERS;
+}
+
+static char rbuf[RBUF_SIZE];
+
+static void conn_readable(struct conn *c)
+{
+	for (int i = 0; i < READS_PER_WAKE && c->fd >= 0; i++) {
+		ssize_t r = read(c->fd, rbuf, sizeof(rbuf));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+		}
+		int64_t now = now_ns();
+		if (r <= 0) {
+			int err = r < 0 ? errno : 0;
+			if (c->state == C_BODY && c->status == 200) {
+				static unsigned shown;
+				if (shown++ < 3)
+					fprintf(stderr, "ts-load: connection %u: "
+						"closed by the server%s%s\n", c->idx,
+						err ? ": " : "",
+						err ? strerror(err) : "");
+				g.closed_early++;
+				conn_close(c);
+			} else if (c->state == C_BODY) {
+				g.failed++; /* an error answer without length */
+				conn_close(c);
+			} else {
+				conn_fail(c, "closed before the headers", err);
+			}
+			return;
+		}
+		bytes_in(c, rbuf, (size_t)r, now);
+		if (c->state == C_BODY && c->chunked && c->ch == CH_END) {
+			g.closed_early++;
+			conn_close(c);
+			return;
+		}
+		if ((size_t)r < sizeof(rbuf))
+			return; /* drained: level-triggered epoll tells again */
+	}
+}
+
+/* Connections still connecting after CONNECT_TIMEOUT_NS fail. */
+static void check_timeouts(int64_t now)
+{
+	for (unsigned i = 0; i < g.started; i++) {
+		struct conn *c = &conns[i];
+		if ((c->state == C_CONNECTING || c->state == C_HEADERS) &&
+		    now - c->t_start > CONNECT_TIMEOUT_NS)
+			conn_fail(c, "no answer within 10 s", 0);
+	}
+}
+
+/* ---- the writer child (-x) ---- */
+
+static pid_t child = -1;
+
+static void spawn(const char *cmd)
+{
+	child = fork();
+	if (child == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	if (child < 0)
+		fprintf(stderr, "ts-load: fork: %s\n", strerror(errno));
+}
+
+/* ---- setup ---- */
+
+static void raise_nofile(unsigned need)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need + 32)
+		fprintf(stderr, "ts-load: warning: open-file limit %llu is "
+			"below %u connections: some will fail (EMFILE)\n",
+			(unsigned long long)rl.rlim_cur, need);
+}
+
+/* Only loopback addresses: this is a benchmark of a local daemon. */
+static int set_address(const char *host, int port)
+{
+	memset(&opt.addr, 0, sizeof(opt.addr));
+	if (inet_pton(AF_INET, host, &opt.addr.v4.sin_addr) == 1) {
+		if ((ntohl(opt.addr.v4.sin_addr.s_addr) >> 24) != 127)
+			return -1;
+		opt.family = AF_INET;
+		opt.addr.v4.sin_family = AF_INET;
+		opt.addr.v4.sin_port = htons((uint16_t)port);
+		opt.addrlen = sizeof(opt.addr.v4);
+		return 0;
+	}
+	if (strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0) {
+		opt.family = AF_INET6;
+		opt.addr.v6.sin6_family = AF_INET6;
+		opt.addr.v6.sin6_addr = in6addr_loopback;
+		opt.addr.v6.sin6_port = htons((uint16_t)port);
+		opt.addrlen = sizeof(opt.addr.v6);
+		return 0;
+	}
+	if (strcmp(host, "localhost") == 0)
+		return set_address("127.0.0.1", port);
+	return -1;
+}
+
+static void usage(FILE *f)
+{
+	fputs("Usage: ts-load [options]\n"
+	      "Open N Server-Sent Events streams to a local tailsse and measure them.\n"
+	      "\n"
+	      "  -H HOST        loopback address only: 127.x.x.x, ::1 (default 127.0.0.1)\n"
+	      "  -p PORT        port (default 8080)\n"
+	      "  -n N           connections (default 1)\n"
+	      "  -u PATH        request path, e.g. /api/logs/bench/events?tail=0;\n"
+	      "                 \"{i}\" is replaced by the connection index\n"
+	      "  -d SECONDS     measuring time once every stream is up (default 10)\n"
+	      "  -w SECONDS     extra wait for stragglers after -d or after the -x\n"
+	      "                 command exited (default 5)\n"
+	      "  -e COUNT       lines each stream must get (seq 0..COUNT-1): loss at the\n"
+	      "                 end, streams_complete, and an early stop once all have them\n"
+	      "  -r RATE        connects per second (default: no limit)\n"
+	      "  -P N           connects in flight at most (default 256)\n"
+	      "  -x CMD         run CMD (sh -c) once every stream is up; the run ends -w\n"
+	      "                 seconds after it exits (replaces -d)\n"
+	      "  -R FILE        create FILE once every stream is up\n"
+	      "  -T SECONDS     hard limit on the whole run (default: computed)\n"
+	      "  -v             progress every 5 s on stderr\n"
+	      "      --replay-bytes N  a stream is done at the first id with OFFSET >= N;\n"
+	      "                 reports the file bytes replayed per second\n"
+	      "      --ttfb     a stream is done at its first line (time to first event)\n"
+	      "      --seq-mod M  stream i only gets lines with seq == i (mod M): a\n"
+	      "                 per-stream filter; other lines count as unexpected\n"
+	      "\n"
+	      "Output: RESULT key=value ... on stdout; a summary on stderr.\n", f);
+}
+
+static double parse_num(const char *s, const char *what)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || v < 0) {
+		fprintf(stderr, "ts-load: bad %s: %s\n", what, s);
+		exit(2);
+	}
+	return v;
+}
+
+static void print_result(void)
+{
+	int64_t end = g.t_end;
+	double window = g.t_last_ev > g.t_first_ev
+				? (double)(g.t_last_ev - g.t_first_ev) / NS_PER_S
+				: 0;
+	double eps = window > 0 ? (double)g.events / window : 0;
+	double bps = window > 0 ? (double)g.bytes / window : 0;
+	double elapsed = (double)(end - g.t0) / NS_PER_S;
+	double replay_s = (double)g.replay_max_ns / NS_PER_S;
+	double fbps = replay_s > 0 ? (double)g.replay_sum / replay_s : 0;
+	double ready_s = g.t_ready ? (double)(g.t_ready - g.t0) / NS_PER_S : -1;
+	struct rusage ru;
+	double cpu = 0;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		      (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+
+	printf("RESULT conns=%u conns_ok=%u conns_failed=%u closed_early=%u "
+	       "events=%" PRIu64 " events_per_s=%.0f bytes=%" PRIu64
+	       " bytes_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f "
+	       "lost=%" PRIu64 " dup=%" PRIu64 " reordered=%" PRIu64
+	       " unexpected=%" PRIu64 " streams_complete=%u controls=%" PRIu64
+	       " pings=%" PRIu64 " ttfb_p50_ms=%.3f ttfb_p99_ms=%.3f "
+	       "ttfb_max_ms=%.3f complete_p50_ms=%.3f complete_max_ms=%.3f "
+	       "replay_s=%.3f file_bytes_per_s=%.0f connect_s=%.3f "
+	       "elapsed_s=%.3f client_cpu_s=%.3f http_error=%d\n",
+	       opt.nconns, g.ok, g.failed, g.closed_early, g.events, eps,
+	       g.bytes, bps, hist_ms(&g.lat, 0.5), hist_ms(&g.lat, 0.99),
+	       (double)g.lat.max / NS_PER_MS, g.lost, g.dup, g.reordered,
+	       g.unexpected, g.complete, g.controls, g.pings,
+	       hist_ms(&g.ttfb, 0.5), hist_ms(&g.ttfb, 0.99),
+	       (double)g.ttfb.max / NS_PER_MS, hist_ms(&g.compl, 0.5),
+	       (double)g.compl.max / NS_PER_MS, replay_s, fbps, ready_s,
+	       elapsed, cpu, g.http_error);
+	fflush(stdout);
+
+	fprintf(stderr,
+		"ts-load: %u/%u streams up (%u failed, %u closed by the server) "
+		"in %.2f s\n"
+		"ts-load: %" PRIu64 " events (%.0f/s), %.1f MB (%.1f MB/s) over "
+		"%.2f s\n"
+		"ts-load: latency p50 %.3f ms, p99 %.3f ms, max %.3f ms "
+		"(%" PRIu64 " samples)\n"
+		"ts-load: lost %" PRIu64 ", duplicated %" PRIu64 ", reordered "
+		"%" PRIu64 ", unexpected %" PRIu64 ", complete streams %u\n",
+		g.ok, opt.nconns, g.failed, g.closed_early, ready_s, g.events,
+		eps, (double)g.bytes / 1e6, bps / 1e6, window,
+		hist_ms(&g.lat, 0.5), hist_ms(&g.lat, 0.99),
+		(double)g.lat.max / NS_PER_MS, g.lat.count, g.lost, g.dup,
+		g.reordered, g.unexpected, g.complete);
+	if (g.ttfb.count)
+		fprintf(stderr, "ts-load: first event after p50 %.3f ms, p99 "
+			"%.3f ms, max %.3f ms\n", hist_ms(&g.ttfb, 0.5),
+			hist_ms(&g.ttfb, 0.99), (double)g.ttfb.max / NS_PER_MS);
+	if (opt.replay_bytes)
+		fprintf(stderr, "ts-load: replay: %.1f MB of file in %.3f s: "
+			"%.1f MB/s\n", (double)g.replay_sum / 1e6, replay_s,
+			fbps / 1e6);
+	if (g.truncated)
+		fprintf(stderr, "ts-load: %" PRIu64 " lines longer than %d "
+			"bytes (parsed from their start)\n", g.truncated,
+			LINE_CAP);
+	if (g.http_error)
+		fprintf(stderr, "ts-load: HTTP %d: %s\n", g.http_error,
+			g.http_error_msg);
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_REPLAY = 256, O_TTFB, O_SEQMOD };
+	static const struct option lopts[] = {
+		{ "replay-bytes", required_argument, NULL, O_REPLAY },
+		{ "ttfb", no_argument, NULL, O_TTFB },
+		{ "seq-mod", required_argument, NULL, O_SEQMOD },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	bool have_duration = false;
+	while ((c = getopt_long(argc, argv, "H:p:n:u:d:w:e:r:P:x:R:T:vh", lopts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'H': opt.host = optarg; break;
+		case 'p': opt.port = (int)parse_num(optarg, "port"); break;
+		case 'n': opt.nconns = (unsigned)parse_num(optarg, "-n"); break;
+		case 'u': opt.url = optarg; break;
+		case 'd':
+			opt.duration = parse_num(optarg, "-d");
+			have_duration = true;
+			break;
+		case 'w': opt.wait = parse_num(optarg, "-w"); break;
+		case 'e':
+			opt.expect = (uint64_t)parse_num(optarg, "-e");
+			opt.have_expect = true;
+			break;
+		case 'r': opt.rate = parse_num(optarg, "-r"); break;
+		case 'P': opt.max_pending = (unsigned)parse_num(optarg, "-P"); break;
+		case 'x': opt.exec_cmd = optarg; break;
+		case 'R': opt.ready_file = optarg; break;
+		case 'T': opt.max_time = parse_num(optarg, "-T"); break;
+		case 'v': opt.verbose = true; break;
+		case O_REPLAY:
+			opt.replay_bytes = (uint64_t)parse_num(optarg, "--replay-bytes");
+			break;
+		case O_TTFB: opt.ttfb = true; break;
+		case O_SEQMOD:
+			opt.seq_mod = (uint64_t)parse_num(optarg, "--seq-mod");
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || opt.nconns == 0 || opt.port <= 0 ||
+	    opt.port > 65535 || opt.url[0] != '/' || opt.max_pending == 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (set_address(opt.host, opt.port) != 0) {
+		fprintf(stderr, "ts-load: %s: only loopback addresses "
+			"(127.x.x.x, ::1) are allowed\n", opt.host);
+		return 2;
+	}
+	if (opt.exec_cmd && have_duration)
+		fprintf(stderr, "ts-load: -x given: -d is ignored (the run ends "
+			"-w s after the command)\n");
+	if (opt.max_time <= 0) {
+		double connect = opt.rate > 0 ? opt.nconns / opt.rate : 0;
+		opt.max_time = connect + 60 + opt.wait +
+			       (opt.exec_cmd ? 3600 : opt.duration);
+	}
+	raise_nofile(opt.nconns);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	conns = calloc(opt.nconns, sizeof(*conns));
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!conns || epfd < 0) {
+		fprintf(stderr, "ts-load: %s\n", strerror(errno));
+		return 1;
+	}
+	for (unsigned i = 0; i < opt.nconns; i++) {
+		conns[i].fd = -1;
+		conns[i].idx = i;
+	}
+
+	struct epoll_event evs[MAX_EVENTS];
+	g.t0 = now_ns();
+	int64_t deadline = 0, hard = g.t0 + (int64_t)(opt.max_time * NS_PER_S);
+	int64_t next_timeout_check = g.t0 + NS_PER_S, next_progress = g.t0 + 5 * NS_PER_S;
+	int child_status = -1;
+	bool ready = false;
+
+	while (!stop_signal) {
+		int64_t now = now_ns();
+		/* start connections: rate limit and in-flight limit */
+		while (g.started < opt.nconns && g.pending < opt.max_pending) {
+			if (opt.rate > 0 &&
+			    g.started >= (double)(now - g.t0) / NS_PER_S * opt.rate + 1)
+				break;
+			conn_start(&conns[g.started], now);
+		}
+		if (!ready && g.started == opt.nconns && g.pending == 0) {
+			ready = true;
+			g.t_ready = now;
+			fprintf(stderr, "ts-load: %u streams up, %u failed, in "
+				"%.2f s\n", g.ok, g.failed,
+				(double)(now - g.t0) / NS_PER_S);
+			if (opt.ready_file) {
+				FILE *f = fopen(opt.ready_file, "w");
+				if (f) {
+					fprintf(f, "%u %u\n", g.ok, g.failed);
+					fclose(f);
+				}
+			}
+			if (opt.exec_cmd && g.ok > 0)
+				spawn(opt.exec_cmd);
+			if (child <= 0)
+				deadline = now + (int64_t)(((opt.exec_cmd ? 0 :
+					opt.duration) + opt.wait) * NS_PER_S);
+		}
+		if (child > 0) {
+			int st;
+			if (waitpid(child, &st, WNOHANG) == child) {
+				child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+				child = -1;
+				deadline = now + (int64_t)(opt.wait * NS_PER_S);
+			}
+		}
+		if (ready && child <= 0) {
+			if (now >= deadline)
+				break;
+			if (g.done == opt.nconns)
+				break; /* every stream ended */
+			if ((opt.have_expect || opt.replay_bytes || opt.ttfb) &&
+			    g.finished >= opt.nconns)
+				break;
+		}
+		if (now >= hard) {
+			fprintf(stderr, "ts-load: hard time limit (-T %.0f s) "
+				"reached\n", opt.max_time);
+			break;
+		}
+		if (now >= next_timeout_check) {
+			next_timeout_check = now + NS_PER_S;
+			if (g.pending)
+				check_timeouts(now);
+		}
+		if (opt.verbose && now >= next_progress) {
+			next_progress = now + 5 * NS_PER_S;
+			fprintf(stderr, "ts-load: %.0f s: %u up, %u failed, %"
+				PRIu64 " events, %u complete\n",
+				(double)(now - g.t0) / NS_PER_S, g.ok, g.failed,
+				g.events, g.complete);
+		}
+		int n = epoll_wait(epfd, evs, MAX_EVENTS, 20);
+		for (int i = 0; i < n; i++) {
+			struct conn *cn = evs[i].data.ptr;
+			if (cn->fd < 0)
+				continue; /* closed earlier in this batch */
+			if (cn->state == C_CONNECTING)
+				conn_writable(cn);
+			else
+				conn_readable(cn);
+		}
+	}
+	g.t_end = now_ns();
+	if (stop_signal)
+		fprintf(stderr, "ts-load: stopped by signal %d\n", (int)stop_signal);
+	if (child > 0) {
+		fprintf(stderr, "ts-load: stopping the -x command (pid %d)\n",
+			(int)child);
+		kill(child, SIGTERM);
+		waitpid(child, NULL, 0);
+	}
+	if (child_status > 0)
+		fprintf(stderr, "ts-load: the -x command exited with %d\n",
+			child_status);
+
+	/* lines never received at the end of each stream count as lost */
+	for (unsigned i = 0; i < opt.nconns; i++) {
+		struct conn *cn = &conns[i];
+		if (opt.have_expect && cn->status == 200 && !cn->complete) {
+			uint64_t want = expected_count(cn);
+			uint64_t got = cn->seq_started ? cn->next_seq : 0;
+			if (!cn->seq_started && cn->nevents)
+				continue; /* lines without seq: nothing to say */
+			if (got < want)
+				g.lost += want - got;
+		}
+		if (cn->fd >= 0)
+			close(cn->fd);
+	}
+	print_result();
+	free(conns);
+	close(epfd);
+	if (g.ok == 0 || child_status > 0)
+		return 1;
+	return 0;
+}
