@@ -135,6 +135,16 @@ static size_t read_tail_bytes(int fd, uint64_t size, unsigned char *buf,
 static void set_mark(struct ts_file *f)
 {
 	f->mark_len = read_tail_bytes(f->fd, f->size, f->mark, TS_MARK_LEN);
+	if (f->mark_len == 0)
+		return;
+	if (f->nhist == TS_HIST) {
+		memmove(f->hist, f->hist + 1, (TS_HIST - 1) * sizeof(f->hist[0]));
+		f->nhist--;
+	}
+	struct ts_mark *m = &f->hist[f->nhist++];
+	m->size = f->size;
+	m->len = f->mark_len;
+	memcpy(m->bytes, f->mark, f->mark_len);
 }
 
 /* Do the bytes before the size we knew still hold what they held? */
@@ -158,6 +168,7 @@ static bool attach_new(struct ts_log *log)
 	}
 	log->open_errno = 0;
 	set_mark(f);
+	f->serial = ++log->serials;
 	f->next = log->files;
 	log->files = f;
 	log->cur = f;
@@ -226,9 +237,9 @@ enum ts_change ts_log_check(struct ts_log *log)
 	case TS_TRUNCATED:
 		/* remember what the old content ended with, to recognise a
 		 * copy of it (copytruncate) when a client resumes */
-		cur->pre_size = cur->size;
-		cur->pre_mark_len = cur->mark_len;
-		memcpy(cur->pre_mark, cur->mark, sizeof(cur->mark));
+		memcpy(cur->pre, cur->hist, sizeof(cur->hist));
+		cur->npre = cur->nhist;
+		cur->nhist = 0;
 		cur->size = fd_size;
 		cur->trunc_seq++;
 		set_mark(cur);
@@ -350,6 +361,7 @@ static struct ts_file *adopt(struct ts_log *log, struct ts_file *f)
 		file_close(f);
 		return NULL;
 	}
+	f->serial = ++log->serials;
 	f->next = log->files;
 	log->files = f;
 	pthread_mutex_unlock(&log->lock);
@@ -382,40 +394,63 @@ struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
 
 struct copy_want {
 	uint64_t ino;        /* the truncated file: not its own copy */
-	uint64_t size;       /* its size before the truncation */
-	const unsigned char *mark;
-	size_t mark_len;
+	struct ts_mark m[TS_HIST]; /* what its old content ended with */
+	unsigned n;
 	uint64_t off;        /* the position to resume at */
 };
 
+/* A copy holds the old content up to one of its remembered sizes at least
+ * as far as the client's position (logrotate's copy may stop short of the
+ * last size we saw: lines written between its copy and its truncate). */
 static bool is_copy(int fd, const struct stat *st, const void *arg)
 {
 	const struct copy_want *w = arg;
 	unsigned char buf[TS_MARK_LEN];
-	if ((uint64_t)st->st_ino == w->ino || (uint64_t)st->st_size < w->size)
+	if ((uint64_t)st->st_ino == w->ino)
 		return false;
-	return read_tail_bytes(fd, w->size, buf, w->mark_len) == w->mark_len &&
-	       memcmp(buf, w->mark, w->mark_len) == 0 &&
-	       ts_lines_at_start(fd, w->off) == 1;
+	for (unsigned i = w->n; i-- > 0;) {
+		const struct ts_mark *m = &w->m[i];
+		if (m->size < w->off || (uint64_t)st->st_size < m->size)
+			continue;
+		if (read_tail_bytes(fd, m->size, buf, m->len) == m->len &&
+		    memcmp(buf, m->bytes, m->len) == 0)
+			return ts_lines_at_start(fd, w->off) == 1;
+	}
+	return false;
+}
+
+/* Caller holds the lock. */
+static bool rewritten_locked(const struct ts_file *f)
+{
+	struct stat st;
+	return (fstat(f->fd, &st) == 0 && (uint64_t)st.st_size < f->size) ||
+	       !mark_matches(f);
+}
+
+bool ts_log_rewritten(struct ts_log *log, struct ts_file *f)
+{
+	pthread_mutex_lock(&log->lock);
+	bool r = rewritten_locked(f);
+	pthread_mutex_unlock(&log->lock);
+	return r;
 }
 
 struct ts_file *ts_log_find_copy(struct ts_log *log, struct ts_file *f,
 				 uint64_t off)
 {
 	struct copy_want w;
-	unsigned char mark[TS_MARK_LEN];
 
 	pthread_mutex_lock(&log->lock);
-	bool ok = f->pre_mark_len > 0 && off <= f->pre_size;
+	/* A truncation the watcher has not seen yet: what it knows of the
+	 * file is the old content. */
+	bool unseen = rewritten_locked(f);
 	w.ino = f->ino;
-	w.size = f->pre_size;
-	w.mark_len = f->pre_mark_len;
-	memcpy(mark, f->pre_mark, sizeof(mark));
-	pthread_mutex_unlock(&log->lock);
-	if (!ok)
-		return NULL;
-	w.mark = mark;
 	w.off = off;
+	w.n = unseen ? f->nhist : f->npre;
+	memcpy(w.m, unseen ? f->hist : f->pre, sizeof(w.m));
+	pthread_mutex_unlock(&log->lock);
+	if (w.n == 0)
+		return NULL;
 	struct ts_file *c = scan_dir(log, is_copy, &w);
 	return c ? adopt(log, c) : NULL;
 }

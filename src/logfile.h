@@ -23,6 +23,14 @@
 struct ts_stream;
 
 #define TS_MARK_LEN 32
+#define TS_HIST 8
+
+/* The bytes of a file just before `size`. */
+struct ts_mark {
+	uint64_t size;
+	size_t len;
+	unsigned char bytes[TS_MARK_LEN];
+};
 
 /* How long a stream keeps draining a rotated-away file, waiting for its
  * writer to move to the new one, before it switches anyway. */
@@ -30,6 +38,7 @@ struct ts_stream;
 
 struct ts_file {
 	int fd;
+	uint64_t serial;        /* unique among the log's generations, ever */
 	uint64_t dev, ino;
 	uint64_t size;          /* (L) size at the last check */
 	uint64_t trunc_seq;     /* (L) bumped each time the file shrank */
@@ -40,10 +49,12 @@ struct ts_file {
 	 * grows, it was truncated and rewritten between two looks */
 	unsigned char mark[TS_MARK_LEN];
 	size_t mark_len;
-	/* (L) the same, of the content before the last truncation */
-	uint64_t pre_size;
-	unsigned char pre_mark[TS_MARK_LEN];
-	size_t pre_mark_len;
+	/* (L) the last sizes seen, with their markers, oldest first: after a
+	 * truncation in place (copytruncate), `pre` holds those of the old
+	 * content, to recognise its copy when a client resumes into it */
+	struct ts_mark hist[TS_HIST];
+	struct ts_mark pre[TS_HIST];
+	unsigned nhist, npre;
 	unsigned refs;          /* (L) streams reading it, +1 while `cur` */
 	struct ts_file *next;   /* (L) the log's list of generations */
 };
@@ -80,6 +91,7 @@ struct ts_log {
 	unsigned nstreams;          /* (L) */
 	int open_errno;             /* (L) why the path could not be opened */
 	uint64_t rotations;         /* (L) count, for metrics */
+	uint64_t serials;           /* (L) the last ts_file serial given */
 	bool stopping;              /* (L) the daemon is shutting down */
 };
 
@@ -101,6 +113,11 @@ enum ts_change ts_log_check(struct ts_log *log);
  * generation.  Returns it with a reference for the caller, or NULL.  The
  * current file is found too.  HTTP thread; takes the lock. */
 struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino);
+
+/* True when `f` no longer holds what the watcher last saw (shorter, or
+ * other bytes before that size): truncated and maybe rewritten, and the
+ * watcher has not handled it yet.  HTTP thread; takes the lock. */
+bool ts_log_rewritten(struct ts_log *log, struct ts_file *f);
 
 /* After `f` was truncated in place (copytruncate), find the copy of its old
  * content beside the path: a file at least as long as `f` was, ending its

@@ -22,8 +22,27 @@
 /* How far back tail=N reads to find N matching lines. */
 #define TS_TAIL_FILTER_MAX_BYTES (8 * 1024 * 1024)
 
+/* Bytes of events the frame cache holds at most before it starts over. */
+#define TS_FCACHE_MAX (1024 * 1024)
+
+/* Encoded events of a run of whole lines of one file: streams at one of its
+ * line starts copy events from it instead of reading and encoding the lines
+ * again (encode once, send many: every stream at the end of a busy log
+ * wants the same new lines).  Plain streams only; per thread, no lock. */
+struct fcache {
+	const struct ts_log *log;   /* key: log, generation, truncations */
+	uint64_t serial;
+	uint64_t trunc_seq;
+	uint64_t start, end;        /* the lines [start, end) of the file */
+	struct ts_buf enc;          /* their events, in order */
+	uint64_t *ends;             /* ends[i]: offset after line i's '\n' */
+	size_t *epos;               /* epos[i]: enc.len after line i's event */
+	size_t n, cap;
+};
+
 /* Per-thread scratch space, so that a stream owns no buffers while idle. */
 struct ts_scratch {
+	struct fcache fc;
 	struct ts_buf out;  /* events being encoded for the current call */
 	char *rbuf;         /* TS_RBUF bytes of the file */
 	char *head;         /* the first bytes of a long line */
@@ -38,6 +57,9 @@ static void scratch_free(void *p)
 	struct ts_scratch *sc = p;
 	if (!sc)
 		return;
+	ts_buf_free(&sc->fc.enc);
+	free(sc->fc.ends);
+	free(sc->fc.epos);
 	ts_buf_free(&sc->out);
 	ts_buf_free(&sc->text);
 	ts_buf_free(&sc->ranges);
@@ -211,7 +233,8 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 		uint64_t size = (uint64_t)sb.st_size;
 		if (st->kind == TS_START_ID) {
 			if (st->pos.off > size ||
-			    ts_lines_at_start(f->fd, st->pos.off) != 1) {
+			    ts_lines_at_start(f->fd, st->pos.off) != 1 ||
+			    ts_log_rewritten(log, f)) {
 				/* truncated in place since: its old content
 				 * may live on in a copy (copytruncate) */
 				struct ts_file *c =
@@ -330,7 +353,12 @@ static int apply_locked(struct ts_stream *s, enum action act,
 		return reset_event(out, "created", s->file);
 	case ACT_TRUNCATED:
 		s->trunc_seq = s->file->trunc_seq;
-		s->off = s->scan = 0;
+		s->scan = 0;
+		/* at the start already (say it switched to this file just
+		 * before the watcher saw it truncated): nothing to reset */
+		if (s->off == 0)
+			return 0;
+		s->off = 0;
 		return reset_event(out, "truncated", s->file);
 	case ACT_ROTATED:
 		set_file_locked(s, log->cur);
@@ -470,6 +498,120 @@ static int commit_line(struct ts_stream *s, struct ts_scratch *sc, int rc,
 	return 0;
 }
 
+static bool fc_matches(const struct fcache *fc, const struct ts_stream *s)
+{
+	return fc->log == s->log && fc->serial == s->file->serial &&
+	       fc->trunc_seq == s->trunc_seq;
+}
+
+enum { FC_MISS, FC_SERVED, FC_FULL };
+
+/* Copy cached events from the stream's position: whole events, as many as
+ * fit in `budget` (at least one when `out` is empty).  FC_FULL: the next
+ * event does not fit. */
+static int fc_serve(struct ts_stream *s, struct fcache *fc,
+		    struct ts_buf *out, size_t budget, unsigned *nevents)
+{
+	if (!fc_matches(fc, s) || s->off < fc->start || s->off >= fc->end ||
+	    s->scan != s->off)
+		return FC_MISS;
+	size_t i0 = 0, e0 = 0;
+	if (s->off != fc->start) {
+		/* the line before ours ends at s->off */
+		size_t lo = 0, hi = fc->n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (fc->ends[mid] < s->off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == fc->n || fc->ends[lo] != s->off)
+			return FC_MISS; /* not at a line start we know */
+		i0 = lo + 1;
+		e0 = fc->epos[lo];
+	}
+	size_t room = budget > out->len ? budget - out->len : 0;
+	/* the last event j >= i0 that still fits */
+	size_t lo = i0, hi = fc->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (fc->epos[mid] - e0 <= room)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t j;
+	if (lo > i0)
+		j = lo - 1;
+	else if (out->len == 0)
+		j = i0; /* a big event alone: the caller keeps the rest */
+	else
+		return FC_FULL;
+	if (ts_buf_append(out, fc->enc.data + e0, fc->epos[j] - e0))
+		return FC_MISS;
+	*nevents += (unsigned)(j - i0 + 1);
+	s->off = s->scan = s->id_off = fc->ends[j];
+	return FC_SERVED;
+}
+
+/* Read from the stream's position and encode the whole lines found into the
+ * cache: appended when they continue it, else in place of it.  Returns the
+ * number of lines added (0: none whole there, the caller reads itself). */
+static size_t fc_fill(struct ts_stream *s, struct ts_scratch *sc)
+{
+	struct fcache *fc = &sc->fc;
+	struct ts_file *f = s->file;
+	size_t got = 0;
+	if (s->off >= s->limit)
+		return 0;
+	size_t want = s->limit - s->off < TS_RBUF ? (size_t)(s->limit - s->off)
+						  : TS_RBUF;
+	if (pread_some(f->fd, sc->rbuf, want, s->off, &got) || got == 0)
+		return 0;
+	const char *p = sc->rbuf, *end = sc->rbuf + got;
+	if (!memchr(p, '\n', got))
+		return 0;
+	if (!fc_matches(fc, s) || s->off != fc->end ||
+	    fc->enc.len > TS_FCACHE_MAX) {
+		fc->log = s->log;
+		fc->serial = f->serial;
+		fc->trunc_seq = s->trunc_seq;
+		fc->start = fc->end = s->off;
+		fc->n = 0;
+		ts_buf_reset(&fc->enc);
+	}
+	size_t added = 0;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			break;
+		if (fc->n == fc->cap) {
+			size_t cap = fc->cap ? fc->cap * 2 : 1024;
+			uint64_t *e = realloc(fc->ends, cap * sizeof(*e));
+			if (!e)
+				break;
+			fc->ends = e;
+			size_t *ep = realloc(fc->epos, cap * sizeof(*ep));
+			if (!ep)
+				break;
+			fc->epos = ep;
+			fc->cap = cap;
+		}
+		uint64_t next = s->off + (uint64_t)(nl - sc->rbuf) + 1;
+		if (ts_sse_line(&fc->enc, p, (size_t)(nl - p), s->env->max_line,
+				f->ino, next))
+			break;
+		fc->ends[fc->n] = next;
+		fc->epos[fc->n] = fc->enc.len;
+		fc->n++;
+		fc->end = next;
+		added++;
+		p = nl + 1;
+	}
+	return added;
+}
+
 /* Read complete lines from the stream's file and encode them until about
  * `budget` bytes are ready.  *eof: the end of the file was reached.
  * Returns 0, 1 to yield (enough work for one call), or -errno. */
@@ -487,9 +629,32 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 		want = TS_RBUF;
 	*eof = false;
 	int rc = 0;
+	if (!s->filter && !s->json) {
+		/* whole lines through the frame cache while it can */
+		while (sc->out.len < budget) {
+			int r = fc_serve(s, &sc->fc, &sc->out, budget, nevents);
+			if (r == FC_FULL)
+				return 0;
+			if (r == FC_SERVED)
+				continue;
+			if (s->off != s->scan || fc_fill(s, sc) == 0)
+				break;
+			r = fc_serve(s, &sc->fc, &sc->out, budget, nevents);
+			if (r == FC_FULL)
+				return 0;
+			if (r == FC_MISS)
+				break;
+		}
+	}
 	while (sc->out.len < budget && nread < TS_READ_PER_CALL) {
 		size_t got = 0;
-		rc = pread_some(f->fd, sc->rbuf, want, s->scan, &got);
+		if (s->scan >= s->limit) {
+			*eof = true;
+			break;
+		}
+		size_t n = s->limit - s->scan < want ? (size_t)(s->limit - s->scan)
+						     : want;
+		rc = pread_some(f->fd, sc->rbuf, n, s->scan, &got);
 		if (rc)
 			return rc;
 		if (got == 0) {
@@ -576,6 +741,9 @@ ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (s->file && s->file->trunc_seq != s->trunc_seq &&
 			    apply_locked(s, ACT_TRUNCATED, &sc->out) == 0)
 				nevents++;
+			/* Read only what the watcher has seen and checked (its
+			 * marker): bytes past it may belong to a rewrite. */
+			s->limit = s->file ? s->file->size : 0;
 			pthread_mutex_unlock(&log->lock);
 			if (s->file) {
 				int rc = read_lines(s, sc, max, &eof, &nevents);

@@ -47,6 +47,7 @@ struct ts_stream {
 	struct ts_file *file;   /* generation being read; NULL: waiting for one */
 	uint64_t off;           /* the next line starts here: the last id */
 	uint64_t scan;          /* [off, scan) holds no '\n' */
+	uint64_t limit;         /* read up to here: file->size when last looked */
 	uint64_t trunc_seq;     /* file->trunc_seq when `off` was valid */
 	struct ts_buf out;      /* encoded bytes MHD had no room for */
 	struct ts_filter *filter; /* NULL: every line */

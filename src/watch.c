@@ -171,35 +171,48 @@ static int add_dir_watch(struct ts_watch *w, struct logw *l,
  * ancestor that does, so that its creation is noticed without polling. */
 static void watch_dir(struct ts_watch *w, struct logw *l)
 {
-	l->dirwd = add_dir_watch(w, l, l->dir);
-	if (l->dirwd >= 0) {
-		if (l->ancwd >= 0)
-			ent_del_log(w, l->ancwd, l);
-		l->ancwd = -1;
-		return;
-	}
-	char *anc = strdup(l->dir);
-	if (!anc)
-		return;
-	for (;;) {
-		char *slash = strrchr(anc, '/');
-		if (!slash)
-			break;
-		if (slash == anc)
-			slash[1] = '\0'; /* the root */
-		else
-			*slash = '\0';
-		int wd = add_dir_watch(w, l, anc);
-		if (wd >= 0) {
-			if (l->ancwd >= 0 && l->ancwd != wd)
+	/* A directory created between our failed attempt and the watch on
+	 * its parent raised no event there: go deeper until the watched
+	 * ancestor's child is really missing (a few rounds at most). */
+	for (int round = 0; round < 16; round++) {
+		l->dirwd = add_dir_watch(w, l, l->dir);
+		if (l->dirwd >= 0) {
+			if (l->ancwd >= 0)
 				ent_del_log(w, l->ancwd, l);
-			l->ancwd = wd;
-			break;
+			l->ancwd = -1;
+			return;
 		}
-		if (slash == anc)
-			break;
+		char *anc = strdup(l->dir);
+		if (!anc)
+			return;
+		bool child_exists = false;
+		for (;;) {
+			char *slash = strrchr(anc, '/');
+			if (!slash)
+				break;
+			char *child = strdup(anc);
+			if (slash == anc)
+				slash[1] = '\0'; /* the root */
+			else
+				*slash = '\0';
+			int wd = add_dir_watch(w, l, anc);
+			if (wd >= 0) {
+				if (l->ancwd >= 0 && l->ancwd != wd)
+					ent_del_log(w, l->ancwd, l);
+				l->ancwd = wd;
+				struct stat st;
+				child_exists = child && stat(child, &st) == 0;
+				free(child);
+				break;
+			}
+			free(child);
+			if (slash == anc)
+				break;
+		}
+		free(anc);
+		if (!child_exists)
+			return;
 	}
-	free(anc);
 }
 
 /* Make the file watches of `l` match the log's open generations.  The

@@ -13,6 +13,7 @@ Python 3 standard library only (Debian 12: python3 3.11).
 """
 
 import collections
+import json
 import os
 import re
 import signal
@@ -838,3 +839,192 @@ def report(result):
     passed = max(result.testsRun - failed - len(skipped), 0)
     print("%d passed, %d failed" % (passed, failed))
     sys.stdout.flush()
+
+
+# ------------------------------------------- following files (added for
+# test_logrotate.py and test_follow.py; nothing above depends on these)
+
+def wait_for(pred, timeout=5.0, step=0.01):
+    """Poll pred() until it holds or timeout seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def is_line(ev):
+    """An event of a file line (default type, with data)."""
+    return ev["event"] is None and ev["data"] is not None
+
+
+def reset_reason(ev):
+    """The reason of a `reset` event, None for any other event."""
+    if ev["event"] != "reset":
+        return None
+    return json.loads(ev["data"]).get("reason")
+
+
+def parse_id(ev_id):
+    """"INODE:OFFSET" -> (inode, offset) as ints."""
+    ino, sep, off = (ev_id or "").partition(":")
+    if not sep or not ino.isdigit() or not off.isdigit():
+        raise AssertionError("not an INODE:OFFSET id: %r" % (ev_id,))
+    return int(ino), int(off)
+
+
+def file_numbers(path):
+    """The Writer lines of a file on disk: [(n, offset after the line)]."""
+    return [(number_of(raw.decode("utf-8", "replace")), off)
+            for off, raw in line_positions(read_bytes(path))]
+
+
+class ReopenWriter(Writer):
+    """A Writer that opens the path again for every line (O_WRONLY |
+    O_APPEND, no O_CREAT): what an application does when it reopens its log
+    after a rotation.  While the path is missing (between logrotate's
+    rename and its create) it retries every 0.2 ms, for up to 2 s.
+    Also records .times[i], the monotonic time line i was written."""
+
+    def __init__(self, path, interval=0.002, start=0, count=None):
+        Writer.__init__(self, path, interval, start, count)
+        self.times = []
+        self.retries = 0
+
+    def _open(self):
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                return os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            except FileNotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                self.retries += 1
+                time.sleep(0.0002)
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                if self.count is not None and self.written >= self.count:
+                    break
+                fd = self._open()
+                try:
+                    os.write(fd, (self.FMT % self.next).encode())
+                finally:
+                    os.close(fd)
+                self.times.append(time.monotonic())
+                self.next += 1
+                self.written += 1
+                self._stop.wait(self.interval)
+        except Exception as e:  # reported by stop()
+            self.error = e
+
+
+class TimedWriter(Writer):
+    """A Writer (one fd, O_APPEND, kept open: an application that never
+    reopens, as with copytruncate) that records .times[i], the monotonic
+    time line i was written."""
+
+    def __init__(self, path, interval=0.002, start=0, count=None):
+        Writer.__init__(self, path, interval, start, count)
+        self.times = []
+
+    def _run(self):
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         0o644)
+            try:
+                while not self._stop.is_set():
+                    if self.count is not None and self.written >= self.count:
+                        break
+                    os.write(fd, (self.FMT % self.next).encode())
+                    self.times.append(time.monotonic())
+                    self.next += 1
+                    self.written += 1
+                    self._stop.wait(self.interval)
+            finally:
+                os.close(fd)
+        except Exception as e:  # reported by stop()
+            self.error = e
+
+
+class SignalledWriter(Writer):
+    """A Writer that keeps its fd (O_APPEND) and reopens the path (with
+    O_CREAT) before its next line once the file `flag` exists, removing it:
+    an application that reopens its log when logrotate's postrotate script
+    signals it (here: `touch FLAG`).  Until then it writes to the rotated
+    file.  Records .times[i] and .reopens."""
+
+    def __init__(self, path, flag, interval=0.002, start=0, count=None):
+        Writer.__init__(self, path, interval, start, count)
+        self.flag = flag
+        self.times = []
+        self.reopens = 0
+
+    def _open(self):
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                       0o644)
+
+    def _run(self):
+        fd = -1
+        try:
+            fd = self._open()
+            while not self._stop.is_set():
+                if self.count is not None and self.written >= self.count:
+                    break
+                if os.path.exists(self.flag):
+                    os.unlink(self.flag)
+                    os.close(fd)
+                    fd = -1
+                    fd = self._open()
+                    self.reopens += 1
+                os.write(fd, (self.FMT % self.next).encode())
+                self.times.append(time.monotonic())
+                self.next += 1
+                self.written += 1
+                self._stop.wait(self.interval)
+        except Exception as e:  # reported by stop()
+            self.error = e
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+
+def logrotate_bin():
+    """The logrotate binary, or None (it lives in /usr/sbin)."""
+    import shutil
+    return shutil.which("logrotate") or shutil.which(
+        "logrotate", path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+class Logrotate:
+    """The real logrotate on one file, with a config and a state file of
+    its own in `workdir` (never the system's): run() is
+    `logrotate -f -s STATE CONF`.  mode: "create" or "copytruncate"."""
+
+    def __init__(self, path, workdir, mode="create", rotate=5, extra=()):
+        self.bin = logrotate_bin()
+        if not self.bin:
+            raise RuntimeError("logrotate is not installed")
+        os.makedirs(workdir, exist_ok=True)
+        self.conf = os.path.join(workdir, "logrotate.conf")
+        self.state = os.path.join(workdir, "logrotate.state")
+        body = ["    rotate %d" % rotate, "    %s" % mode, "    nocompress",
+                "    missingok", "    ifempty"] + ["    " + e for e in extra]
+        write_file(self.conf, "%s {\n%s\n}\n" % (path, "\n".join(body)))
+
+    def run(self, timeout=10.0):
+        """Rotate once (forced); fails the test unless logrotate exits 0
+        without complaint."""
+        try:
+            cp = subprocess.run([self.bin, "-f", "-s", self.state, self.conf],
+                                stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, errors="replace", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("logrotate did not finish in %.0f s"
+                                 % timeout)
+        if cp.returncode != 0 or cp.stderr.strip():
+            raise AssertionError("logrotate exit %d: %s%s"
+                                 % (cp.returncode, cp.stderr, cp.stdout))
+        return cp
