@@ -339,13 +339,16 @@ struct filter_args {
 	const char *exclude[TS_FILTER_MAX_PATTERNS + 1];
 	size_t ngrep, nexclude;
 	bool too_many;
+	const char *nul;   /* the parameter holding a NUL byte */
 };
 
 static enum MHD_Result collect_filter_arg(void *cls, enum MHD_ValueKind kind,
-					  const char *key, const char *value)
+					  const char *key, size_t key_size,
+					  const char *value, size_t value_size)
 {
 	struct filter_args *a = cls;
 	(void)kind;
+	(void)key_size;
 	const char **list = NULL;
 	size_t *n = NULL;
 	if (strcmp(key, "grep") == 0) {
@@ -361,6 +364,9 @@ static enum MHD_Result collect_filter_arg(void *cls, enum MHD_ValueKind kind,
 		a->too_many = true;
 		return MHD_YES;
 	}
+	/* a pattern is text: an encoded NUL (%00) would cut it short */
+	if (value && strlen(value) != value_size)
+		a->nul = key;
 	list[(*n)++] = value ? value : "";
 	return MHD_YES;
 }
@@ -405,14 +411,22 @@ static enum MHD_Result serve_events(struct ts_http *h,
 
 	struct filter_args fa;
 	memset(&fa, 0, sizeof(fa));
-	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND,
-				  collect_filter_arg, &fa);
+	MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND,
+				    collect_filter_arg, &fa);
 	if (fa.too_many || fa.ngrep + fa.nexclude > TS_FILTER_MAX_PATTERNS)
 		return send_text(conn, MHD_HTTP_BAD_REQUEST,
 				 "too many grep/exclude patterns: at most %d",
 				 TS_FILTER_MAX_PATTERNS);
-	const char *icase = MHD_lookup_connection_value(
-		conn, MHD_GET_ARGUMENT_KIND, "icase");
+	if (fa.nul)
+		return send_text(conn, MHD_HTTP_BAD_REQUEST,
+				 "bad %s: a pattern cannot contain NUL (%%00)",
+				 fa.nul);
+	/* a bare ?icase (no value) means yes, as a checkbox would */
+	const char *icase = NULL;
+	bool has_icase = MHD_lookup_connection_value_n(
+		conn, MHD_GET_ARGUMENT_KIND, "icase", 5, &icase, NULL) == MHD_YES;
+	if (has_icase && !icase)
+		icase = "1";
 	if (icase && strcmp(icase, "0") != 0 && strcmp(icase, "1") != 0)
 		return send_text(conn, MHD_HTTP_BAD_REQUEST,
 				 "bad icase: expected 0 or 1");

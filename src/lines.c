@@ -149,7 +149,8 @@ int ts_lines_tail_match(int fd, uint64_t size, uint64_t n, uint64_t max_bytes,
 				ls--;
 			if (ls == 0 && !whole)
 				break; /* starts before the window */
-			if (keep(buf + ls, lend - ls, arg) && ++found == n) {
+			int k = keep(buf + ls, lend - ls, arg);
+			if (k < 0 || (k > 0 && ++found == n)) {
 				*start = w + ls;
 				goto out;
 			}

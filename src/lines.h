@@ -22,14 +22,15 @@ int ts_lines_tail(int fd, uint64_t size, uint64_t n, uint64_t *start,
  * 0 when it is not, -errno on a read error (-ENODATA past the end). */
 int ts_lines_at_start(int fd, uint64_t off);
 
-/* Decides whether a line counts, for ts_lines_tail_match. */
-typedef bool (*ts_line_pred)(const char *line, size_t len, void *arg);
+/* Decides whether a line counts, for ts_lines_tail_match: 1 it does, 0 it
+ * does not, -1 stop looking (a time budget is spent). */
+typedef int (*ts_line_pred)(const char *line, size_t len, void *arg);
 
 /* Like ts_lines_tail, but count only the lines `keep` accepts, and read at
  * most `max_bytes` back from *end: *start becomes where the last `n`
- * accepted lines begin, or, when fewer are found within the bound, the
- * first line that starts within it.  Reading the lines forward from *start
- * then gives exactly those lines.  0 or -errno. */
+ * accepted lines begin, or, when fewer are found within the bound (or
+ * `keep` said stop), the first line looked at last.  Reading the lines
+ * forward from *start then gives exactly those lines.  0 or -errno. */
 int ts_lines_tail_match(int fd, uint64_t size, uint64_t n, uint64_t max_bytes,
 			ts_line_pred keep, void *arg, uint64_t *start,
 			uint64_t *end);

@@ -19,8 +19,12 @@
 /* Thread CPU time a filtered stream may use in one call before it yields
  * (and its filter leaves the fast path: see filter.c). */
 #define TS_FILTER_CALL_NS (2 * 1000 * 1000)
-/* How far back tail=N reads to find N matching lines. */
+/* A filter whose lines take longer than this on average is slow. */
+#define TS_FILTER_SLOW_LINE_NS (20 * 1000)
+/* How far back tail=N reads to find N matching lines, and for how long
+ * (thread CPU time) it may match them. */
 #define TS_TAIL_FILTER_MAX_BYTES (8 * 1024 * 1024)
+#define TS_TAIL_FILTER_NS (10 * 1000 * 1000)
 
 /* Bytes of events the frame cache holds at most before it starts over. */
 #define TS_FCACHE_MAX (1024 * 1024)
@@ -180,16 +184,42 @@ static int reset_event(struct ts_buf *out, const char *reason,
 	return ts_sse_event(out, "reset", json, f ? &pos : NULL);
 }
 
-/* For tail=N with a filter: does the stream keep this line? */
-static bool keep_line(const char *line, size_t len, void *arg)
+static int64_t thread_cpu_ns(void)
 {
-	struct ts_stream *s = arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* For tail=N with a filter: does the stream keep this line?  Bounded in
+ * time as a whole (the HTTP thread serves everyone), so the clock is read
+ * for every costly line and every 32 cheap ones. */
+struct tail_scan {
+	struct ts_stream *s;
+	int64_t cpu0;
+	unsigned lines;
+};
+
+static int keep_line(const char *line, size_t len, void *arg)
+{
+	struct tail_scan *t = arg;
+	struct ts_stream *s = t->s;
 	struct ts_scratch *sc = scratch_get(s->env);
 	if (!sc)
-		return false;
+		return -1;
+	++t->lines;
+	if (len > TS_FILTER_FAST_MAX_LEN || ts_filter_is_slow(s->filter) ||
+	    t->lines % 32 == 0) {
+		/* the byte bound limits ordinary patterns; this one stops
+		 * patterns that are slow on these lines */
+		int64_t used = thread_cpu_ns() - t->cpu0;
+		if (used > TS_TAIL_FILTER_NS &&
+		    used / t->lines > TS_FILTER_SLOW_LINE_NS)
+			return -1;
+	}
 	ts_buf_reset(&sc->text);
 	if (ts_sse_text(&sc->text, line, len, s->env->max_line))
-		return false;
+		return -1;
 	return ts_filter_match(s->env->filters, s->filter,
 			       sc->text.data ? sc->text.data : "",
 			       sc->text.len, NULL) == TS_MATCH_YES;
@@ -254,10 +284,11 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 			}
 		} else {
 			uint64_t start, end;
+			struct tail_scan ts = { s, thread_cpu_ns(), 0 };
 			if (s->filter)
 				rc = ts_lines_tail_match(
 					f->fd, size, st->tail,
-					TS_TAIL_FILTER_MAX_BYTES, keep_line, s,
+					TS_TAIL_FILTER_MAX_BYTES, keep_line, &ts,
 					&start, &end);
 			else
 				rc = ts_lines_tail(f->fd, size, st->tail,
@@ -381,13 +412,6 @@ static int pread_some(int fd, char *buf, size_t n, uint64_t off, size_t *got)
 		if (errno != EINTR)
 			return -errno;
 	}
-}
-
-static int64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Encode the file line [p, p + len) whose '\n' ends before `next`, unless
@@ -612,6 +636,28 @@ static size_t fc_fill(struct ts_stream *s, struct ts_scratch *sc)
 	return added;
 }
 
+/* Has this call used its time?  A filter's cost is the pattern's, so a
+ * filtered stream is bounded in thread CPU time: the clock is read after
+ * every costly line and every 64 cheap ones.  Going over also moves the
+ * filter off the fast path (see filter.c). */
+static bool over_budget(struct ts_stream *s, int64_t cpu0, unsigned *lines,
+			size_t len, bool careful)
+{
+	if (!s->filter)
+		return false;
+	++*lines;
+	if (!careful && len <= TS_FILTER_FAST_MAX_LEN && *lines % 64 != 0)
+		return false;
+	int64_t used = thread_cpu_ns() - cpu0;
+	if (used <= TS_FILTER_CALL_NS)
+		return false;
+	/* many cheap lines are no reason to leave the fast path */
+	if (used / *lines > TS_FILTER_SLOW_LINE_NS &&
+	    !ts_filter_is_slow(s->filter))
+		ts_filter_slow(s->filter);
+	return true;
+}
+
 /* Read complete lines from the stream's file and encode them until about
  * `budget` bytes are ready.  *eof: the end of the file was reached.
  * Returns 0, 1 to yield (enough work for one call), or -errno. */
@@ -622,6 +668,9 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 	size_t nread = 0;
 	unsigned lines = 0;
 	int64_t cpu0 = s->filter ? thread_cpu_ns() : 0;
+	/* a pattern already found slow costs up to its budget on each line:
+	 * look at the clock after every line then */
+	bool careful = s->filter && ts_filter_is_slow(s->filter);
 	/* Read about what fits: reading far more than `budget` would only
 	 * be thrown away and read again on the next call. */
 	size_t want = budget * 2 < 16384 ? 16384 : budget * 2;
@@ -672,6 +721,7 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 				continue;
 			}
 			uint64_t lend = base + (uint64_t)(nl - sc->rbuf);
+			uint64_t lstart = s->off;
 			size_t before = sc->out.len;
 			bool lw = s->limit_reported;
 			rc = commit_line(s, sc, emit_long_line(s, sc, lend),
@@ -679,6 +729,11 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 			if (rc)
 				return rc < 0 ? rc : 0;
 			p = nl + 1;
+			if (over_budget(s, cpu0, &lines, lend - lstart,
+					careful)) {
+				rc = 1;
+				goto done;
+			}
 		}
 		while (p < end) {
 			const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -693,12 +748,9 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 					 before, lw, budget, next, nevents);
 			if (rc)
 				return rc < 0 ? rc : 0;
+			size_t llen = (size_t)(nl - p);
 			p = nl + 1;
-			/* a filter's cost is the pattern's: bound it in time */
-			if (s->filter && ++lines % 64 == 0 &&
-			    thread_cpu_ns() - cpu0 > TS_FILTER_CALL_NS) {
-				if (!ts_filter_is_slow(s->filter))
-					ts_filter_slow(s->filter);
+			if (over_budget(s, cpu0, &lines, llen, careful)) {
 				s->scan = s->off;
 				rc = 1;
 				goto done;

@@ -195,7 +195,8 @@ static void test_find_inode_and_copy(void **state)
 	assert_int_equal(truncate(f->path, 0), 0);
 	append(f->path, "m1\n");
 	assert_int_equal(ts_log_check(log), TS_TRUNCATED);
-	assert_int_equal(cur->pre_size, 9);
+	assert_int_equal(cur->npre, 1);
+	assert_int_equal(cur->pre[0].size, 9);
 
 	/* a position in the old content is found in the copy... */
 	struct ts_file *c = ts_log_find_copy(log, cur, 6);
