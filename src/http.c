@@ -593,6 +593,9 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 		MHD_OPTION_LISTEN_SOCKET, h->lfd,
 		MHD_OPTION_CONNECTION_LIMIT, limit,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)TS_CONN_MEMORY,
+#ifdef TS_CONN_INCREMENT
+		MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)TS_CONN_INCREMENT,
+#endif
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 		MHD_OPTION_END);
 	if (!h->mhd) {
