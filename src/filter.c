@@ -106,6 +106,7 @@ struct entry {
 	pcre2_code *code;	   /* read-only once in the cache */
 	pcre2_code *strict;	   /* without JIT: see compile() */
 	pcre2_code *fast;	   /* JIT code without callouts, or NULL */
+	pcre2_code *scan;	   /* the same, multi-line, when scan_safe() */
 	atomic_bool slow;	   /* a fast match was slow: guarded only */
 	bool icase;
 	bool jit; /* code has JIT code */
@@ -150,6 +151,7 @@ struct ts_filter {
 	size_t ngrep; /* pat[0..ngrep) grep, pat[ngrep..npat) exclude */
 	size_t npat;
 	bool interp; /* a pattern runs in the interpreter */
+	int scan;    /* a grep pattern with scan code, or -1 */
 	struct entry *pat[TS_FILTER_MAX_PATTERNS];
 };
 
@@ -304,6 +306,7 @@ static void entry_free(struct entry *e)
 	pcre2_code_free(e->code);
 	pcre2_code_free(e->strict);
 	pcre2_code_free(e->fast);
+	pcre2_code_free(e->scan);
 	free(e);
 }
 
@@ -398,6 +401,46 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Can the pattern be searched for in many lines at once (ts_filter_scan)
+ * without missing a line that it matches alone?  With PCRE2_MULTILINE, ^
+ * and $ mean what they mean in one line, and \b sees the same non-word
+ * character at a line's edge; what differs is only what can see or eat
+ * past a line's end: lookarounds, atomic groups and possessive repeats,
+ * \A \z \Z \G \K, option changes, verbs, and anything that matches a
+ * newline (\s \v \R \D \W \N{..} \p \x.. [^..] and such).  Refusing
+ * those (and any escape not known to be harmless) leaves a candidate
+ * search: every line it finds is matched again alone, and no line it
+ * skips could have matched.  Conservative: when in doubt, no. */
+static bool scan_safe(const char *pat, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char ch = pat[i];
+		char nx = i + 1 < len ? pat[i + 1] : '\0';
+		if (ch == '\\') {
+			if (!strchr("dwSbBh.\\/-[](){}|*+?^$:#'\"@%&=!,<>~` ", nx) ||
+			    nx == '\0')
+				return false;
+			i++;
+			continue;
+		}
+		if (ch == '[' && nx == '^')
+			return false;
+		if (ch == '\n' || ch == '\r')
+			return false;
+		if (ch == '(' && nx == '?' &&
+		    !(i + 2 < len && (pat[i + 2] == ':' ||
+				      (pat[i + 2] == 'i' && i + 3 < len &&
+				       (pat[i + 3] == ')' || pat[i + 3] == ':')))))
+			return false;
+		if (ch == '(' && nx == '*')
+			return false;
+		if ((ch == '*' || ch == '+' || ch == '?' || ch == '}') &&
+		    nx == '+')
+			return false;
+	}
+	return true;
+}
+
 /* Compile a new entry (not in the cache yet). */
 static int compile(const struct ts_filter_cache *c, const char *pat,
 		   size_t len, bool icase, struct entry **out, const char *name,
@@ -443,6 +486,17 @@ static int compile(const struct ts_filter_cache *c, const char *pat,
 		    pcre2_jit_compile(e->fast, PCRE2_JIT_COMPLETE) != 0) {
 			pcre2_code_free(e->fast);
 			e->fast = NULL;
+		}
+	}
+	if (e->fast && scan_safe(pat, len)) {
+		e->scan = pcre2_compile((PCRE2_SPTR)pat, len,
+					(opts & ~PCRE2_AUTO_CALLOUT) |
+						PCRE2_MULTILINE,
+					&code, &off, NULL);
+		if (e->scan &&
+		    pcre2_jit_compile(e->scan, PCRE2_JIT_COMPLETE) != 0) {
+			pcre2_code_free(e->scan);
+			e->scan = NULL;
 		}
 	}
 	/* With PCRE2_MATCH_INVALID_UTF the interpreter checks the subject
@@ -566,6 +620,10 @@ int ts_filter_new(struct ts_filter_cache *c, const char *const *grep,
 		f->interp |= !f->pat[i]->jit;
 		f->npat++;
 	}
+	f->scan = -1;
+	for (size_t i = 0; i < ngrep && f->scan < 0; i++)
+		if (f->pat[i]->scan)
+			f->scan = (int)i;
 	*out = f;
 	return 0;
 
@@ -935,4 +993,31 @@ bool ts_filter_is_slow(const struct ts_filter *f)
 		    !atomic_load_explicit(&f->pat[i]->slow, memory_order_relaxed))
 			return false;
 	return true;
+}
+
+bool ts_filter_can_scan(const struct ts_filter *f)
+{
+	return f && f->scan >= 0 &&
+	       !atomic_load_explicit(&f->pat[f->scan]->slow,
+				     memory_order_relaxed);
+}
+
+size_t ts_filter_scan(struct ts_filter_cache *c, const struct ts_filter *f,
+		      const char *buf, size_t len, size_t from)
+{
+	struct tstate *ts = thread_state(c);
+	if (!ts || !ts_filter_can_scan(f))
+		return (size_t)-1;
+	int rc = pcre2_match(f->pat[f->scan]->scan, (PCRE2_SPTR)buf, len, from,
+			     0, ts->md, ts->fmc);
+	if (rc == PCRE2_ERROR_NOMATCH)
+		return len;
+	if (rc < 0) {
+		/* a limit: not a pattern to scan with */
+		atomic_store_explicit(&f->pat[f->scan]->slow, true,
+				      memory_order_relaxed);
+		return (size_t)-1;
+	}
+	const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(ts->md);
+	return ov[0] < len ? ov[0] : len;
 }

@@ -182,4 +182,17 @@ void ts_filter_slow(const struct ts_filter *f);
  * NULL): the caller need not time it.  Any thread. */
 bool ts_filter_is_slow(const struct ts_filter *f);
 
+/* True when `f` can search many lines at once (ts_filter_scan).  Any
+ * thread. */
+bool ts_filter_can_scan(const struct ts_filter *f);
+
+/* Search buf[from, len), whole lines of plain ASCII (no NUL or CR) none
+ * longer than TS_FILTER_FAST_MAX_LEN, for a grep pattern of `f`: returns
+ * the offset of the first match, where the first line `f` may keep begins
+ * or ends (every line before that one is certainly dropped), `len` when no
+ * line can be kept, or (size_t)-1 when the caller must match line by line.
+ * Any thread. */
+size_t ts_filter_scan(struct ts_filter_cache *c, const struct ts_filter *f,
+		      const char *buf, size_t len, size_t from);
+
 #endif

@@ -1,4 +1,7 @@
 #include <errno.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 #include "sse.h"
@@ -66,6 +69,20 @@ static size_t plain_run(const unsigned char *s, size_t n)
 {
 	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
 	size_t i = 0;
+#ifdef __SSE2__
+	/* sixteen at a time where SSE2 is (every x86-64) */
+	const __m128i vcr = _mm_set1_epi8(0x0d), vlf = _mm_set1_epi8(0x0a),
+		      zero = _mm_setzero_si128();
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+		__m128i bad = _mm_or_si128(
+			_mm_or_si128(_mm_cmpeq_epi8(v, vcr), _mm_cmpeq_epi8(v, vlf)),
+			_mm_cmpeq_epi8(v, zero));
+		/* non-ASCII bytes have the high bit: movemask sees them */
+		if (_mm_movemask_epi8(_mm_or_si128(bad, v)))
+			break;
+	}
+#endif
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w;
 		memcpy(&w, s + i, 8);
@@ -217,4 +234,38 @@ int ts_sse_parse_id(const char *s, struct ts_pos *pos)
 	}
 	*pos = p;
 	return 0;
+}
+
+size_t ts_sse_plain_len(const char *s, size_t n)
+{
+	return plain_run((const unsigned char *)s, n);
+}
+
+size_t ts_sse_scannable(const char *s, size_t n)
+{
+	/* the first byte that is not plain ASCII, LF allowed */
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+#ifdef __SSE2__
+	const __m128i vcr = _mm_set1_epi8(0x0d), zero = _mm_setzero_si128();
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(u + i));
+		int bad = _mm_movemask_epi8(_mm_or_si128(
+			_mm_or_si128(_mm_cmpeq_epi8(v, vcr),
+				     _mm_cmpeq_epi8(v, zero)), v));
+		if (bad) {
+			i += (size_t)__builtin_ctz((unsigned)bad);
+			goto found;
+		}
+	}
+#endif
+	while (i < n && u[i] != 0 && u[i] != '\r' && u[i] < 0x80)
+		i++;
+#ifdef __SSE2__
+found:
+#endif
+	;
+	/* up to the end of the last whole line before it */
+	const char *nl = i ? memrchr(s, '\n', i) : NULL;
+	return nl ? (size_t)(nl - s) + 1 : 0;
 }

@@ -21,6 +21,12 @@
 #define TS_FILTER_CALL_NS (2 * 1000 * 1000)
 /* A filter whose lines take longer than this on average is slow. */
 #define TS_FILTER_SLOW_LINE_NS (20 * 1000)
+/* Bytes of lines searched at once for a filter (ts_filter_scan).  This
+ * bounds what one search can cost, as TS_FILTER_FAST_MAX_LEN does for one
+ * line: (a|b|ab)*x, the worst pattern measured, is quadratic in it and not
+ * counted by the match limit (1 ms at 512 bytes, 4 ms at 2 KiB).  With
+ * max_line at least this, no line searched this way is cut. */
+#define TS_SCAN_WINDOW 2048
 /* How far back tail=N reads to find N matching lines, and for how long
  * (thread CPU time) it may match them. */
 #define TS_TAIL_FILTER_MAX_BYTES (8 * 1024 * 1024)
@@ -449,8 +455,15 @@ static int emit_line(struct ts_stream *s, struct ts_scratch *sc,
 	}
 	if (m != TS_MATCH_YES)
 		return 0;
-	rc = ts_buf_printf(&sc->out, "id: %llu:%llu\ndata: ",
-			   (unsigned long long)ino, (unsigned long long)next);
+	rc = ts_buf_puts(&sc->out, "id: ");
+	if (rc == 0)
+		rc = ts_buf_u64(&sc->out, ino);
+	if (rc == 0)
+		rc = ts_buf_puts(&sc->out, ":");
+	if (rc == 0)
+		rc = ts_buf_u64(&sc->out, next);
+	if (rc == 0)
+		rc = ts_buf_puts(&sc->out, "\ndata: ");
 	if (rc)
 		return rc;
 	if (s->json) {
@@ -640,19 +653,29 @@ static size_t fc_fill(struct ts_stream *s, struct ts_scratch *sc)
  * filtered stream is bounded in thread CPU time: the clock is read after
  * every costly line and every 64 cheap ones.  Going over also moves the
  * filter off the fast path (see filter.c). */
-static bool over_budget(struct ts_stream *s, int64_t cpu0, unsigned *lines,
-			size_t len, bool careful)
+struct budget {
+	int64_t cpu0;       /* thread CPU time at the start of the call */
+	unsigned work;      /* lines done, a long line or a run of lines
+			     * skipped at once counting one per 128 bytes */
+	unsigned next;      /* look at the clock again at this much work */
+};
+
+static bool over_budget(struct ts_stream *s, struct budget *b, size_t len,
+			bool careful)
 {
 	if (!s->filter)
 		return false;
-	++*lines;
-	if (!careful && len <= TS_FILTER_FAST_MAX_LEN && *lines % 64 != 0)
+	b->work += 1 + (unsigned)(len / 128);
+	/* a line past the fast path's length went through the guarded path,
+	 * which may spend its whole budget: look after each */
+	if (!careful && b->work < b->next && len <= TS_FILTER_FAST_MAX_LEN)
 		return false;
-	int64_t used = thread_cpu_ns() - cpu0;
+	b->next = b->work + 64;
+	int64_t used = thread_cpu_ns() - b->cpu0;
 	if (used <= TS_FILTER_CALL_NS)
 		return false;
 	/* many cheap lines are no reason to leave the fast path */
-	if (used / *lines > TS_FILTER_SLOW_LINE_NS &&
+	if (used / b->work > TS_FILTER_SLOW_LINE_NS &&
 	    !ts_filter_is_slow(s->filter))
 		ts_filter_slow(s->filter);
 	return true;
@@ -666,15 +689,15 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 {
 	struct ts_file *f = s->file;
 	size_t nread = 0;
-	unsigned lines = 0;
-	int64_t cpu0 = s->filter ? thread_cpu_ns() : 0;
+	struct budget bud = { s->filter ? thread_cpu_ns() : 0, 0, 64 };
 	/* a pattern already found slow costs up to its budget on each line:
 	 * look at the clock after every line then */
 	bool careful = s->filter && ts_filter_is_slow(s->filter);
 	/* Read about what fits: reading far more than `budget` would only
 	 * be thrown away and read again on the next call. */
 	size_t want = budget * 2 < 16384 ? 16384 : budget * 2;
-	if (want > TS_RBUF)
+	/* a filter drops most lines: read big, it is all used */
+	if (want > TS_RBUF || s->filter)
 		want = TS_RBUF;
 	*eof = false;
 	int rc = 0;
@@ -729,13 +752,71 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 			if (rc)
 				return rc < 0 ? rc : 0;
 			p = nl + 1;
-			if (over_budget(s, cpu0, &lines, lend - lstart,
-					careful)) {
+			if (over_budget(s, &bud, lend - lstart, careful)) {
 				rc = 1;
 				goto done;
 			}
 		}
+		/* A filter that can search many lines at once skips the
+		 * lines it cannot keep without looking at them one by one. */
+		const char *cand = NULL, *wend = NULL, *vend = p;
+		bool scanning = false;
+		unsigned adjacent = 0;
+		if (s->filter && !careful && ts_filter_can_scan(s->filter) &&
+		    s->env->max_line >= TS_SCAN_WINDOW) {
+			wend = memrchr(p, '\n', (size_t)(end - p));
+			scanning = wend != NULL;
+			if (wend)
+				wend++;
+		}
 		while (p < end) {
+			if (scanning && (!cand || cand < p)) {
+				/* Search only lines that the filter sees as
+				 * they are (plain, short: the pattern's cost
+				 * per line stays that of its fast path), a
+				 * window at a time. */
+				if (vend <= p) {
+					size_t avail = (size_t)(wend - p);
+					vend = p + ts_sse_scannable(
+						p, avail < TS_SCAN_WINDOW
+							   ? avail
+							   : TS_SCAN_WINDOW);
+				}
+				size_t ok = (size_t)(vend - p);
+				size_t r = ok == 0 ? (size_t)(p - sc->rbuf)
+					: ts_filter_scan(s->env->filters,
+							 s->filter, sc->rbuf,
+							 (size_t)(p - sc->rbuf) + ok,
+							 (size_t)(p - sc->rbuf));
+				if (r == (size_t)-1) {
+					scanning = false;
+				} else {
+					const char *m = sc->rbuf + r;
+					const char *ls = m > p ? memrchr(p, '\n',
+						(size_t)(m - p)) : NULL;
+					cand = m >= p + ok ? p + ok
+						: ls ? ls + 1 : p;
+					/* searching gains nothing when every
+					 * line is a candidate */
+					adjacent = cand == p ? adjacent + 1 : 0;
+					if (adjacent >= 8)
+						scanning = false;
+				}
+			}
+			if (scanning && cand > p) {
+				size_t skipped = (size_t)(cand - p);
+				s->off = base + (uint64_t)(cand - sc->rbuf);
+				p = cand;
+				/* skipped lines were short and plain: only
+				 * their amount counts */
+				bud.work += (unsigned)(skipped / 128);
+				if (over_budget(s, &bud, 0, careful)) {
+					s->scan = s->off;
+					rc = 1;
+					goto done;
+				}
+				continue;
+			}
 			const char *nl = memchr(p, '\n', (size_t)(end - p));
 			if (!nl)
 				break;
@@ -750,7 +831,7 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 				return rc < 0 ? rc : 0;
 			size_t llen = (size_t)(nl - p);
 			p = nl + 1;
-			if (over_budget(s, cpu0, &lines, llen, careful)) {
+			if (over_budget(s, &bud, llen, careful)) {
 				s->scan = s->off;
 				rc = 1;
 				goto done;

@@ -1183,6 +1183,106 @@ static void test_golden(void **state)
 	free(want);
 }
 
+/* Which patterns may be searched across lines (ts_filter_scan). */
+static void test_scan_safe(void **state)
+{
+	(void)state;
+	static const struct { const char *pat; bool ok; } cases[] = {
+		{ " 5\\d\\d ", true }, { "error", true }, { "(?i)warn|error", true },
+		{ "GET /api/.*", true }, { "user=\\w+", true }, { "^foo$", true },
+		{ "(?:a|b)c", true }, { "\\bword\\b", true }, { "x\\.y", true },
+		{ "(?=a)b", false }, { "(?!a)b", false }, { "(?<=a)b", false },
+		{ "(?>a+)b", false }, { "a++b", false }, { "a*+b", false },
+		{ "a\\sb", false }, { "[^x]+", false }, { "\\Aa", false },
+		{ "a\\z", false }, { "\\Ka", false }, { "a\\nb", false },
+		{ "a\nb", false }, { "(?s)a.b", false }, { "(*SKIP)a", false },
+		{ "\\x0a", false }, { "\\p{Any}", false }, { "a\\Rb", false },
+		{ "\\D", false }, { "\\W", false }, { "(?m)^a", false },
+	};
+	struct ts_filter_cache *c = ts_filter_cache_new_jit(true);
+	assert_non_null(c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ts_filter *f = NULL;
+		char err[256];
+		const char *g[] = { cases[i].pat };
+		assert_int_equal(ts_filter_new(c, g, 1, NULL, 0, false, &f, err,
+					       sizeof(err)), 0);
+		if (ts_filter_can_scan(f) != cases[i].ok)
+			fail_msg("%s: can_scan %d, want %d", cases[i].pat,
+				 ts_filter_can_scan(f), cases[i].ok);
+		ts_filter_free(f);
+	}
+	/* without the JIT nothing scans */
+	struct ts_filter_cache *ci = ts_filter_cache_new_jit(false);
+	struct ts_filter *f = NULL;
+	const char *g[] = { "error" };
+	assert_int_equal(ts_filter_new(ci, g, 1, NULL, 0, false, &f, NULL, 0),
+			 0);
+	assert_false(ts_filter_can_scan(f));
+	ts_filter_free(f);
+	ts_filter_cache_free(ci);
+	ts_filter_cache_free(c);
+}
+
+/* The scan's promise: no line before the first match it reports could be
+ * kept by the filter matching lines one by one.  Random plain lines and a
+ * set of patterns, checked against ts_filter_match. */
+static void test_scan_equivalence(void **state)
+{
+	(void)state;
+	static const char *pats[] = {
+		"ab", "^a", "b$", "a.c", "\\bcd\\b", "x\\d+", "(?i)AB", "c|dd",
+		"^$", "a*", "(?:ab)+c", "\\w+ \\w+$", "^.{5}$", "z",
+	};
+	static const char alphabet[] = "abcdx12 ";
+	struct ts_filter_cache *c = ts_filter_cache_new_jit(true);
+	assert_non_null(c);
+	uint32_t seed = 12345;
+	char buf[2048];
+	for (size_t pi = 0; pi < sizeof(pats) / sizeof(pats[0]); pi++) {
+		struct ts_filter *f = NULL;
+		const char *g[] = { pats[pi] };
+		assert_int_equal(ts_filter_new(c, g, 1, NULL, 0, false, &f,
+					       NULL, 0), 0);
+		assert_true(ts_filter_can_scan(f));
+		for (int round = 0; round < 300; round++) {
+			size_t len = 0;
+			int nlines = 1 + (int)((seed = seed * 1103515245 + 12345) >> 16) % 12;
+			for (int l = 0; l < nlines; l++) {
+				int ll = (int)((seed = seed * 1103515245 + 12345) >> 16) % 9;
+				for (int k = 0; k < ll; k++)
+					buf[len++] = alphabet[((seed = seed * 1103515245 + 12345) >> 16) % 8];
+				buf[len++] = '\n';
+			}
+			size_t from = 0;
+			while (from < len) {
+				size_t r = ts_filter_scan(c, f, buf, len, from);
+				assert_true(r != (size_t)-1);
+				/* every line wholly before the one holding r
+				 * must not match alone */
+				size_t ls = from;
+				for (size_t i = from; i < r && i < len; i++) {
+					if (buf[i] != '\n')
+						continue;
+					if (ts_filter_match(c, f, buf + ls, i - ls,
+							    NULL) == TS_MATCH_YES)
+						fail_msg("%s: skipped line '%.*s'",
+							 pats[pi], (int)(i - ls),
+							 buf + ls);
+					ls = i + 1;
+				}
+				if (r >= len)
+					break;
+				/* go on after the candidate's line */
+				const char *nl = memchr(buf + r, '\n', len - r);
+				from = nl ? (size_t)(nl - buf) + 1 : len;
+			}
+		}
+		ts_filter_free(f);
+	}
+	ts_filter_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1202,6 +1302,8 @@ int main(void)
 		cmocka_unit_test(test_json_every_byte),
 		cmocka_unit_test(test_json_line),
 		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_scan_safe),
+		cmocka_unit_test(test_scan_equivalence),
 	};
 	return cmocka_run_group_tests_name("filter", tests, group_setup,
 					   group_teardown);

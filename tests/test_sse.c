@@ -933,10 +933,28 @@ static void test_golden(void **state)
 	assert_true(same);
 }
 
+static void test_scannable(void **state)
+{
+	(void)state;
+	static const struct { const char *s; size_t n, want; } cases[] = {
+		{ "ab\ncd\n", 6, 6 }, { "ab\ncd", 5, 3 }, { "", 0, 0 },
+		{ "abc", 3, 0 }, { "ab\xff\ncd\n", 7, 0 }, { "a\nb\xff\n", 5, 2 },
+		{ "ab\ncd\r\n", 7, 3 }, { "x\n\n\n", 4, 4 },
+		{ "0123456789abcdef0123456789\n\t\n", 29, 29 },
+		{ "0123456789abcdef0123456789\n0123\0x\n", 34, 27 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (ts_sse_scannable(cases[i].s, cases[i].n) != cases[i].want)
+			fail_msg("case %zu: %zu, want %zu", i,
+				 ts_sse_scannable(cases[i].s, cases[i].n),
+				 cases[i].want);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_buf, teardown_buf)
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scannable),
 		T(test_text_plain),
 		T(test_text_utf8_valid),
 		T(test_text_utf8_invalid),
