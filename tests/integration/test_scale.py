@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Many streams at once: a burst reaches hundreds of streams, a client that
+stops reading holds up nobody and costs no memory, and SIGTERM with 500
+open streams is quick and clean.
+
+Streams here speak HTTP/1.0 (no chunked framing: the body is the SSE text
+as is) on raw sockets, read with one selector, so that hundreds of them
+cost the test little."""
+
+import os
+import resource
+import selectors
+import socket
+import sys
+import time
+import unittest
+
+import tsutil
+
+
+def raise_fd_limit(want):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (min(want, hard), hard))
+
+
+def open_raw(port, path, rcvbuf=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    s.sendall(("GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % path).encode())
+    return s
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Reader:
+    """Reads many sockets until each holds `needle` (or a deadline)."""
+
+    def __init__(self, socks):
+        self.sel = selectors.DefaultSelector()
+        self.bufs = {}
+        for s in socks:
+            s.setblocking(False)
+            self.sel.register(s, selectors.EVENT_READ)
+            self.bufs[s] = bytearray()
+
+    def until(self, needle, timeout):
+        deadline = time.monotonic() + timeout
+        waiting = {s for s in self.bufs if needle not in self.bufs[s]}
+        while waiting and time.monotonic() < deadline:
+            for key, _ in self.sel.select(timeout=0.2):
+                s = key.fileobj
+                try:
+                    data = s.recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    self.sel.unregister(s)
+                    waiting.discard(s)
+                    continue
+                self.bufs[s] += data
+                if needle in self.bufs[s][-len(needle) - (1 << 20):]:
+                    waiting.discard(s)
+        return waiting
+
+    def close(self):
+        for s in self.bufs:
+            s.close()
+        self.sel.close()
+
+
+def body_datas(buf):
+    """The data: lines of a raw HTTP/1.0 SSE response."""
+    head, _, body = bytes(buf).partition(b"\r\n\r\n")
+    return [line[6:] for line in body.split(b"\n")
+            if line.startswith(b"data: ")]
+
+
+class Scale(unittest.TestCase):
+    def test_burst_reaches_every_stream(self):
+        raise_fd_limit(2048)
+        n_streams, n_lines = 300, 400
+        lines = [b"burst %05d %s" % (i, b"x" * (i % 50))
+                 for i in range(n_lines)]
+        with tsutil.Daemon() as d:
+            socks = [open_raw(d.port, "/api/logs/app/events")
+                     for _ in range(n_streams)]
+            r = Reader(socks)
+            try:
+                # every stream is set up once it has its retry: field
+                self.assertEqual(r.until(b"retry: ", 20), set())
+                data = b"".join(l + b"\n" for l in lines)
+                # a burst: a few big writes
+                for k in range(0, len(data), 4096):
+                    d.write("app", data[k:k + 4096])
+                last = b"id: %d:%d\n" % (d.ino("app"), len(data))
+                missing = r.until(last, 60)
+                self.assertEqual(len(missing), 0,
+                                 "%d of %d streams lack the last line"
+                                 % (len(missing), n_streams))
+                for s in socks:
+                    self.assertEqual(body_datas(r.bufs[s]), lines)
+            finally:
+                r.close()
+
+    def test_stalled_client_delays_nobody_and_costs_no_memory(self):
+        # 24 MiB of lines: far more than the socket buffers between the
+        # daemon and a client that does not read (4 KiB at the client,
+        # up to 4 MiB of the daemon's autotuned send buffer)
+        line = b"L%07d " + b"p" * 90
+        n = 240000
+        with tsutil.Daemon() as d:
+            slow = open_raw(d.port, "/api/logs/app/events", rcvbuf=4096)
+            fast = open_raw(d.port, "/api/logs/app/events")
+            r_fast = Reader([fast])
+            self.assertEqual(r_fast.until(b"retry: ", 10), set())
+            time.sleep(0.2)  # the slow one's headers are in, unread
+            base = rss_kib(d.proc.pid)
+            data = b"".join(line % i + b"\n" for i in range(n))
+            t0 = time.monotonic()
+            d.write("app", data)
+            last = b"id: %d:%d\n" % (d.ino("app"), len(data))
+            self.assertEqual(r_fast.until(last, 60), set(),
+                             "the reading client did not get every line")
+            fast_s = time.monotonic() - t0
+            grown = rss_kib(d.proc.pid) - base
+            # the file is the buffer: nothing queued for the stalled one
+            self.assertLess(grown, 8 * 1024,
+                            "RSS grew %d KiB while a client stalled" % grown)
+            self.assertEqual(len(body_datas(r_fast.bufs[fast])), n)
+            # now the slow one reads, and gets everything, in order
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+            r_slow = Reader([slow])
+            try:
+                self.assertEqual(r_slow.until(last, 60), set(),
+                                 "the stalled client did not catch up")
+                got = body_datas(r_slow.bufs[slow])
+                self.assertEqual(len(got), n)
+                self.assertEqual(got[0], b"L0000000 " + b"p" * 90)
+                self.assertEqual(got[-1][:8], b"L%07d" % (n - 1))
+            finally:
+                r_slow.close()
+                r_fast.close()
+            sys.stderr.write("fast client: %d lines in %.2f s, RSS +%d KiB\n"
+                             % (n, fast_s, grown))
+
+    def test_sigterm_with_500_streams(self):
+        raise_fd_limit(2048)
+        d = tsutil.Daemon()
+        d.start()
+        socks = []
+        try:
+            socks = [open_raw(d.port, "/api/logs/app/events")
+                     for _ in range(500)]
+            r = Reader(socks)
+            self.assertEqual(r.until(b"retry: ", 20), set())
+            rc = d.stop(timeout=5.0)
+            self.assertEqual(rc, 0)
+            self.assertLess(d.stop_seconds, 2.0,
+                            "stopping took %.2f s" % d.stop_seconds)
+            # every stream was ended (HTTP/1.0: the connection closes)
+            ended = 0
+            for s in socks:
+                s.setblocking(True)
+                s.settimeout(2)
+                try:
+                    while s.recv(65536):
+                        pass
+                    ended += 1
+                except OSError:
+                    ended += 1
+            self.assertEqual(ended, 500)
+            d.check_exit()
+        finally:
+            for s in socks:
+                s.close()
+            d._kill()
+            d._tmp.cleanup()
+
+
+if __name__ == "__main__":
+    prog = unittest.main(exit=False, verbosity=2)
+    tsutil.report(prog.result)
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
