@@ -188,6 +188,7 @@ int ts_config_init(struct ts_config *c)
 	c->retry_ms = TS_DEFAULT_RETRY_MS;
 	c->max_clients = TS_DEFAULT_MAX_CLIENTS;
 	c->max_line = TS_DEFAULT_MAX_LINE;
+	c->conn_memory = TS_DEFAULT_CONN_MEMORY;
 	c->backlog_default = 0;
 	c->listen = strdup(TS_DEFAULT_LISTEN);
 	c->frame_ancestors = strdup(TS_DEFAULT_FRAME_ANCESTORS);
@@ -437,6 +438,7 @@ static const struct server_key server_keys[] = {
 	{ "retry", K_UINT, FIELD(retry_ms), 0, 3600000 },
 	{ "max_clients", K_UINT, FIELD(max_clients), 1, 1000000 },
 	{ "max_line", K_SIZE, FIELD(max_line), 16, 16777216 },
+	{ "conn_memory", K_SIZE, FIELD(conn_memory), 4096, 16777216 },
 	{ "backlog_default", K_UINT, FIELD(backlog_default), 0, 1000000 },
 	{ "cors_origin", K_STR, FIELD(cors_origin), 0, 0 },
 	{ "frame_ancestors", K_STR_NONEMPTY, FIELD(frame_ancestors), 0, 0 },

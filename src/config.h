@@ -17,6 +17,7 @@
 #define TS_DEFAULT_RETRY_MS 2000
 #define TS_DEFAULT_MAX_CLIENTS 10000
 #define TS_DEFAULT_MAX_LINE 65536
+#define TS_DEFAULT_CONN_MEMORY 6144
 #define TS_DEFAULT_FRAME_ANCESTORS "'self'"
 
 struct ts_log_conf {
@@ -34,6 +35,8 @@ struct ts_config {
 	unsigned retry_ms;
 	unsigned max_clients;              /* >= 1 */
 	size_t max_line;                   /* bytes, >= 16 */
+	size_t conn_memory;                /* bytes per connection (not in the
+					    * contract: memory against speed) */
 	unsigned backlog_default;          /* lines */
 	char *cors_origin;                 /* NULL when empty */
 	char *frame_ancestors;             /* never NULL after init */

@@ -71,9 +71,13 @@ struct ts_watch {
  * stream costs its HTTP thread some microseconds (resume, read, send), so
  * the window grows with the number of streams to wake, keeping the wake-ups
  * of a busy log within what one thread can do. */
+#ifndef TS_COALESCE_MIN_US
 #define TS_COALESCE_MIN_US 1000
+#endif
 #define TS_COALESCE_MAX_US 50000
+#ifndef TS_WAKE_COST_US
 #define TS_WAKE_COST_US 10
+#endif
 
 static int64_t now_us(void)
 {

@@ -88,6 +88,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.retry_ms, 2000);
 	assert_int_equal(c.max_clients, 10000);
 	assert_int_equal(c.max_line, 65536);
+	assert_int_equal(c.conn_memory, 6144);
 	assert_int_equal(c.backlog_default, 0);
 	assert_null(c.cors_origin);
 	assert_string_equal(c.frame_ancestors, "'self'");
@@ -446,6 +447,8 @@ static unsigned long field(const struct ts_config *c, const char *key)
 		return c->max_line;
 	if (strcmp(key, "backlog_default") == 0)
 		return c->backlog_default;
+	if (strcmp(key, "conn_memory") == 0)
+		return c->conn_memory;
 	fail_msg("no field %s", key);
 	return 0;
 }
@@ -476,6 +479,10 @@ static void test_integer_ranges(void **state)
 		{ "backlog_default", "0", 0, NULL },
 		{ "backlog_default", "1000000", 1000000, NULL },
 		{ "backlog_default", "1000001", -1, "0 to 1000000" },
+		{ "conn_memory", "4095", -1, "4096 to 16777216" },
+		{ "conn_memory", "4096", 4096, NULL },
+		{ "conn_memory", "262144", 262144, NULL },
+		{ "conn_memory", "16777217", -1, "4096 to 16777216" },
 		{ "heartbeat", "007", 7, NULL },
 		{ "heartbeat", "  42   # spaces and comment", 42, NULL },
 		{ "heartbeat", "", -1, "1 to 86400" },
