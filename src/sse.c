@@ -248,6 +248,25 @@ size_t ts_sse_scannable(const char *s, size_t n)
 	size_t i = 0;
 #ifdef __SSE2__
 	const __m128i vcr = _mm_set1_epi8(0x0d), zero = _mm_setzero_si128();
+	/* 64 bytes at a time while all is well, then 16 to find where */
+	for (; i + 64 <= n; i += 64) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(u + i));
+		__m128i b = _mm_loadu_si128((const __m128i *)(u + i + 16));
+		__m128i c = _mm_loadu_si128((const __m128i *)(u + i + 32));
+		__m128i d = _mm_loadu_si128((const __m128i *)(u + i + 48));
+		__m128i all = _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d));
+		__m128i eq = _mm_or_si128(
+			_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, vcr),
+						  _mm_cmpeq_epi8(b, vcr)),
+				     _mm_or_si128(_mm_cmpeq_epi8(c, vcr),
+						  _mm_cmpeq_epi8(d, vcr))),
+			_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, zero),
+						  _mm_cmpeq_epi8(b, zero)),
+				     _mm_or_si128(_mm_cmpeq_epi8(c, zero),
+						  _mm_cmpeq_epi8(d, zero))));
+		if (_mm_movemask_epi8(_mm_or_si128(all, eq)))
+			break;
+	}
 	for (; i + 16 <= n; i += 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(u + i));
 		int bad = _mm_movemask_epi8(_mm_or_si128(

@@ -948,6 +948,21 @@ static void test_scannable(void **state)
 			fail_msg("case %zu: %zu, want %zu", i,
 				 ts_sse_scannable(cases[i].s, cases[i].n),
 				 cases[i].want);
+	/* long runs: a bad byte anywhere stops at the line before it */
+	char buf[300];
+	for (size_t bad = 0; bad < 299; bad += 7) {
+		for (size_t k = 0; k < 300; k++)
+			buf[k] = k % 50 == 49 ? '\n' : 'a';
+		size_t want_all = ts_sse_scannable(buf, 300);
+		assert_int_equal(want_all, 300);
+		char saved = buf[bad];
+		buf[bad] = (char)(bad % 3 == 0 ? 0x80 : bad % 3 == 1 ? '\r' : 0);
+		size_t want = bad / 50 * 50;
+		if (ts_sse_scannable(buf, 300) != want)
+			fail_msg("bad at %zu: %zu, want %zu", bad,
+				 ts_sse_scannable(buf, 300), want);
+		buf[bad] = saved;
+	}
 }
 
 int main(void)
