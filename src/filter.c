@@ -89,6 +89,7 @@
 #include <time.h>
 
 #include "filter.h"
+#include "sse.h"
 
 /* Callouts between two looks at the clock, and before the first. */
 #define CHECK_EVERY 16u
@@ -652,44 +653,6 @@ size_t ts_filter_jit(const struct ts_filter *f)
 /* ------------------------------------------------------------------ */
 /* UTF-8 */
 
-/* Length of the valid UTF-8 sequence at s (2..4; s[0] >= 0x80), or 0 when
- * it is invalid; then *bad is the length of its maximal subpart (1..3). */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
-{
-	unsigned char c = s[0];
-	unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-	size_t need;
-
-	if (c >= 0xC2 && c <= 0xDF) {
-		need = 2;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else {
-		*bad = 1;
-		return 0;
-	}
-	size_t i = 1;
-	for (; i < need && i < n; i++) {
-		unsigned char l = i == 1 ? lo : 0x80, h = i == 1 ? hi : 0xBF;
-		if (s[i] < l || s[i] > h)
-			break;
-	}
-	if (i == need)
-		return need;
-	*bad = i;
-	return 0;
-}
-
 static bool utf8_valid(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -708,7 +671,7 @@ static bool utf8_valid(const char *s, size_t n)
 			i++;
 			continue;
 		}
-		size_t k = utf8_seq(p + i, n - i, &bad);
+		size_t k = ts_utf8_seq(p + i, n - i, &bad);
 		if (!k)
 			return false;
 		i += k;
@@ -914,7 +877,7 @@ int ts_json_string(struct ts_buf *out, const char *s, size_t len)
 		}
 		if (ch >= 0x80) {
 			size_t bad = 0;
-			n = utf8_seq(p + i, len - i, &bad);
+			n = ts_utf8_seq(p + i, len - i, &bad);
 			if (n == 3 && ch == 0xE2 && p[i + 1] == 0x80 &&
 			    (p[i + 2] == 0xA8 || p[i + 2] == 0xA9)) {
 				esc = p[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";

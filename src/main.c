@@ -89,7 +89,7 @@ int main(int argc, char **argv)
 	char err[TS_ERR_MAX];
 	const char *cfile = NULL, *listen = NULL, *www = NULL;
 	bool check = false;
-	int c, status = 1;
+	int c;
 
 	memset(&d, 0, sizeof(d));
 	while ((c = getopt_long(argc, argv, "c:l:w:hV", opts, NULL)) != -1) {
@@ -217,5 +217,5 @@ oom:
 fail_msg:
 	fprintf(stderr, "tailsse: %s\n", err);
 	daemon_free(&d);
-	return check ? 1 : status;
+	return 1;
 }

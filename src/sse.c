@@ -13,7 +13,7 @@ static const char ELLIPSIS[] = "\xE2\x80\xA6";    /* U+2026 */
  * then *bad is the length of its maximal subpart (1..3), which becomes one
  * U+FFFD (Unicode 15, section 3.9, "U+FFFD Substitution of Maximal
  * Subparts"). */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
+size_t ts_utf8_seq(const unsigned char *s, size_t n, size_t *bad)
 {
 	unsigned char c = s[0];
 	size_t need;
@@ -128,7 +128,7 @@ int ts_sse_text(struct ts_buf *out, const char *line, size_t len,
 			continue;
 		}
 		size_t bad = 0;
-		size_t n = s[i] < 0x80 ? 0 : utf8_seq(s + i, len - i, &bad);
+		size_t n = s[i] < 0x80 ? 0 : ts_utf8_seq(s + i, len - i, &bad);
 		const void *src = s + i;
 		size_t outn = n;
 		if (n == 0) {

@@ -62,4 +62,9 @@ size_t ts_sse_plain_len(const char *s, size_t n);
  * passes through as they are (when not longer than max_line). */
 size_t ts_sse_scannable(const char *s, size_t n);
 
+/* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 when it is
+ * invalid; then *bad is the length of its maximal subpart (1..3), which
+ * stands for one U+FFFD (Unicode, "Substitution of Maximal Subparts"). */
+size_t ts_utf8_seq(const unsigned char *s, size_t n, size_t *bad);
+
 #endif
