@@ -236,10 +236,6 @@ int ts_sse_parse_id(const char *s, struct ts_pos *pos)
 	return 0;
 }
 
-size_t ts_sse_plain_len(const char *s, size_t n)
-{
-	return plain_run((const unsigned char *)s, n);
-}
 
 size_t ts_sse_scannable(const char *s, size_t n)
 {

@@ -53,10 +53,6 @@ int ts_sse_parse_id(const char *s, struct ts_pos *pos);
  * 0 or -EINVAL. */
 int ts_parse_uint(const char *s, uint64_t max, uint64_t *out);
 
-/* How many bytes at the start of s[0..n) ts_sse_text would copy as they
- * are: ASCII but NUL, CR and LF. */
-size_t ts_sse_plain_len(const char *s, size_t n);
-
 /* The length of the longest prefix of s[0..n) made of whole lines (each
  * ending in '\n') of plain ASCII (no NUL or CR): lines that ts_sse_text
  * passes through as they are (when not longer than max_line). */

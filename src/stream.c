@@ -807,9 +807,9 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 				size_t skipped = (size_t)(cand - p);
 				s->off = base + (uint64_t)(cand - sc->rbuf);
 				p = cand;
-				/* skipped lines were short and plain: only
-				 * their amount counts */
-				bud.work += (unsigned)(skipped / 128);
+				/* skipped lines were short and plain, and
+				 * searched at some GB/s: a unit per KiB */
+				bud.work += (unsigned)(skipped / 1024);
 				if (over_budget(s, &bud, 0, careful)) {
 					s->scan = s->off;
 					rc = 1;
