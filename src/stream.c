@@ -753,6 +753,7 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 				return rc < 0 ? rc : 0;
 			p = nl + 1;
 			if (over_budget(s, &bud, lend - lstart, careful)) {
+				s->scan = s->off;
 				rc = 1;
 				goto done;
 			}
