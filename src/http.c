@@ -47,7 +47,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	/* A client going away mid-stream is how streams end: not news. */
 	if (strstr(msg, "no longer available") ||
-	    strstr(msg, "Connection reset") || strstr(msg, "Broken pipe"))
+	    strstr(msg, "Connection reset") || strstr(msg, "Broken pipe") ||
+	    strstr(msg, "forcibly closed"))
 		return;
 	/* libmicrohttpd's messages end with a newline already */
 	fprintf(stderr, "tailsse: http: %s", msg);

@@ -154,6 +154,39 @@ class Scale(unittest.TestCase):
             sys.stderr.write("fast client: %d lines in %.2f s, RSS +%d KiB\n"
                              % (n, fast_s, grown))
 
+    def test_full_client_list_is_a_503_and_frees_up(self):
+        with tsutil.Daemon(server={"max_clients": 3}) as d:
+            streams = [d.stream("app") for _ in range(3)]
+            r = d.get("/api/logs/app/events")
+            self.assertEqual(r.status, 503)
+            self.assertTrue(r.headers.get("retry-after"))
+            self.assertTrue(r.headers.get("content-type", "")
+                            .startswith("text/plain"))
+            body = r.text.rstrip("\n")
+            self.assertNotIn("\n", body)
+            self.assertIn("max_clients", body)
+            # other endpoints do not count
+            self.assertEqual(d.get("/api/logs").status, 200)
+            self.assertEqual(d.get("/healthz").status, 200)
+            # a stream that goes away frees its place once the daemon
+            # notices: at its next event (a suspended stream sees a
+            # disconnect only when it is woken)
+            streams[0].close()
+            ok = False
+            for i in range(50):
+                d.write("app", "wake %d\n" % i)
+                time.sleep(0.05)
+                c = tsutil.SSEClient(d.port, "/api/logs/app/events")
+                status = c.status
+                c.close()
+                if status == 200:
+                    ok = True
+                    break
+                self.assertEqual(status, 503)
+            self.assertTrue(ok, "the place of a closed stream never came free")
+            for c in streams[1:]:
+                c.close()
+
     def test_sigterm_with_500_streams(self):
         raise_fd_limit(2048)
         d = tsutil.Daemon()

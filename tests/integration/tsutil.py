@@ -782,6 +782,7 @@ class Writer:
                     if self.count is not None and self.written >= self.count:
                         break
                     os.write(fd, (self.FMT % self.next).encode())
+                    self._wrote()
                     self.next += 1
                     self.written += 1
                     self._stop.wait(self.interval)
@@ -789,6 +790,9 @@ class Writer:
                 os.close(fd)
         except Exception as e:  # reported by stop()
             self.error = e
+
+    def _wrote(self):
+        """Called right after each line is written."""
 
     def start(self):
         self._thread.start()
@@ -930,23 +934,8 @@ class TimedWriter(Writer):
         Writer.__init__(self, path, interval, start, count)
         self.times = []
 
-    def _run(self):
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                         0o644)
-            try:
-                while not self._stop.is_set():
-                    if self.count is not None and self.written >= self.count:
-                        break
-                    os.write(fd, (self.FMT % self.next).encode())
-                    self.times.append(time.monotonic())
-                    self.next += 1
-                    self.written += 1
-                    self._stop.wait(self.interval)
-            finally:
-                os.close(fd)
-        except Exception as e:  # reported by stop()
-            self.error = e
+    def _wrote(self):
+        self.times.append(time.monotonic())
 
 
 class SignalledWriter(Writer):
