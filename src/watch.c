@@ -63,6 +63,7 @@ struct ts_watch {
 	unsigned heartbeat_s;
 	struct logw **queue; /* dirty logs, each once */
 	size_t nqueue;
+	unsigned long overflows; /* IN_Q_OVERFLOW seen */
 };
 
 /* A log is checked (and its streams woken) at most once per window: the
@@ -437,6 +438,7 @@ static void mark_all(struct ts_watch *w)
 static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 {
 	if (ev->mask & IN_Q_OVERFLOW) {
+		w->overflows++;
 		fprintf(stderr, "tailsse: inotify queue overflow: "
 				"re-checking every log\n");
 		mark_all(w);
@@ -567,6 +569,21 @@ static void *watch_main(void *arg)
 		due = check_dirty(w);
 	}
 	return NULL;
+}
+
+int ts_watch_run_once(struct ts_watch *w)
+{
+	drain_inotify(w);
+	int n = (int)w->nqueue;
+	for (size_t i = 0; i < w->nqueue; i++)
+		w->queue[i]->last_check_us = 0;
+	check_dirty(w);
+	return n;
+}
+
+unsigned long ts_watch_overflows(const struct ts_watch *w)
+{
+	return w->overflows;
 }
 
 int ts_watch_start(struct ts_watch *w)

@@ -26,4 +26,13 @@ void ts_watch_stop(struct ts_watch *w);
 
 void ts_watch_free(struct ts_watch *w);
 
+/* Without the thread (tests): read the pending inotify events and check
+ * every log they concern now, whatever the coalescing window.  Returns how
+ * many logs were checked.  Only while the thread is not running. */
+int ts_watch_run_once(struct ts_watch *w);
+
+/* How many times the inotify queue overflowed.  Watcher thread, or any
+ * thread while it is not running. */
+unsigned long ts_watch_overflows(const struct ts_watch *w);
+
 #endif
