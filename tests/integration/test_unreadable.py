@@ -18,9 +18,14 @@ class NobodyDaemon(tsutil.Daemon):
     def _argv(self, port):
         argv = tsutil.Daemon._argv(self, port)
         if os.geteuid() == 0:
+            # nobody may not reach the build tree (under /root, say): run a
+            # copy of the binary from the test's own directory
             os.chmod(self.dir, 0o755)
+            copy = os.path.join(self.dir, "tailsse")
+            shutil.copy2(argv[0], copy)
+            os.chmod(copy, 0o755)
             argv = ["setpriv", "--reuid=65534", "--regid=65534",
-                    "--clear-groups", "--"] + argv
+                    "--clear-groups", "--", copy] + argv[1:]
         return argv
 
 
