@@ -854,6 +854,26 @@ done:
 	return rc;
 }
 
+/* The stream's file was truncated in place before the stream had read it
+ * all: if a copy of the old content is beside it (copytruncate), go on in
+ * the copy from the same offset, so that no line is lost; its end leads
+ * back to the file, from 0, with `reset rotated` (as for a client that
+ * resumes into the copy).  True when it did. */
+static bool follow_copy(struct ts_stream *s)
+{
+	struct ts_log *log = s->log;
+	struct ts_file *c = ts_log_find_copy(log, s->file, s->off);
+	if (!c)
+		return false;
+	pthread_mutex_lock(&log->lock);
+	ts_file_unref(log, s->file);
+	s->file = c; /* find_copy's reference is the stream's now */
+	s->trunc_seq = c->trunc_seq;
+	s->scan = s->off;
+	pthread_mutex_unlock(&log->lock);
+	return true;
+}
+
 ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct ts_stream *s = cls;
@@ -872,7 +892,16 @@ ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			 * a read now would find at our offset: new bytes of a
 			 * rewritten file, mid-line. */
 			pthread_mutex_lock(&log->lock);
-			if (s->file && s->file->trunc_seq != s->trunc_seq &&
+			bool trunc = s->file &&
+				     s->file->trunc_seq != s->trunc_seq;
+			/* behind when the old content was cut away? */
+			bool behind = trunc && s->file->npre > 0 &&
+				      s->off < s->file->pre[s->file->npre - 1].size;
+			pthread_mutex_unlock(&log->lock);
+			if (behind && follow_copy(s))
+				trunc = false;
+			pthread_mutex_lock(&log->lock);
+			if (trunc && s->file->trunc_seq != s->trunc_seq &&
 			    apply_locked(s, ACT_TRUNCATED, &sc->out) == 0)
 				nevents++;
 			/* Read only what the watcher has seen and checked (its

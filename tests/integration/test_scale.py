@@ -154,6 +154,35 @@ class Scale(unittest.TestCase):
             sys.stderr.write("fast client: %d lines in %.2f s, RSS +%d KiB\n"
                              % (n, fast_s, grown))
 
+    def test_stream_behind_a_copytruncate_loses_nothing(self):
+        # A stream held back by its client is still in the old content when
+        # the log is copied and truncated in place: it must finish the old
+        # lines from the copy, then go on in the log from 0.
+        line = b"C%07d " + b"q" * 90
+        n = 100000  # ~10 MiB: more than the socket buffers hold
+        with tsutil.Daemon() as d:
+            slow = open_raw(d.port, "/api/logs/app/events", rcvbuf=4096)
+            time.sleep(0.2)
+            path = d.path("app")
+            data = b"".join(line % i + b"\n" for i in range(n))
+            d.write("app", data)
+            time.sleep(0.5)  # the daemon sends what the sockets take
+            with open(path, "rb") as src, open(path + ".1", "wb") as dst:
+                dst.write(src.read())
+            os.truncate(path, 0)
+            d.write("app", "after the truncation\n")
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+            r = Reader([slow])
+            try:
+                self.assertEqual(r.until(b"data: after the truncation\n", 60),
+                                 set(), "the stream never came to the end")
+                got = body_datas(r.bufs[slow])
+            finally:
+                r.close()
+            self.assertEqual(got[:n], [line % i for i in range(n)])
+            self.assertEqual(got[n:], [b'{"reason":"rotated"}',
+                                       b"after the truncation"])
+
     def test_full_client_list_is_a_503_and_frees_up(self):
         with tsutil.Daemon(server={"max_clients": 3}) as d:
             streams = [d.stream("app") for _ in range(3)]
