@@ -299,10 +299,12 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 			else
 				rc = ts_lines_tail(f->fd, size, st->tail,
 						   &start, &end);
-			if (rc == -EAGAIN) /* shrank meanwhile: truncation */
+			if (rc == -EAGAIN) { /* shrank meanwhile: truncated */
 				start = 0;
-			else if (rc)
+				rc = 0;
+			} else if (rc) {
 				goto fail;
+			}
 			s->off = start;
 		}
 		s->scan = s->id_off = s->off;
