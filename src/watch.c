@@ -309,7 +309,7 @@ static void watch_link_target(struct ts_watch *w, struct logw *l)
 	char *slash = target ? strrchr(target, '/') : NULL;
 	if (slash && slash != target)
 		*slash = '\0';
-	if (target && l->tdir && strcmp(target, l->tdir) == 0 &&
+	if (slash && l->tdir && strcmp(target, l->tdir) == 0 &&
 	    strcmp(slash + 1, l->tbase) == 0 && l->tdirwd >= 0) {
 		free(target);
 		return; /* unchanged */
