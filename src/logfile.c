@@ -427,6 +427,11 @@ static bool rewritten_locked(const struct ts_file *f)
 	       !mark_matches(f);
 }
 
+uint64_t ts_file_content_seq_locked(const struct ts_file *f)
+{
+	return f->trunc_seq + (rewritten_locked(f) ? 1 : 0);
+}
+
 bool ts_log_rewritten(struct ts_log *log, struct ts_file *f)
 {
 	pthread_mutex_lock(&log->lock);

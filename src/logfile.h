@@ -114,6 +114,12 @@ enum ts_change ts_log_check(struct ts_log *log);
  * current file is found too.  HTTP thread; takes the lock. */
 struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino);
 
+/* The trunc_seq that goes with `f`'s content as it is now: one more than
+ * f->trunc_seq when it was truncated and the watcher has not counted that
+ * yet (it will, by one).  A stream that starts reading a file takes this,
+ * so the coming count does not reset it again.  Caller holds the lock. */
+uint64_t ts_file_content_seq_locked(const struct ts_file *f);
+
 /* True when `f` no longer holds what the watcher last saw (shorter, or
  * other bytes before that size): truncated and maybe rewritten, and the
  * watcher has not handled it yet.  HTTP thread; takes the lock. */

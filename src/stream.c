@@ -178,7 +178,7 @@ static void set_file_locked(struct ts_stream *s, struct ts_file *f)
 		ts_file_unref(s->log, s->file);
 	s->file = f;
 	s->off = s->scan = s->id_off = 0;
-	s->trunc_seq = f ? f->trunc_seq : 0;
+	s->trunc_seq = f ? ts_file_content_seq_locked(f) : 0;
 }
 
 static int reset_event(struct ts_buf *out, const char *reason,
@@ -255,7 +255,7 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 		f = log->cur;
 		if (f) {
 			ts_file_ref(f);
-			trunc_seq = f->trunc_seq;
+			trunc_seq = ts_file_content_seq_locked(f);
 		}
 		pthread_mutex_unlock(&log->lock);
 	}
