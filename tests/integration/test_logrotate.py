@@ -173,9 +173,6 @@ class Logrotate(unittest.TestCase):
         for k in range(1, len(segs)):
             self.assertEqual(segs[k][1], "%d:0" % inodes[k],
                              "id of reset %d" % k)
-        for k in range(1, len(segs)):
-            self.assertEqual(segs[k][1], "%d:0" % inodes[k],
-                             "id of reset %d" % k)
 
     # ---------------------------------------------------------- create
 
