@@ -6,6 +6,25 @@
 
 #include "lines.h"
 
+/* The first line start at or after `pos` (no later than `e`, which is
+ * one). */
+static uint64_t tail_start_in(int fd, uint64_t pos, uint64_t e)
+{
+	char buf[4096];
+	if (pos == 0)
+		return 0;
+	for (uint64_t at = pos - 1; at < e;) {
+		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)at);
+		if (r <= 0)
+			break;
+		char *nl = memchr(buf, '\n', (size_t)r);
+		if (nl)
+			return at + (uint64_t)(nl - buf) + 1;
+		at += (uint64_t)r;
+	}
+	return e;
+}
+
 int ts_lines_tail(int fd, uint64_t size, uint64_t n, uint64_t *start,
 		  uint64_t *end)
 {
@@ -21,6 +40,19 @@ int ts_lines_tail(int fd, uint64_t size, uint64_t n, uint64_t *start,
 
 	*start = *end = 0;
 	while (pos > 0) {
+		if (size - pos >= TS_LINES_TAIL_MAX) {
+			/* read as far back as we go: no newline at all means
+			 * a partial line longer than that, else the lines
+			 * that start within the bound */
+			if (!have_end) {
+				*start = *end = size;
+				rc = -ERANGE;
+			} else {
+				*end = e;
+				*start = tail_start_in(fd, pos, e);
+			}
+			goto out;
+		}
 		size_t want = pos < TS_LINES_BLOCK ? (size_t)pos : TS_LINES_BLOCK;
 		pos -= want;
 		size_t got = 0;

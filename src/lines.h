@@ -9,12 +9,17 @@
 
 /* Block size for backwards reads; exposed for the tests. */
 #define TS_LINES_BLOCK 65536
+/* The most ts_lines_tail reads back (it runs on the HTTP thread). */
+#define TS_LINES_TAIL_MAX (64 * 1024 * 1024)
 
 /* Read backwards from `size` (the file's size): *end becomes the offset just
  * after the last '\n' before `size` (0 if none; bytes after it are a partial
  * line still being written), and *start the offset where the last `n`
  * complete lines before *end begin.  Reads only the blocks it needs:
- * about the size of those lines, plus the partial line.  0 or -errno. */
+ * about the size of those lines, plus the partial line, and never more
+ * than TS_LINES_TAIL_MAX bytes: past that *start is the first line that
+ * starts within them, or, when no newline was found at all, -ERANGE with
+ * *start = *end = size (a partial line that long).  0 or -errno. */
 int ts_lines_tail(int fd, uint64_t size, uint64_t n, uint64_t *start,
 		  uint64_t *end);
 

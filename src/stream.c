@@ -178,6 +178,7 @@ static void set_file_locked(struct ts_stream *s, struct ts_file *f)
 		ts_file_unref(s->log, s->file);
 	s->file = f;
 	s->off = s->scan = s->id_off = 0;
+	s->skip_partial = false;
 	s->trunc_seq = f ? ts_file_content_seq_locked(f) : 0;
 }
 
@@ -302,6 +303,12 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 			if (rc == -EAGAIN) { /* shrank meanwhile: truncated */
 				start = 0;
 				rc = 0;
+			} else if (rc == -ERANGE) {
+				/* in a partial line longer than we read back:
+				 * start at the next line */
+				start = size;
+				s->skip_partial = true;
+				rc = 0;
 			} else if (rc) {
 				goto fail;
 			}
@@ -393,6 +400,7 @@ static int apply_locked(struct ts_stream *s, enum action act,
 	case ACT_TRUNCATED:
 		s->trunc_seq = s->file->trunc_seq;
 		s->scan = 0;
+		s->skip_partial = false;
 		/* at the start already (say it switched to this file just
 		 * before the watcher saw it truncated): nothing to reset */
 		if (s->off == 0)
@@ -703,7 +711,7 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 		want = TS_RBUF;
 	*eof = false;
 	int rc = 0;
-	if (!s->filter && !s->json) {
+	if (!s->filter && !s->json && !s->skip_partial) {
 		/* whole lines through the frame cache while it can */
 		while (sc->out.len < budget) {
 			int r = fc_serve(s, &sc->fc, &sc->out, budget, nevents);
@@ -738,6 +746,15 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 		nread += got;
 		const char *p = sc->rbuf, *end = sc->rbuf + got;
 		uint64_t base = s->scan;
+		if (s->skip_partial) {
+			/* the rest of a line we started in the middle of:
+			 * not a line to send */
+			const char *nl = memchr(p, '\n', got);
+			s->off = s->scan =
+				nl ? base + (uint64_t)(nl - p) + 1 : base + got;
+			s->skip_partial = nl == NULL;
+			continue;
+		}
 		if (s->off < base) {
 			/* a line began in an earlier read */
 			const char *nl = memchr(p, '\n', got);

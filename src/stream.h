@@ -53,6 +53,7 @@ struct ts_stream {
 	struct ts_filter *filter; /* NULL: every line */
 	bool json;              /* format=json */
 	bool limit_reported;    /* filter-limit was sent */
+	bool skip_partial;      /* off is inside a line: drop up to its '\n' */
 	uint64_t id_off;        /* offset of the last id the client has */
 	int64_t last_sent_ms;
 	bool suspended;         /* (log->lock) */

@@ -453,15 +453,22 @@ static void test_tail_bounded(void **state)
 	assert_int_equal(e, hole + ll);
 
 	/* all 20, and more than there are: the NUL hole is part of the first
-	 * line, which starts at 0 */
+	 * line, which starts at 0, beyond the TS_LINES_TAIL_MAX it reads
+	 * back: the lines from the first one that starts within it */
+	assert_true(hole + 8 > TS_LINES_TAIL_MAX);
 	assert_int_equal(ts_lines_tail(f->fd, size, 20, &s, &e), 0);
-	assert_int_equal(s, 0);
+	assert_int_equal(s, hole + 8);
 	assert_int_equal(e, hole + ll);
 	assert_int_equal(ts_lines_tail(f->fd, size, 19, &s, &e), 0);
 	assert_int_equal(s, hole + 8);
 	assert_int_equal(ts_lines_tail(f->fd, size, 1000, &s, &e), 0);
-	assert_int_equal(s, 0);
+	assert_int_equal(s, hole + 8);
 	assert_int_equal(e, hole + ll);
+	/* no newline at all within the bound (the hole and the first bytes
+	 * of the first line): a partial line that long */
+	assert_int_equal(ts_lines_tail(f->fd, hole + 4, 5, &s, &e), -ERANGE);
+	assert_int_equal(s, hole + 4);
+	assert_int_equal(e, hole + 4);
 }
 
 /* Lines that straddle the last block boundary: two blocks read, not

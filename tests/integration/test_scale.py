@@ -183,6 +183,20 @@ class Scale(unittest.TestCase):
             self.assertEqual(got[n:], [b'{"reason":"rotated"}',
                                        b"after the truncation"])
 
+    def test_huge_partial_line_is_not_read_back(self):
+        # A last line with no newline in its last 64 MiB (here a sparse
+        # file of 65 MiB of NULs): a new stream does not read the file
+        # back to its start; it begins at the next line.
+        with tsutil.Daemon() as d:
+            with open(d.path("app"), "r+b") as f:
+                f.truncate(65 << 20)
+            c = d.stream("app")
+            d.write("app", "rest of it\nnext line\n")
+            m = c.next_message(timeout=10)
+            self.assertEqual(m["data"], "next line")
+            self.assertEqual(m["id"], "%d:%d" % (d.ino("app"),
+                                                 (65 << 20) + 21))
+
     def test_full_client_list_is_a_503_and_frees_up(self):
         with tsutil.Daemon(server={"max_clients": 3}) as d:
             streams = [d.stream("app") for _ in range(3)]
