@@ -93,6 +93,24 @@ void ts_file_unref(struct ts_log *log, struct ts_file *f)
 	file_close(f);
 }
 
+/* A generation for the open regular file `fd` as `st` describes it, with
+ * one reference; it owns fd from now on.  NULL on ENOMEM (fd closed). */
+static struct ts_file *file_new(int fd, const struct stat *st)
+{
+	struct ts_file *f = calloc(1, sizeof(*f));
+	if (!f) {
+		close(fd);
+		return NULL;
+	}
+	f->fd = fd;
+	f->dev = (uint64_t)st->st_dev;
+	f->ino = (uint64_t)st->st_ino;
+	f->size = (uint64_t)st->st_size;
+	f->nlink = (uint64_t)st->st_nlink;
+	f->refs = 1;
+	return f;
+}
+
 /* Open the path as a new generation (refs 1, for `cur`).  O_NONBLOCK so
  * that a FIFO swapped in at the path cannot hang the watcher. */
 static struct ts_file *file_open(const char *path, int *err)
@@ -103,23 +121,19 @@ static struct ts_file *file_open(const char *path, int *err)
 		return NULL;
 	}
 	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		*err = S_ISREG(st.st_mode) ? errno : EINVAL;
+	if (fstat(fd, &st) != 0) {
+		*err = errno;
 		close(fd);
 		return NULL;
 	}
-	struct ts_file *f = calloc(1, sizeof(*f));
-	if (!f) {
+	if (!S_ISREG(st.st_mode)) {
+		*err = EINVAL;
+		close(fd);
+		return NULL;
+	}
+	struct ts_file *f = file_new(fd, &st);
+	if (!f)
 		*err = ENOMEM;
-		close(fd);
-		return NULL;
-	}
-	f->fd = fd;
-	f->dev = (uint64_t)st.st_dev;
-	f->ino = (uint64_t)st.st_ino;
-	f->size = (uint64_t)st.st_size;
-	f->nlink = (uint64_t)st.st_nlink;
-	f->refs = 1;
 	return f;
 }
 
@@ -320,20 +334,12 @@ static struct ts_file *scan_dir(struct ts_log *log, match_fn match,
 			close(fd);
 			continue;
 		}
-		f = calloc(1, sizeof(*f));
-		if (!f) {
-			close(fd);
-			break;
+		f = file_new(fd, &st);
+		if (f) {
+			f->detached = true;
+			/* rotated long ago as far as we know: no grace */
+			f->detached_ms = ts_now_ms() - TS_ROTATE_WAIT_MS;
 		}
-		f->fd = fd;
-		f->dev = (uint64_t)st.st_dev;
-		f->ino = (uint64_t)st.st_ino;
-		f->size = (uint64_t)st.st_size;
-		f->nlink = (uint64_t)st.st_nlink;
-		f->detached = true;
-		/* rotated long ago as far as we know: no grace period */
-		f->detached_ms = ts_now_ms() - TS_ROTATE_WAIT_MS;
-		f->refs = 1;
 		break;
 	}
 	closedir(d);

@@ -150,8 +150,7 @@ cut:
 	return ts_buf_append(out, ELLIPSIS, 3);
 }
 
-int ts_sse_line(struct ts_buf *out, const char *line, size_t len,
-		size_t max_line, uint64_t ino, uint64_t off)
+int ts_sse_id(struct ts_buf *out, uint64_t ino, uint64_t off)
 {
 	int rc = ts_buf_reserve(out, TS_SSE_EVENT_OVERHEAD);
 	if (rc)
@@ -161,8 +160,17 @@ int ts_sse_line(struct ts_buf *out, const char *line, size_t len,
 	ts_buf_u64(out, ino);
 	ts_buf_append(out, ":", 1);
 	ts_buf_u64(out, off);
-	ts_buf_append(out, "\ndata: ", 7);
-	rc = ts_sse_text(out, line, len, max_line);
+	return ts_buf_append(out, "\n", 1);
+}
+
+int ts_sse_line(struct ts_buf *out, const char *line, size_t len,
+		size_t max_line, uint64_t ino, uint64_t off)
+{
+	int rc = ts_sse_id(out, ino, off);
+	if (rc == 0)
+		rc = ts_buf_append(out, "data: ", 6);
+	if (rc == 0)
+		rc = ts_sse_text(out, line, len, max_line);
 	if (rc)
 		return rc;
 	return ts_buf_append(out, "\n\n", 2);
@@ -183,9 +191,7 @@ int ts_sse_event(struct ts_buf *out, const char *type, const char *json,
 {
 	int rc = ts_buf_printf(out, "event: %s\n", type);
 	if (rc == 0 && pos)
-		rc = ts_buf_printf(out, "id: %llu:%llu\n",
-				   (unsigned long long)pos->ino,
-				   (unsigned long long)pos->off);
+		rc = ts_sse_id(out, pos->ino, pos->off);
 	if (rc == 0)
 		rc = ts_buf_printf(out, "data: %s\n\n", json);
 	return rc;

@@ -29,6 +29,10 @@ struct ts_pos {
 int ts_sse_text(struct ts_buf *out, const char *line, size_t len,
 		size_t max_line);
 
+/* Append an id field, "id: INO:OFF\n".  Followed by a blank line alone, it
+ * moves a client's lastEventId without an event. */
+int ts_sse_id(struct ts_buf *out, uint64_t ino, uint64_t off);
+
 /* Append a whole message event: "id: INO:OFF\ndata: TEXT\n\n". */
 int ts_sse_line(struct ts_buf *out, const char *line, size_t len,
 		size_t max_line, uint64_t ino, uint64_t off);

@@ -465,15 +465,9 @@ static int emit_line(struct ts_stream *s, struct ts_scratch *sc,
 	}
 	if (m != TS_MATCH_YES)
 		return 0;
-	rc = ts_buf_puts(&sc->out, "id: ");
+	rc = ts_sse_id(&sc->out, ino, next);
 	if (rc == 0)
-		rc = ts_buf_u64(&sc->out, ino);
-	if (rc == 0)
-		rc = ts_buf_puts(&sc->out, ":");
-	if (rc == 0)
-		rc = ts_buf_u64(&sc->out, next);
-	if (rc == 0)
-		rc = ts_buf_puts(&sc->out, "\ndata: ");
+		rc = ts_buf_puts(&sc->out, "data: ");
 	if (rc)
 		return rc;
 	if (s->json) {
@@ -863,9 +857,9 @@ done:
 	/* Lines the filter dropped still move the client's position: an id
 	 * without data updates EventSource's lastEventId silently. */
 	if (s->filter && s->id_off != s->off) {
-		int r = ts_buf_printf(&sc->out, "id: %llu:%llu\n\n",
-				      (unsigned long long)f->ino,
-				      (unsigned long long)s->off);
+		int r = ts_sse_id(&sc->out, f->ino, s->off);
+		if (r == 0)
+			r = ts_buf_append(&sc->out, "\n", 1);
 		if (r)
 			return r;
 		s->id_off = s->off;
