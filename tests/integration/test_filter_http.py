@@ -143,18 +143,7 @@ def expected_ranges(line, patterns, flags=0):
     return [list(r) for r in sorted(out)]
 
 
-def check_one_line_error(test, r, status, *words):
-    test.assertEqual(r.status, status, r)
-    test.assertTrue(r.headers.get("content-type", "")
-                    .startswith("text/plain"), r.headers)
-    text = r.body.decode("utf-8")
-    test.assertTrue(text.endswith("\n"), repr(text))
-    test.assertEqual(text.count("\n"), 1, "not one line: %r" % text)
-    test.assertNotIn("\r", text)
-    for w in words:
-        test.assertIn(w.lower(), text.lower(),
-                      "%r should contain %r" % (text, w))
-    return text
+check_one_line_error = tsutil.check_one_line_error
 
 
 class TimedLines(threading.Thread):

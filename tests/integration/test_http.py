@@ -28,18 +28,7 @@ class Errors(unittest.TestCase):
         cls.d.__exit__(None, None, None)
 
     def check_error(self, r, status, *words):
-        self.assertEqual(r.status, status, r)
-        self.assertTrue(r.headers.get("content-type", "")
-                        .startswith("text/plain"), r.headers)
-        text = r.body.decode("utf-8")
-        self.assertTrue(text.endswith("\n"), repr(text))
-        self.assertEqual(text.count("\n"), 1, "not one line: %r" % text)
-        self.assertNotIn("\r", text, "not one line: %r" % text)
-        self.assertGreater(len(text.strip()), 0)
-        for w in words:
-            self.assertIn(w.lower(), text.lower(), "%r should name %r"
-                          % (text, w))
-        return text
+        return tsutil.check_one_line_error(self, r, status, *words)
 
     def test_bad_last_event_id_header(self):
         for bad in ["abc", "1:", "-1", "1:2:3", ":5", "1:x", "12 ",

@@ -848,6 +848,23 @@ def report(result):
 # ------------------------------------------- following files (added for
 # test_logrotate.py and test_follow.py; nothing above depends on these)
 
+def check_one_line_error(test, r, status, *words):
+    """The contract's error: the status, text/plain, one non-empty line
+    containing every word (any case).  Returns the text."""
+    test.assertEqual(r.status, status, r)
+    test.assertTrue(r.headers.get("content-type", "")
+                    .startswith("text/plain"), r.headers)
+    text = r.body.decode("utf-8")
+    test.assertTrue(text.endswith("\n"), repr(text))
+    test.assertEqual(text.count("\n"), 1, "not one line: %r" % text)
+    test.assertNotIn("\r", text, "not one line: %r" % text)
+    test.assertGreater(len(text.strip()), 0)
+    for w in words:
+        test.assertIn(w.lower(), text.lower(),
+                      "%r should name %r" % (text, w))
+    return text
+
+
 def wait_for(pred, timeout=5.0, step=0.01):
     """Poll pred() until it holds or timeout seconds pass; its last value."""
     deadline = time.monotonic() + timeout
