@@ -27,10 +27,17 @@
  * counted by the match limit (1 ms at 512 bytes, 4 ms at 2 KiB).  With
  * max_line at least this, no line searched this way is cut. */
 #define TS_SCAN_WINDOW 2048
-/* How far back tail=N reads to find N matching lines, and for how long
- * (thread CPU time) it may match them. */
+/* How far back tail=N reads to find N matching lines.  Past
+ * TS_TAIL_FILTER_NS of thread CPU time it gives up on a pattern that costs
+ * TS_TAIL_SLOW_RATIO times more than preparing the lines it matches, or
+ * that hit a limit on one of them (a ratio of two clocks of the same run
+ * and a count, so that a slow or busy machine, or a sanitizer build, does
+ * not cut an ordinary search short); past
+ * TS_TAIL_FILTER_MAX_NS it gives up in any case. */
 #define TS_TAIL_FILTER_MAX_BYTES (8 * 1024 * 1024)
 #define TS_TAIL_FILTER_NS (10 * 1000 * 1000)
+#define TS_TAIL_SLOW_RATIO 16
+#define TS_TAIL_FILTER_MAX_NS (500 * 1000 * 1000)
 
 /* Bytes of events the frame cache holds at most before it starts over. */
 #define TS_FCACHE_MAX (1024 * 1024)
@@ -199,13 +206,27 @@ static int64_t thread_cpu_ns(void)
 }
 
 /* For tail=N with a filter: does the stream keep this line?  Bounded in
- * time as a whole (the HTTP thread serves everyone), so the clock is read
- * for every costly line and every 32 cheap ones. */
+ * time as a whole (the HTTP thread serves everyone): every costly line and
+ * every 32nd cheap one is timed, its preparation and its match apart. */
 struct tail_scan {
 	struct ts_stream *s;
 	int64_t cpu0;
+	int64_t text_ns;    /* timed lines: sanitizing them */
+	int64_t match_ns;   /* timed lines: matching them */
 	unsigned lines;
+	unsigned limits;    /* lines on which the filter hit a limit */
 };
+
+/* Has the search used its time?  The byte bound limits ordinary patterns;
+ * this stops the ones that are slow on these lines. */
+static bool tail_scan_over(const struct tail_scan *t, int64_t now)
+{
+	int64_t used = now - t->cpu0;
+	if (used > TS_TAIL_FILTER_MAX_NS)
+		return true;
+	return used > TS_TAIL_FILTER_NS &&
+	       (t->limits > 0 || t->match_ns > TS_TAIL_SLOW_RATIO * t->text_ns);
+}
 
 static int keep_line(const char *line, size_t len, void *arg)
 {
@@ -215,21 +236,29 @@ static int keep_line(const char *line, size_t len, void *arg)
 	if (!sc)
 		return -1;
 	++t->lines;
-	if (len > TS_FILTER_FAST_MAX_LEN || ts_filter_is_slow(s->filter) ||
-	    t->lines % 32 == 0) {
-		/* the byte bound limits ordinary patterns; this one stops
-		 * patterns that are slow on these lines */
-		int64_t used = thread_cpu_ns() - t->cpu0;
-		if (used > TS_TAIL_FILTER_NS &&
-		    used / t->lines > TS_FILTER_SLOW_LINE_NS)
+	bool timed = len > TS_FILTER_FAST_MAX_LEN ||
+		     ts_filter_is_slow(s->filter) || t->lines % 32 == 0;
+	int64_t t0 = 0, t1 = 0;
+	if (timed) {
+		t0 = thread_cpu_ns();
+		if (tail_scan_over(t, t0))
 			return -1;
 	}
 	ts_buf_reset(&sc->text);
 	if (ts_sse_text(&sc->text, line, len, s->env->max_line))
 		return -1;
-	return ts_filter_match(s->env->filters, s->filter,
-			       sc->text.data ? sc->text.data : "",
-			       sc->text.len, NULL) == TS_MATCH_YES;
+	if (timed)
+		t1 = thread_cpu_ns();
+	enum ts_match m = ts_filter_match(s->env->filters, s->filter,
+					  sc->text.data ? sc->text.data : "",
+					  sc->text.len, NULL);
+	if (timed) {
+		t->text_ns += t1 - t0;
+		t->match_ns += thread_cpu_ns() - t1;
+	}
+	if (m == TS_MATCH_LIMIT)
+		++t->limits;
+	return m == TS_MATCH_YES;
 }
 
 int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
@@ -291,7 +320,7 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 			}
 		} else {
 			uint64_t start, end;
-			struct tail_scan ts = { s, thread_cpu_ns(), 0 };
+			struct tail_scan ts = { s, thread_cpu_ns(), 0, 0, 0, 0 };
 			if (s->filter)
 				rc = ts_lines_tail_match(
 					f->fd, size, st->tail,
