@@ -15,6 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SMOKE=0
 ONLY=""
 BIG_SIZE=${BENCH_BIG_SIZE:-1073741824}   # bytes of the generated log
+BENCH_CONF=${BENCH_CONF:-}                  # extra server keys
 DURATION=${BENCH_DURATION:-20}           # seconds of writing in live scenarios
 REPEAT=${BENCH_REPEAT:-3}                # replays per throughput figure: the best counts
 SCENARIOS="idle10k live100 live1k live100x10k replay tail grep1k filter"
@@ -28,7 +29,8 @@ Usage: $0 [--smoke] [--only NAME] [--list] [TAILSSE_BINARY]
   --list       list the scenarios
 Environment: TAILSSE (binary), TS_LOAD, TS_WRITER (tools), BENCH_BIG_SIZE
 (bytes, default 1 GiB), BENCH_DURATION (s, default 20), BENCH_REPEAT (runs
-of each throughput measurement, the best is kept; default 3).
+of each throughput measurement, the best is kept; default 3), BENCH_CONF
+(extra server keys for every scenario, e.g. 'conn_memory=262144').
 EOF
 }
 
@@ -141,7 +143,8 @@ start_daemon() {
 			echo "listen = 127.0.0.1:$PORT"
 			echo "www = $dir/www"
 			local kv
-			for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done
+			# shellcheck disable=SC2086 # words on purpose
+			for kv in "$@" $BENCH_CONF; do echo "${kv%%=*} = ${kv#*=}"; done
 			echo
 			echo "[log bench]"
 			echo "path = $logfile"

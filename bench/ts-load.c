@@ -328,11 +328,12 @@ static bool parse_u64(const char *p, const char *end, uint64_t *v)
 	return p > s;
 }
 
-/* The first data: line of an event: look for "seq=" and "t=". */
+/* The first data: line of an event: ts-writer's lines start "seq=N t=NS"
+ * (only there: a replayed log's lines are not searched through). */
 static void parse_data(struct conn *c, const char *v, size_t n)
 {
 	const char *end = v + n;
-	const char *p = memmem(v, n, "seq=", 4);
+	const char *p = n >= 4 && memcmp(v, "seq=", 4) == 0 ? v : NULL;
 	if (p && parse_u64(p + 4, end, &c->ev_seq)) {
 		c->ev_has_seq = true;
 		const char *q = memmem(p + 4, (size_t)(end - p - 4), " t=", 3);

@@ -22,6 +22,10 @@ int ts_buf_printf(struct ts_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Append `v` in decimal. */
 int ts_buf_u64(struct ts_buf *b, uint64_t v);
+/* Write `v` in decimal at p (room for TS_U64_DIGITS bytes); returns the
+ * end. */
+#define TS_U64_DIGITS 20
+char *ts_u64_put(char *p, uint64_t v);
 /* Drop the first n bytes, keeping the rest. */
 void ts_buf_consume(struct ts_buf *b, size_t n);
 static inline void ts_buf_reset(struct ts_buf *b) { b->len = 0; }

@@ -28,10 +28,18 @@
  * calloc'ed.  pool 32 KiB + block 32 KiB: 53.6 KiB/stream; 8 KiB + 512:
  * 9.8 KiB; 6 KiB + 512: 7.8 KiB; 4 KiB + 256: 5.5 KiB.  The pool also caps
  * one write: replaying a file ran at 360 MB/s with 6 KiB, 590 with 16 KiB,
- * 700 with 256 KiB.  The block size is only used for HTTP/1.0. */
+ * 700 with 256 KiB.  The block size is only used without chunked
+ * encoding (HTTP/1.0, replays).
+ *
+ * So a stream that replays a file (ts_stream_take_replay) is sent without
+ * chunked encoding (the connection closes when it ends, as for HTTP/1.0):
+ * then each write comes from the response's own block, and that is made
+ * big.  Measured replaying 1 GiB (1.25 GB of SSE): 64 KiB, 256 KiB and
+ * 1 MiB blocks all near 1.1 GB/s, 64 KiB a little ahead. */
 #ifndef TS_BLOCK_SIZE
 #define TS_BLOCK_SIZE 512
 #endif
+#define TS_REPLAY_BLOCK (64 * 1024)
 
 struct ts_http {
 	struct ts_http_ctx ctx;
@@ -471,9 +479,17 @@ static enum MHD_Result serve_events(struct ts_http *h,
 					 "cannot start stream: %s",
 					 strerror(-rc));
 		}
+		bool replay = ts_stream_take_replay(s);
 		r = MHD_create_response_from_callback(
-			MHD_SIZE_UNKNOWN, TS_BLOCK_SIZE, ts_stream_read, s,
-			ts_stream_free);
+			MHD_SIZE_UNKNOWN,
+			replay ? TS_REPLAY_BLOCK : TS_BLOCK_SIZE,
+			ts_stream_read, s, ts_stream_free);
+		/* (the name that libmicrohttpd 0.9.71 knows too) */
+		if (r && replay &&
+		    MHD_set_response_options(r, MHD_RF_HTTP_VERSION_1_0_ONLY,
+					     MHD_RO_END) != MHD_YES)
+			fprintf(stderr, "tailsse: cannot send a replay "
+					"unchunked: it goes chunked\n");
 	}
 	if (!r) {
 		ts_stream_free(s);

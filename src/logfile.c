@@ -47,6 +47,7 @@ struct ts_log *ts_log_new(const char *name, const char *path)
 		goto fail;
 	if (pthread_mutex_init(&log->lock, NULL) != 0)
 		goto fail;
+	log->kick_fd = -1;
 	return log;
 fail:
 	free(log->path);
@@ -291,6 +292,27 @@ enum ts_change ts_log_check(struct ts_log *log)
 	}
 	pthread_mutex_unlock(&log->lock);
 	return ch;
+}
+
+void ts_log_woken_done_locked(struct ts_log *log)
+{
+	if (--log->nwoken > 0 || !log->idle_kick)
+		return;
+	log->idle_kick = false;
+	uint64_t one = 1;
+	/* a full counter (EAGAIN) has already told the watcher */
+	if (log->kick_fd >= 0 &&
+	    write(log->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		perror("tailsse: eventfd");
+}
+
+bool ts_log_idle_or_kick(struct ts_log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	bool idle = log->nwoken == 0;
+	log->idle_kick = !idle;
+	pthread_mutex_unlock(&log->lock);
+	return idle;
 }
 
 void ts_log_wake(struct ts_log *log, bool ping, int64_t idle_before_ms)

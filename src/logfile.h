@@ -93,6 +93,12 @@ struct ts_log {
 	uint64_t rotations;         /* (L) count, for metrics */
 	uint64_t serials;           /* (L) the last ts_file serial given */
 	bool stopping;              /* (L) the daemon is shutting down */
+	/* (L) streams resumed whose reader has not run since: while some
+	 * are, the HTTP thread is still delivering the last change, and the
+	 * watcher gathers new ones (see watch.c) */
+	unsigned nwoken;
+	bool idle_kick;             /* (L) signal kick_fd when nwoken is 0 */
+	int kick_fd;                /* (L) the watcher's eventfd, or -1 */
 };
 
 /* Create a log for `name` and `path`; does not touch the file yet (call
@@ -137,6 +143,13 @@ struct ts_file *ts_log_find_copy(struct ts_log *log, struct ts_file *f,
  * lock.  Any thread. */
 void ts_log_wake(struct ts_log *log, bool ping, int64_t idle_before_ms);
 
+/* A woken stream's reader ran (or the stream went away): count it off, and
+ * tell the watcher when it was the last one it waits for.  Caller holds
+ * log->lock. */
+void ts_log_woken_done_locked(struct ts_log *log);
+/* Has the HTTP thread run every stream of the last wake-up?  If not, ask to
+ * be told on kick_fd when it has.  Takes the lock.  Watcher thread. */
+bool ts_log_idle_or_kick(struct ts_log *log);
 /* Take / drop a reference on a generation. Caller holds log->lock. */
 void ts_file_ref(struct ts_file *f);
 void ts_file_unref(struct ts_log *log, struct ts_file *f);

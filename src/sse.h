@@ -37,6 +37,23 @@ int ts_sse_id(struct ts_buf *out, uint64_t ino, uint64_t off);
 int ts_sse_line(struct ts_buf *out, const char *line, size_t len,
 		size_t max_line, uint64_t ino, uint64_t off);
 
+/* The length of the run at the start of s[0..n) that ts_sse_text passes
+ * through as it is: no NUL, CR, LF or non-ASCII byte.  Where it stops at a
+ * '\n', it is a whole plain line. */
+size_t ts_sse_plain_run(const char *s, size_t n);
+
+/* "id: INO:" of one file, formatted once for its many events. */
+struct ts_sse_idp {
+	size_t len;
+	char s[4 + TS_U64_DIGITS + 1];
+};
+void ts_sse_idp_set(struct ts_sse_idp *idp, uint64_t ino);
+
+/* ts_sse_line for a line known to be plain (ts_sse_plain_run covers it)
+ * and no longer than max_line, of the file whose prefix is `idp`. */
+int ts_sse_plain_line(struct ts_buf *out, const struct ts_sse_idp *idp,
+		      const char *line, size_t len, uint64_t off);
+
 /* Append "retry: MS\n\n". */
 int ts_sse_retry(struct ts_buf *out, unsigned ms);
 

@@ -109,6 +109,7 @@ int ts_stream_env_init(struct ts_stream_env *env, size_t max_line,
 	env->max_line = max_line;
 	env->retry_ms = retry_ms;
 	atomic_init(&env->nstreams, 0);
+	atomic_init(&env->nreplay, 0);
 	atomic_init(&env->events_sent, 0);
 	atomic_init(&env->bytes_sent, 0);
 	env->filters = ts_filter_cache_new();
@@ -166,10 +167,16 @@ void ts_stream_free(void *cls)
 			s->next->prev = s->prev;
 		log->nstreams--;
 	}
+	if (s->woken) {
+		s->woken = false;
+		ts_log_woken_done_locked(log);
+	}
 	if (s->file)
 		ts_file_unref(log, s->file);
 	pthread_mutex_unlock(&log->lock);
 	atomic_fetch_sub(&s->env->nstreams, 1);
+	if (s->replay)
+		atomic_fetch_sub(&s->env->nreplay, 1);
 	ts_filter_free(s->filter);
 	ts_buf_free(&s->out);
 	free(s);
@@ -368,6 +375,21 @@ fail:
 	return rc;
 }
 
+bool ts_stream_take_replay(struct ts_stream *s)
+{
+	pthread_mutex_lock(&s->log->lock);
+	uint64_t size = s->file ? s->file->size : 0;
+	pthread_mutex_unlock(&s->log->lock);
+	if (size < s->off || size - s->off <= TS_REPLAY_BEHIND)
+		return false;
+	if (atomic_fetch_add(&s->env->nreplay, 1) >= TS_REPLAY_MAX) {
+		atomic_fetch_sub(&s->env->nreplay, 1);
+		return false;
+	}
+	s->replay = true;
+	return true;
+}
+
 void ts_stream_wake_locked(struct ts_stream *s, bool ping,
 			   int64_t idle_before_ms)
 {
@@ -379,6 +401,8 @@ void ts_stream_wake_locked(struct ts_stream *s, bool ping,
 		s->ping_due = true;
 	}
 	s->suspended = false;
+	s->woken = true;
+	s->log->nwoken++;
 	MHD_resume_connection(s->conn);
 }
 
@@ -463,14 +487,16 @@ static int pread_some(int fd, char *buf, size_t n, uint64_t off, size_t *got)
  * the stream's filter drops it.  1: an event was written, 0: dropped,
  * -errno. */
 static int emit_line(struct ts_stream *s, struct ts_scratch *sc,
-		     const char *p, size_t len, uint64_t next)
+		     const char *p, size_t len, uint64_t next,
+		     const struct ts_sse_idp *plain)
 {
 	uint64_t ino = s->file->ino;
 	size_t max_line = s->env->max_line;
 	int rc;
 
 	if (!s->filter && !s->json) {
-		rc = ts_sse_line(&sc->out, p, len, max_line, ino, next);
+		rc = plain ? ts_sse_plain_line(&sc->out, plain, p, len, next)
+			   : ts_sse_line(&sc->out, p, len, max_line, ino, next);
 		return rc ? rc : 1;
 	}
 	/* filters and JSON see the text the client would get */
@@ -542,7 +568,7 @@ static int emit_long_line(struct ts_stream *s, struct ts_scratch *sc,
 			break;
 		got += n;
 	}
-	return emit_line(s, sc, sc->head, got, end + 1);
+	return emit_line(s, sc, sc->head, got, end + 1, NULL);
 }
 
 /* Keep a line, or drop it and roll the output back, after emit_line. */
@@ -566,6 +592,21 @@ static int commit_line(struct ts_stream *s, struct ts_scratch *sc, int rc,
 	}
 	s->off = next;
 	return 0;
+}
+
+/* The end of the line at p (its '\n'), or NULL when it does not end before
+ * `end`; *plain: a plain line no longer than max_line, for
+ * ts_sse_plain_line.  One pass over the usual line. */
+static const char *line_end(const char *p, const char *end, size_t max_line,
+			    bool *plain)
+{
+	size_t k = ts_sse_plain_run(p, (size_t)(end - p));
+	if (p + k < end && p[k] == '\n') {
+		*plain = k <= max_line;
+		return p + k;
+	}
+	*plain = false;
+	return memchr(p + k, '\n', (size_t)(end - p) - k);
 }
 
 static bool fc_matches(const struct fcache *fc, const struct ts_stream *s)
@@ -652,8 +693,11 @@ static size_t fc_fill(struct ts_stream *s, struct ts_scratch *sc)
 		ts_buf_reset(&fc->enc);
 	}
 	size_t added = 0;
+	struct ts_sse_idp idp;
+	ts_sse_idp_set(&idp, f->ino);
 	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		bool plain;
+		const char *nl = line_end(p, end, s->env->max_line, &plain);
 		if (!nl)
 			break;
 		if (fc->n == fc->cap) {
@@ -669,8 +713,11 @@ static size_t fc_fill(struct ts_stream *s, struct ts_scratch *sc)
 			fc->cap = cap;
 		}
 		uint64_t next = s->off + (uint64_t)(nl - sc->rbuf) + 1;
-		if (ts_sse_line(&fc->enc, p, (size_t)(nl - p), s->env->max_line,
-				f->ino, next))
+		int rc = plain ? ts_sse_plain_line(&fc->enc, &idp, p,
+						   (size_t)(nl - p), next)
+			       : ts_sse_line(&fc->enc, p, (size_t)(nl - p),
+					     s->env->max_line, f->ino, next);
+		if (rc)
 			break;
 		fc->ends[fc->n] = next;
 		fc->epos[fc->n] = fc->enc.len;
@@ -734,7 +781,14 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 		want = TS_RBUF;
 	*eof = false;
 	int rc = 0;
-	if (!s->filter && !s->json && !s->skip_partial) {
+	bool plain_lines = !s->filter && !s->json;
+	struct ts_sse_idp idp;
+	ts_sse_idp_set(&idp, f->ino);
+	/* Streams near the end of the file share what they read there; one
+	 * far behind (a replay) would only copy its events twice through the
+	 * cache. */
+	if (plain_lines && !s->skip_partial &&
+	    s->limit - s->off <= TS_FCACHE_MAX) {
 		/* whole lines through the frame cache while it can */
 		while (sc->out.len < budget) {
 			int r = fc_serve(s, &sc->fc, &sc->out, budget, nevents);
@@ -860,7 +914,10 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 				}
 				continue;
 			}
-			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			bool plain = false;
+			const char *nl = plain_lines
+				? line_end(p, end, s->env->max_line, &plain)
+				: memchr(p, '\n', (size_t)(end - p));
 			if (!nl)
 				break;
 			uint64_t next = base + (uint64_t)(nl - sc->rbuf) + 1;
@@ -868,7 +925,7 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 			bool lw = s->limit_reported;
 			rc = commit_line(s, sc,
 					 emit_line(s, sc, p, (size_t)(nl - p),
-						   next),
+						   next, plain ? &idp : NULL),
 					 before, lw, budget, next, nevents);
 			if (rc)
 				return rc < 0 ? rc : 0;
@@ -934,6 +991,10 @@ ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			 * a read now would find at our offset: new bytes of a
 			 * rewritten file, mid-line. */
 			pthread_mutex_lock(&log->lock);
+			if (s->woken) {
+				s->woken = false;
+				ts_log_woken_done_locked(log);
+			}
 			bool trunc = s->file &&
 				     s->file->trunc_seq != s->trunc_seq;
 			/* behind when the old content was cut away? */

@@ -28,6 +28,7 @@ struct ts_stream_env {
 	pthread_key_t scratch_key;  /* per HTTP thread: struct ts_scratch */
 	struct ts_filter_cache *filters; /* compiled patterns, shared */
 	atomic_uint nstreams;       /* streams open, all logs */
+	atomic_uint nreplay;        /* streams with a replay's buffer */
 	atomic_ullong events_sent;  /* lines and control events */
 	atomic_ullong bytes_sent;
 };
@@ -57,8 +58,10 @@ struct ts_stream {
 	uint64_t id_off;        /* offset of the last id the client has */
 	int64_t last_sent_ms;
 	bool suspended;         /* (log->lock) */
+	bool woken;             /* (log->lock) counted in log->nwoken */
 	bool ping_due;          /* (log->lock) */
 	bool linked;            /* in log->streams */
+	bool replay;            /* holds one of env's replay places */
 	struct ts_stream *prev, *next; /* (log->lock) */
 };
 
@@ -76,6 +79,15 @@ struct ts_stream *ts_stream_new(struct ts_log *log, struct ts_stream_env *env,
 /* Position the stream as `st` asks and link it to its log, so that it is
  * woken from now on.  0 or -errno (then free it with ts_stream_free). */
 int ts_stream_start(struct ts_stream *s, const struct ts_start *st);
+
+/* A stream that starts far behind the end of its file (a replay: more than
+ * TS_REPLAY_BEHIND bytes) is better sent from a big buffer of its own than
+ * from the connection's small one (see http.c).  True when the stream is
+ * one and got one of the TS_REPLAY_MAX places for it; ts_stream_free gives
+ * the place back.  Call after ts_stream_start. */
+#define TS_REPLAY_BEHIND (1024 * 1024)
+#define TS_REPLAY_MAX 64
+bool ts_stream_take_replay(struct ts_stream *s);
 
 /* libmicrohttpd content reader and its free callback. */
 ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max);

@@ -54,6 +54,7 @@ struct logw {
 
 struct ts_watch {
 	int ifd, efd;
+	int kfd;             /* eventfd: a log's woken streams have all run */
 	pthread_t thread;
 	bool started;
 	struct logw *lw;
@@ -353,6 +354,14 @@ void ts_watch_free(struct ts_watch *w)
 	if (!w)
 		return;
 	for (size_t i = 0; i < w->nlogs; i++) {
+		struct ts_log *log = w->lw[i].log;
+		if (!log)
+			continue;
+		pthread_mutex_lock(&log->lock);
+		log->kick_fd = -1;
+		pthread_mutex_unlock(&log->lock);
+	}
+	for (size_t i = 0; i < w->nlogs; i++) {
 		free(w->lw[i].dir);
 		free(w->lw[i].tdir);
 	}
@@ -365,6 +374,8 @@ void ts_watch_free(struct ts_watch *w)
 		close(w->ifd);
 	if (w->efd >= 0)
 		close(w->efd);
+	if (w->kfd >= 0)
+		close(w->kfd);
 	free(w);
 }
 
@@ -377,6 +388,7 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 		return NULL;
 	}
 	w->efd = -1;
+	w->kfd = -1;
 	w->heartbeat_s = heartbeat_s;
 	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->ifd < 0) {
@@ -387,7 +399,8 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 		goto fail;
 	}
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->efd < 0) {
+	w->kfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->efd < 0 || w->kfd < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
@@ -405,6 +418,9 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 	for (size_t i = 0; i < nlogs; i++) {
 		struct logw *l = &w->lw[i];
 		l->log = logs[i];
+		pthread_mutex_lock(&l->log->lock);
+		l->log->kick_fd = w->kfd;
+		pthread_mutex_unlock(&l->log->lock);
 		l->dirwd = -1;
 		l->ancwd = -1;
 		l->tdirwd = -1;
@@ -512,16 +528,32 @@ static void tick(struct ts_watch *w, int64_t now)
 	}
 }
 
-/* Check the dirty logs whose last check is old enough; returns when the
- * next one is due (INT64_MAX: none waiting). */
+/* When may this dirty log be checked (and its streams woken)?  Not before
+ * the floor; at once once the HTTP thread has run every stream of the last
+ * wake-up (ts_log_idle_or_kick arranges to be told on kfd); at the end of
+ * the window in any case (a stream whose client stalled is never run). */
+static int64_t check_at(struct logw *l, int64_t now)
+{
+	int64_t floor = l->last_check_us + TS_COALESCE_MIN_US;
+	int64_t ceiling = l->last_check_us + l->window_us;
+	if (now >= ceiling)
+		return now;
+	if (now < floor)
+		return floor;
+	return ts_log_idle_or_kick(l->log) ? now : ceiling;
+}
+
+/* Check the dirty logs that may be checked now; returns when the next one
+ * is due (INT64_MAX: none waiting). */
 static int64_t check_dirty(struct ts_watch *w)
 {
 	int64_t due = INT64_MAX;
 	size_t n = w->nqueue, keep = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct logw *l = w->queue[i];
-		int64_t at = l->last_check_us + l->window_us;
-		if (now_us() >= at) {
+		int64_t now = now_us();
+		int64_t at = check_at(l, now);
+		if (at <= now) {
 			l->dirty = false;
 			check_log(w, l);
 		} else {
@@ -530,14 +562,23 @@ static int64_t check_dirty(struct ts_watch *w)
 				due = at;
 		}
 	}
+	/* marked while checking the others: look again next round */
 	for (size_t i = n; i < w->nqueue; i++) {
 		struct logw *l = w->queue[i];
 		w->queue[keep++] = l;
-		if (l->last_check_us + l->window_us < due)
-			due = l->last_check_us + l->window_us;
+		int64_t at = l->last_check_us + TS_COALESCE_MIN_US;
+		if (at < due)
+			due = at;
 	}
 	w->nqueue = keep;
 	return due;
+}
+
+static void drain_eventfd(int fd)
+{
+	uint64_t v;
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
 }
 
 static void *watch_main(void *arg)
@@ -550,9 +591,10 @@ static void *watch_main(void *arg)
 		int64_t until = due < next_tick ? due : next_tick;
 		int64_t wait = until > now ? until - now : 0;
 		struct timespec ts = { wait / 1000000, (wait % 1000000) * 1000 };
-		struct pollfd pfd[2] = { { w->ifd, POLLIN, 0 },
-					 { w->efd, POLLIN, 0 } };
-		int r = ppoll(pfd, 2, &ts, NULL);
+		struct pollfd pfd[3] = { { w->ifd, POLLIN, 0 },
+					 { w->efd, POLLIN, 0 },
+					 { w->kfd, POLLIN, 0 } };
+		int r = ppoll(pfd, 3, &ts, NULL);
 		if (r < 0 && errno != EINTR) {
 			fprintf(stderr, "tailsse: poll: %s\n", strerror(errno));
 			break;
@@ -561,6 +603,8 @@ static void *watch_main(void *arg)
 			break;
 		if (r > 0 && pfd[0].revents)
 			drain_inotify(w);
+		if (r > 0 && pfd[2].revents)
+			drain_eventfd(w->kfd);
 		now = now_us();
 		if (now >= next_tick) {
 			tick(w, now / 1000);
