@@ -302,6 +302,9 @@ static enum MHD_Result serve_metrics(struct ts_http *h,
 		"# HELP tailsse_clients Event streams connected.\n"
 		"# TYPE tailsse_clients gauge\n"
 		"tailsse_clients %u\n"
+		"# HELP tailsse_replay_clients Streams that started far behind, sent from a big buffer.\n"
+		"# TYPE tailsse_replay_clients gauge\n"
+		"tailsse_replay_clients %u\n"
 		"# HELP tailsse_events_sent_total Events sent (lines and control events).\n"
 		"# TYPE tailsse_events_sent_total counter\n"
 		"tailsse_events_sent_total %llu\n"
@@ -310,7 +313,7 @@ static enum MHD_Result serve_metrics(struct ts_http *h,
 		"tailsse_bytes_sent_total %llu\n"
 		"# HELP tailsse_rotations_total Rotations seen per log.\n"
 		"# TYPE tailsse_rotations_total counter\n",
-		atomic_load(&env->nstreams),
+		atomic_load(&env->nstreams), atomic_load(&env->nreplay),
 		(unsigned long long)atomic_load(&env->events_sent),
 		(unsigned long long)atomic_load(&env->bytes_sent));
 	struct ts_buf sizes = TS_BUF_INIT;

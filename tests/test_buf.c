@@ -168,20 +168,34 @@ static void test_u64(void **state)
 	ASSERT_BUF(b, "id: 18446744073709551615:0");
 }
 
-/* Every value near a power of ten, against printf. */
+static void check_u64(struct ts_buf *b, uint64_t v)
+{
+	char exp[32];
+	ts_buf_reset(b);
+	assert_int_equal(ts_buf_u64(b, v), 0);
+	int n = snprintf(exp, sizeof(exp), "%" PRIu64, v);
+	assert_buf_eq(b, exp, (size_t)n);
+}
+
+/* Every value near a power of ten or of two (where the digit count, found
+ * from the bit length, changes), and random ones of every length, against
+ * printf. */
 static void test_u64_against_printf(void **state)
 {
 	struct ts_buf *b = *state;
-	char exp[32];
 	uint64_t p = 1;
-	for (int k = 0; k < 20; k++, p *= 10) {
-		for (int d = -2; d <= 2; d++) {
-			uint64_t v = p + (uint64_t)(int64_t)d;
-			ts_buf_reset(b);
-			assert_int_equal(ts_buf_u64(b, v), 0);
-			int n = snprintf(exp, sizeof(exp), "%" PRIu64, v);
-			assert_buf_eq(b, exp, (size_t)n);
-		}
+	for (int k = 0; k < 20; k++, p *= 10)
+		for (int d = -2; d <= 2; d++)
+			check_u64(b, p + (uint64_t)(int64_t)d);
+	for (int k = 0; k < 64; k++)
+		for (int d = -1; d <= 1; d++)
+			check_u64(b, (UINT64_C(1) << k) + (uint64_t)(int64_t)d);
+	uint64_t x = 88172645463325252u; /* xorshift64 */
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		check_u64(b, x >> (i % 64));
 	}
 }
 

@@ -965,11 +965,103 @@ static void test_scannable(void **state)
 	}
 }
 
+static uint64_t rnd_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Random bytes, mostly plain, with now and then one of the bytes that end
+ * a plain run: NUL, CR, LF, a high byte. */
+static void random_text(uint64_t *x, unsigned char *buf, size_t n)
+{
+	static const unsigned char stop[] = { 0, '\r', '\n', 0x80, 0xC3,
+					      0xFF };
+	unsigned rate = 1 + (unsigned)(rnd_next(x) % 200);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t r = rnd_next(x);
+		buf[i] = r % rate == 0 ? stop[(r >> 8) % sizeof(stop)]
+				       : (unsigned char)(' ' + (r >> 16) % 95);
+	}
+}
+
+/* ts_sse_plain_run against a byte-by-byte reference, at every length and
+ * alignment around the 16-byte steps and the overlapping last load. */
+static void test_plain_run(void **state)
+{
+	(void)state;
+	unsigned char buf[400];
+	uint64_t x = 2463534242u;
+	for (int round = 0; round < 20000; round++) {
+		size_t n = (size_t)(rnd_next(&x) % 300);
+		size_t at = (size_t)(rnd_next(&x) % 64);
+		random_text(&x, buf + at, n);
+		size_t want = 0;
+		while (want < n && buf[at + want] != 0 &&
+		       buf[at + want] != '\r' && buf[at + want] != '\n' &&
+		       buf[at + want] < 0x80)
+			want++;
+		size_t got = ts_sse_plain_run((const char *)buf + at, n);
+		if (got != want)
+			fail_msg("round %d, n %zu: %zu, want %zu", round, n,
+				 got, want);
+	}
+}
+
+/* The one-pass writer of plain lines (ts_sse_plain_line, and ts_sse_line
+ * taking it for such lines) writes what the field-by-field encoding
+ * writes: id, "data: ", ts_sse_text, blank line. */
+static void test_line_fast_path_same(void **state)
+{
+	struct ts_buf *b = *state;
+	struct ts_buf want = TS_BUF_INIT;
+	unsigned char line[300];
+	uint64_t x = 88172645463325252u;
+	for (int round = 0; round < 20000; round++) {
+		size_t n = (size_t)(rnd_next(&x) % 260);
+		random_text(&x, line, n);
+		/* a stray LF never reaches the encoder: the line ends there */
+		for (size_t i = 0; i < n; i++)
+			if (line[i] == '\n')
+				line[i] = 'x';
+		size_t max = round % 3 == 0 ? (size_t)(rnd_next(&x) % 300)
+					    : 65536;
+		uint64_t ino = rnd_next(&x) >> (rnd_next(&x) % 64);
+		uint64_t off = rnd_next(&x) >> (1 + rnd_next(&x) % 63);
+		ts_buf_reset(&want);
+		assert_int_equal(ts_sse_id(&want, ino, off), 0);
+		assert_int_equal(ts_buf_puts(&want, "data: "), 0);
+		assert_int_equal(ts_sse_text(&want, (const char *)line, n, max),
+				 0);
+		assert_int_equal(ts_buf_puts(&want, "\n\n"), 0);
+		ts_buf_reset(b);
+		assert_int_equal(ts_sse_line(b, (const char *)line, n, max, ino,
+					     off), 0);
+		assert_int_equal(b->len, want.len);
+		assert_memory_equal(b->data, want.data, want.len);
+		if (ts_sse_plain_run((const char *)line, n) == n && n <= max) {
+			struct ts_sse_idp idp;
+			ts_sse_idp_set(&idp, ino);
+			ts_buf_reset(b);
+			assert_int_equal(ts_sse_plain_line(b, &idp,
+							   (const char *)line,
+							   n, off), 0);
+			assert_int_equal(b->len, want.len);
+			assert_memory_equal(b->data, want.data, want.len);
+		}
+	}
+	ts_buf_free(&want);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_buf, teardown_buf)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scannable),
+		cmocka_unit_test(test_plain_run),
+		T(test_line_fast_path_same),
 		T(test_text_plain),
 		T(test_text_utf8_valid),
 		T(test_text_utf8_invalid),

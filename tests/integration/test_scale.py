@@ -86,6 +86,25 @@ def body_datas(buf):
             if line.startswith(b"data: ")]
 
 
+def metric(d, name):
+    """The value of an unlabelled metric in /metrics."""
+    r = d.get("/metrics")
+    for line in r.text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def wait_for(cond, timeout):
+    """Poll cond() every 20 ms until it holds (True) or timeout (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
 class Scale(unittest.TestCase):
     def test_burst_reaches_every_stream(self):
         raise_fd_limit(2048)
@@ -224,6 +243,77 @@ class Scale(unittest.TestCase):
             self.assertTrue(ok, "the place of a closed stream never came free")
             for c in streams[1:]:
                 c.close()
+
+    def test_replay_is_unchunked_and_loses_nothing(self):
+        # A stream that starts more than 1 MiB behind the end is sent from
+        # a big buffer of its own, without chunked framing (the connection
+        # closes when it ends); it gets every line once, then live ones.
+        line = b"R%07d " + b"r" * 90
+        n = 12000  # ~1.2 MB
+        data = b"".join(line % i + b"\n" for i in range(n))
+        with tsutil.Daemon() as d:
+            d.write("app", data)
+            ino = d.ino("app")
+            c = d.stream("app", lastEventId="%d:0" % ino)
+            self.assertEqual(c.status, 200)
+            self.assertNotIn("chunked",
+                             c.headers.get("transfer-encoding", "").lower())
+            self.assertEqual(c.headers.get("connection", "").lower(), "close")
+            self.assertEqual(metric(d, "tailsse_replay_clients"), 1)
+            got = c.messages(n, timeout=30)
+            want_ids = []
+            off = 0
+            for i in range(n):
+                off += len(line % i) + 1
+                want_ids.append("%d:%d" % (ino, off))
+            self.assertEqual([m["data"] for m in got],
+                             [(line % i).decode() for i in range(n)])
+            self.assertEqual([m["id"] for m in got], want_ids)
+            d.write("app", "live after the replay\n")
+            m = c.next_message(timeout=10)
+            self.assertEqual(m["data"], "live after the replay")
+            # a stream near the end is chunked as usual
+            near = d.stream("app", lastEventId="%d:%d" % (ino, off))
+            self.assertIn("chunked",
+                          near.headers.get("transfer-encoding", "").lower())
+            self.assertEqual(metric(d, "tailsse_replay_clients"), 1)
+            c.close()
+            near.close()
+
+    def test_replay_places_are_limited_and_given_back(self):
+        # At most 64 replays hold a big buffer; the next goes chunked, and
+        # a place comes free when a replay's client goes away.
+        raise_fd_limit(2048)
+        data = b"".join(b"P%07d %s\n" % (i, b"p" * 90)
+                        for i in range(12000))
+        with tsutil.Daemon() as d:
+            d.write("app", data)
+            path = "/api/logs/app/events?lastEventId=%d:0" % d.ino("app")
+            holders = [open_raw(d.port, path, rcvbuf=4096)
+                       for _ in range(64)]
+            try:
+                self.assertTrue(wait_for(
+                    lambda: metric(d, "tailsse_replay_clients") == 64, 10),
+                    "64 replays did not all start")
+                extra = tsutil.SSEClient(d.port, path)
+                self.assertIn("chunked", extra.headers.get(
+                    "transfer-encoding", "").lower())
+                self.assertEqual(metric(d, "tailsse_replay_clients"), 64)
+                # it still gets the file from the start
+                self.assertEqual(extra.next_message(timeout=10)["data"],
+                                 "P0000000 " + "p" * 90)
+                extra.close()
+                holders.pop().close()
+                self.assertTrue(wait_for(
+                    lambda: metric(d, "tailsse_replay_clients") == 63, 10),
+                    "a closed replay kept its place")
+                again = tsutil.SSEClient(d.port, path)
+                self.assertNotIn("chunked", again.headers.get(
+                    "transfer-encoding", "").lower())
+                again.close()
+            finally:
+                for s in holders:
+                    s.close()
 
     def test_sigterm_with_500_streams(self):
         raise_fd_limit(2048)
