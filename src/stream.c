@@ -377,9 +377,11 @@ fail:
 
 bool ts_stream_take_replay(struct ts_stream *s)
 {
-	pthread_mutex_lock(&s->log->lock);
-	uint64_t size = s->file ? s->file->size : 0;
-	pthread_mutex_unlock(&s->log->lock);
+	/* the file as it is (the watcher may not have seen it grow yet) */
+	struct stat sb;
+	if (!s->file || fstat(s->file->fd, &sb) != 0)
+		return false;
+	uint64_t size = (uint64_t)sb.st_size;
 	if (size < s->off || size - s->off <= TS_REPLAY_BEHIND)
 		return false;
 	if (atomic_fetch_add(&s->env->nreplay, 1) >= TS_REPLAY_MAX) {

@@ -72,9 +72,11 @@ struct ts_watch {
  * quiet moment goes out at once); otherwise the changes gather until it has
  * (see check_at), so that one wake-up delivers many lines in one write, as
  * many as came while the thread was busy.  The window below only bounds
- * that wait (a stream whose client stalled is never run): waking a stream
- * costs its HTTP thread some microseconds (resume, read, send: about 7 µs
- * here, mostly the kernel's), so it grows with the number of streams.
+ * that wait, as a safety net (the HTTP thread busy with one huge read, say;
+ * a stalled client's stream is not suspended, so it is not waited for):
+ * waking a stream costs its HTTP thread some microseconds (resume, read,
+ * send: about 7 µs here, mostly the kernel's), so it grows with the number
+ * of streams.
  * Measured (bench/run.sh): a fixed window (1 ms floor) gave one stream p50
  * 0.61 ms, a 100 µs floor 0.15 ms; then waking as soon as the last wake-up
  * was run: 100 streams x 1,000 lines/s p50 0.91 -> 0.48 ms, p99 1.75 ->
@@ -534,7 +536,7 @@ static void tick(struct ts_watch *w, int64_t now)
 /* When may this dirty log be checked (and its streams woken)?  Not before
  * the floor; at once once the HTTP thread has run every stream of the last
  * wake-up (ts_log_idle_or_kick arranges to be told on kfd); at the end of
- * the window in any case (a stream whose client stalled is never run). */
+ * the window in any case. */
 static int64_t check_at(struct logw *l, int64_t now)
 {
 	int64_t floor = l->last_check_us + TS_COALESCE_MIN_US;

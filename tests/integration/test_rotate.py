@@ -5,21 +5,11 @@ resuming from an id whose file was rotated away."""
 import json
 import os
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tsutil  # noqa: E402
-from tsutil import Daemon  # noqa: E402
-
-
-def wait_for(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
+from tsutil import Daemon, wait_for  # noqa: E402
 
 
 class Rotation(unittest.TestCase):

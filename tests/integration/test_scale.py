@@ -95,16 +95,6 @@ def metric(d, name):
     raise AssertionError("no %s in /metrics" % name)
 
 
-def wait_for(cond, timeout):
-    """Poll cond() every 20 ms until it holds (True) or timeout (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
 class Scale(unittest.TestCase):
     def test_burst_reaches_every_stream(self):
         raise_fd_limit(2048)
@@ -292,7 +282,7 @@ class Scale(unittest.TestCase):
             holders = [open_raw(d.port, path, rcvbuf=4096)
                        for _ in range(64)]
             try:
-                self.assertTrue(wait_for(
+                self.assertTrue(tsutil.wait_for(
                     lambda: metric(d, "tailsse_replay_clients") == 64, 10),
                     "64 replays did not all start")
                 extra = tsutil.SSEClient(d.port, path)
@@ -304,7 +294,7 @@ class Scale(unittest.TestCase):
                                  "P0000000 " + "p" * 90)
                 extra.close()
                 holders.pop().close()
-                self.assertTrue(wait_for(
+                self.assertTrue(tsutil.wait_for(
                     lambda: metric(d, "tailsse_replay_clients") == 63, 10),
                     "a closed replay kept its place")
                 again = tsutil.SSEClient(d.port, path)
