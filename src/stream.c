@@ -184,6 +184,15 @@ void ts_stream_free(void *cls)
 
 /* Replace the stream's generation by `f` (may be NULL); caller holds the
  * lock. */
+/* Was the stream's file truncated since the content the stream reads?
+ * Its count may be one ahead of the file's (ts_file_content_seq_locked: a
+ * truncation the watcher has not counted yet), which is no truncation for
+ * the stream.  Caller holds the lock. */
+static bool truncated_since_locked(const struct ts_stream *s)
+{
+	return s->file && s->file->trunc_seq > s->trunc_seq;
+}
+
 static void set_file_locked(struct ts_stream *s, struct ts_file *f)
 {
 	if (f)
@@ -419,7 +428,7 @@ static enum action next_action_locked(struct ts_stream *s, int64_t now)
 	struct ts_file *f = s->file;
 	if (!f)
 		return log->cur ? ACT_CREATED : ACT_NONE;
-	if (f->trunc_seq != s->trunc_seq)
+	if (truncated_since_locked(s))
 		return ACT_TRUNCATED;
 	if (s->scan < f->size) {
 		/* The watcher saw more than our last read did: either data
@@ -997,8 +1006,7 @@ ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 				s->woken = false;
 				ts_log_woken_done_locked(log);
 			}
-			bool trunc = s->file &&
-				     s->file->trunc_seq != s->trunc_seq;
+			bool trunc = truncated_since_locked(s);
 			/* behind when the old content was cut away? */
 			bool behind = trunc && s->file->npre > 0 &&
 				      s->off < s->file->pre[s->file->npre - 1].size;
@@ -1006,7 +1014,7 @@ ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (behind && follow_copy(s))
 				trunc = false;
 			pthread_mutex_lock(&log->lock);
-			if (trunc && s->file->trunc_seq != s->trunc_seq &&
+			if (trunc && truncated_since_locked(s) &&
 			    apply_locked(s, ACT_TRUNCATED, &sc->out) == 0)
 				nevents++;
 			/* Read only what the watcher has seen and checked (its
