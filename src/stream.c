@@ -799,7 +799,7 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 	 * far behind (a replay) would only copy its events twice through the
 	 * cache. */
 	if (plain_lines && !s->skip_partial &&
-	    s->limit - s->off <= TS_FCACHE_MAX) {
+	    (s->off >= s->limit || s->limit - s->off <= TS_FCACHE_MAX)) {
 		/* whole lines through the frame cache while it can */
 		while (sc->out.len < budget) {
 			int r = fc_serve(s, &sc->fc, &sc->out, budget, nevents);
