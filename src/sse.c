@@ -164,27 +164,6 @@ cut:
 	return ts_buf_append(out, ELLIPSIS, 3);
 }
 
-/* Write "id: INO:OFF\n" at p (room for TS_SSE_EVENT_OVERHEAD); returns the
- * end. */
-static char *put_id(char *p, uint64_t ino, uint64_t off)
-{
-	memcpy(p, "id: ", 4);
-	p = ts_u64_put(p + 4, ino);
-	*p++ = ':';
-	p = ts_u64_put(p, off);
-	*p++ = '\n';
-	return p;
-}
-
-int ts_sse_id(struct ts_buf *out, uint64_t ino, uint64_t off)
-{
-	int rc = ts_buf_reserve(out, TS_SSE_EVENT_OVERHEAD);
-	if (rc)
-		return rc;
-	out->len = (size_t)(put_id(out->data + out->len, ino, off) - out->data);
-	return 0;
-}
-
 size_t ts_sse_plain_run(const char *s, size_t n)
 {
 	return plain_run((const unsigned char *)s, n);
@@ -198,16 +177,34 @@ void ts_sse_idp_set(struct ts_sse_idp *idp, uint64_t ino)
 	idp->len = (size_t)(p - idp->s);
 }
 
+/* Write "id: INO:OFF\n" at p (room for TS_SSE_EVENT_OVERHEAD): the one
+ * writer of the id field.  Returns the end. */
+static char *put_id(char *p, const struct ts_sse_idp *idp, uint64_t off)
+{
+	memcpy(p, idp->s, sizeof(idp->s)); /* fixed size: one move */
+	p = ts_u64_put(p + idp->len, off);
+	*p++ = '\n';
+	return p;
+}
+
+int ts_sse_id(struct ts_buf *out, uint64_t ino, uint64_t off)
+{
+	struct ts_sse_idp idp;
+	ts_sse_idp_set(&idp, ino);
+	int rc = ts_buf_reserve(out, TS_SSE_EVENT_OVERHEAD);
+	if (rc)
+		return rc;
+	out->len = (size_t)(put_id(out->data + out->len, &idp, off) - out->data);
+	return 0;
+}
+
 int ts_sse_plain_line(struct ts_buf *out, const struct ts_sse_idp *idp,
 		      const char *line, size_t len, uint64_t off)
 {
 	int rc = ts_buf_reserve(out, TS_SSE_EVENT_OVERHEAD + len);
 	if (rc)
 		return rc;
-	char *p = out->data + out->len;
-	memcpy(p, idp->s, sizeof(idp->s)); /* fixed size: one move */
-	p = ts_u64_put(p + idp->len, off);
-	*p++ = '\n';
+	char *p = put_id(out->data + out->len, idp, off);
 	memcpy(p, "data: ", 6);
 	memcpy(p + 6, line, len);
 	p += 6 + len;
