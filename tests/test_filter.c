@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "filter.h"
+#include "testdata.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define LONG_LINE 65536
@@ -1117,32 +1118,12 @@ static void test_json_line(void **state)
  * ignore, icase) into format=json data, each line's offset in the file as
  * its offset. */
 
-static char *read_data_file(const char *name, size_t *len)
-{
-	const char *dir = getenv("srcdir");
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/tests/data/%s", dir ? dir : ".", name);
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		fail_msg("cannot open %s", path);
-	struct ts_buf b = TS_BUF_INIT;
-	char tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof(tmp), fp)) > 0)
-		assert_int_equal(ts_buf_append(&b, tmp, n), 0);
-	fclose(fp);
-	*len = b.len;
-	if (!b.data)
-		b.data = calloc(1, 1);
-	return b.data;
-}
-
 static void test_golden(void **state)
 {
 	struct env *e = *state;
 	size_t inlen, outlen;
-	char *in = read_data_file("filter-golden.txt", &inlen);
-	char *want = read_data_file("filter-golden.json", &outlen);
+	char *in = ts_test_read_data("filter-golden.txt", &inlen);
+	char *want = ts_test_read_data("filter-golden.json", &outlen);
 
 	for (int k = 0; k < 2; k++) {
 		const char *grep[] = { "err|warn" };

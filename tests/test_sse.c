@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "sse.h"
+#include "testdata.h"
 
 /* U+FFFD and U+2026 in UTF-8.  Beware when writing cases: a hex escape
  * swallows every hex digit after it, so "\x80" "a" must stay two literals. */
@@ -885,32 +886,12 @@ static void test_parse_uint_exhaustive(void **state)
 /* ------------------------------------------------------------------ */
 /* Golden file: a small log encoded as a stream, max_line 16, inode 2049. */
 
-static char *read_data_file(const char *name, size_t *len)
-{
-	const char *dir = getenv("srcdir");
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/tests/data/%s", dir ? dir : ".", name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	struct ts_buf b = TS_BUF_INIT;
-	char tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		assert_int_equal(ts_buf_append(&b, tmp, n), 0);
-	fclose(f);
-	*len = b.len;
-	if (!b.data)
-		b.data = calloc(1, 1);
-	return b.data;
-}
-
 static void test_golden(void **state)
 {
 	struct ts_buf *b = *state;
 	size_t inlen, outlen;
-	char *in = read_data_file("sse-golden.log", &inlen);
-	char *want = read_data_file("sse-golden.events", &outlen);
+	char *in = ts_test_read_data("sse-golden.log", &inlen);
+	char *want = ts_test_read_data("sse-golden.events", &outlen);
 
 	/* each complete line, id pointing after its newline; the partial last
 	 * line is not an event */
