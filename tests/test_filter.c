@@ -680,17 +680,28 @@ static void test_long_ordinary(void **state)
 							  &oc->pat, 1, NULL, 0,
 							  false);
 			struct ts_buf b = TS_BUF_INIT;
-			double t0 = now_ms();
-			enum ts_match r =
-				ts_filter_match(e->c[k], f, line, oc->len, &b);
-			double dt = now_ms() - t0;
-			if (r != TS_MATCH_YES)
-				fail_msg("%s %s: %s after %.3f ms", engine[k],
-					 oc->pat, match_name(r), dt);
-			assert_int_equal(ts_buf_append(&b, "", 1), 0);
+			double dt = 0;
 			size_t n = 0;
-			for (const char *p = b.data; *p; p++)
-				n += *p == '[';
+			/* Ranges are best effort within a CPU budget: a busy
+			 * machine (sanitizers, a parallel make check) can cut
+			 * one run short, not five in a row. */
+			for (int attempt = 0; attempt < 5; attempt++) {
+				ts_buf_reset(&b);
+				double t0 = now_ms();
+				enum ts_match r = ts_filter_match(
+					e->c[k], f, line, oc->len, &b);
+				dt = now_ms() - t0;
+				if (r != TS_MATCH_YES)
+					fail_msg("%s %s: %s after %.3f ms",
+						 engine[k], oc->pat,
+						 match_name(r), dt);
+				assert_int_equal(ts_buf_append(&b, "", 1), 0);
+				n = 0;
+				for (const char *p = b.data; *p; p++)
+					n += *p == '[';
+				if (n == oc->nranges)
+					break;
+			}
 			size_t s0 = oc->s0 < 0 ? oc->len - (size_t)-oc->s0
 					       : (size_t)oc->s0;
 			char first[32], last[32];
