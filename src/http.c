@@ -17,6 +17,7 @@
 #include "filter.h"
 #include "http.h"
 #include "sse.h"
+#include "worker.h"
 
 /* Largest tail=N accepted: far more than a browser can show, small enough
  * that reading it back stays cheap. */
@@ -44,22 +45,71 @@
 struct ts_http {
 	struct ts_http_ctx ctx;
 	struct MHD_Daemon *mhd;
+	struct ts_worker *worker; /* stream starts that read or search */
+	pthread_mutex_t log_lock; /* protects the two below */
+	uint64_t client_errors;   /* since client_errors_ms, unsaid */
+	int64_t client_errors_ms; /* when they were last said; 0: never */
+	uint64_t client_errors_total;
 	int lfd;
 	char *www_real;   /* NULL when the www directory is missing */
 };
 
+/* What libmicrohttpd says about one client's request or connection (a bad
+ * or oversized request, a peer that went away) is the client's business:
+ * anyone can make thousands of those, so they are said once, then counted
+ * and summed up at most once a minute.  Anything else is about the
+ * daemon's own state and is said each time. */
+static bool client_side(const char *msg)
+{
+	static const char *const words[] = {
+		"no longer available", "Connection reset", "Broken pipe",
+		"forcibly closed", "Error processing request", "Failed to receive",
+		"Failed to send", "timed out", "Closing connection", "header",
+		"request", "Request", "Host", "HTTP/",
+	};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(msg, words[i]))
+			return true;
+	return false;
+}
+
+#define TS_CLIENT_LOG_MS 60000
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct ts_http *h = cls;
 	char msg[512];
-	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	/* A client going away mid-stream is how streams end: not news. */
 	if (strstr(msg, "no longer available") ||
 	    strstr(msg, "Connection reset") || strstr(msg, "Broken pipe") ||
 	    strstr(msg, "forcibly closed"))
 		return;
-	/* libmicrohttpd's messages end with a newline already */
-	fprintf(stderr, "tailsse: http: %s", msg);
+	size_t n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	if (!h || !client_side(msg)) {
+		fprintf(stderr, "tailsse: http: %s\n", msg);
+		return;
+	}
+	int64_t now = ts_now_ms();
+	pthread_mutex_lock(&h->log_lock);
+	bool first = h->client_errors_ms == 0;
+	bool due = !first && now - h->client_errors_ms >= TS_CLIENT_LOG_MS;
+	uint64_t count = ++h->client_errors;
+	h->client_errors_total++;
+	if (first || due) {
+		h->client_errors = 0;
+		h->client_errors_ms = now;
+	}
+	pthread_mutex_unlock(&h->log_lock);
+	if (first)
+		fprintf(stderr, "tailsse: http: %s (more client errors are "
+				"counted: at most one line a minute)\n", msg);
+	else if (due)
+		fprintf(stderr, "tailsse: http: %llu client errors since the "
+				"last report; the last: %s\n",
+			(unsigned long long)count, msg);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
@@ -297,6 +347,9 @@ static enum MHD_Result serve_metrics(struct ts_http *h,
 {
 	struct ts_stream_env *env = h->ctx.env;
 	struct ts_buf b = TS_BUF_INIT;
+	pthread_mutex_lock(&h->log_lock);
+	uint64_t client_errors = h->client_errors_total;
+	pthread_mutex_unlock(&h->log_lock);
 	int rc = ts_buf_printf(
 		&b,
 		"# HELP tailsse_clients Event streams connected.\n"
@@ -311,11 +364,15 @@ static enum MHD_Result serve_metrics(struct ts_http *h,
 		"# HELP tailsse_bytes_sent_total Bytes of event streams sent.\n"
 		"# TYPE tailsse_bytes_sent_total counter\n"
 		"tailsse_bytes_sent_total %llu\n"
+		"# HELP tailsse_http_client_errors_total Requests and connections that libmicrohttpd refused or lost (malformed, oversized, reset).\n"
+		"# TYPE tailsse_http_client_errors_total counter\n"
+		"tailsse_http_client_errors_total %llu\n"
 		"# HELP tailsse_rotations_total Rotations seen per log.\n"
 		"# TYPE tailsse_rotations_total counter\n",
 		atomic_load(&env->nstreams), atomic_load(&env->nreplay),
 		(unsigned long long)atomic_load(&env->events_sent),
-		(unsigned long long)atomic_load(&env->bytes_sent));
+		(unsigned long long)atomic_load(&env->bytes_sent),
+		(unsigned long long)client_errors);
 	struct ts_buf sizes = TS_BUF_INIT;
 	if (rc == 0)
 		rc = ts_buf_puts(&sizes,
@@ -381,9 +438,82 @@ static enum MHD_Result collect_filter_arg(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
+/* A stream being started on the worker; the request's con_cls. */
+struct pending {
+	struct MHD_Connection *conn;
+	struct ts_stream *s;
+	struct ts_start st;
+	int rc;             /* ts_stream_start's result */
+};
+
+/* Worker thread: the connection is suspended until this resumes it, and
+ * nothing else touches the stream meanwhile. */
+static void start_job(void *arg)
+{
+	struct pending *p = arg;
+	p->rc = ts_stream_start(p->s, &p->st);
+	MHD_resume_connection(p->conn); /* the last use of p here */
+}
+
+static enum MHD_Result queue_stream(struct MHD_Connection *conn,
+				    struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "Content-Type",
+				"text/event-stream; charset=utf-8");
+	MHD_add_response_header(r, "Cache-Control", "no-cache");
+	MHD_add_response_header(r, "X-Accel-Buffering", "no");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r); /* a stream is freed with its response */
+	return ret;
+}
+
+/* Answer with a started stream (rc: how its start went); takes it over. */
+static enum MHD_Result respond_stream(struct ts_http *h,
+				      struct MHD_Connection *conn,
+				      struct ts_stream *s, int rc)
+{
+	(void)h;
+	if (rc) {
+		ts_stream_free(s);
+		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				 "cannot start stream: %s", strerror(-rc));
+	}
+	bool replay = ts_stream_take_replay(s);
+	struct MHD_Response *r = MHD_create_response_from_callback(
+		MHD_SIZE_UNKNOWN, replay ? TS_REPLAY_BLOCK : TS_BLOCK_SIZE,
+		ts_stream_read, s, ts_stream_free);
+	if (!r) {
+		ts_stream_free(s);
+		return MHD_NO;
+	}
+	/* (the name that libmicrohttpd 0.9.71 knows too) */
+	if (replay && MHD_set_response_options(r, MHD_RF_HTTP_VERSION_1_0_ONLY,
+					       MHD_RO_END) != MHD_YES)
+		fprintf(stderr, "tailsse: cannot send a replay unchunked: it "
+				"goes chunked\n");
+	return queue_stream(conn, r);
+}
+
+/* libmicrohttpd: a request ended; a stream whose start never got its
+ * answer (the connection closed first) is freed here. */
+static void request_done(void *cls, struct MHD_Connection *conn,
+			 void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	struct pending *p = *con_cls;
+	if (!p)
+		return;
+	ts_stream_free(p->s);
+	free(p);
+	*con_cls = NULL;
+}
+
 static enum MHD_Result serve_events(struct ts_http *h,
 				    struct MHD_Connection *conn,
-				    struct ts_log *log, bool head)
+				    struct ts_log *log, bool head,
+				    void **con_cls)
 {
 	struct ts_start st = { TS_START_END, { 0, 0, false },
 			       h->ctx.cfg->backlog_default };
@@ -465,46 +595,40 @@ static enum MHD_Result serve_events(struct ts_http *h,
 				 h->ctx.cfg->max_clients);
 	}
 
-	struct MHD_Response *r;
-	struct ts_stream *s = NULL;
 	if (head) {
 		ts_filter_free(filter);
-		r = MHD_create_response_from_buffer(0, NULL,
-						    MHD_RESPMEM_PERSISTENT);
-	} else {
-		s = ts_stream_new(log, h->ctx.env, conn, filter, json);
-		if (!s)
+		struct MHD_Response *r = MHD_create_response_from_buffer(
+			0, NULL, MHD_RESPMEM_PERSISTENT);
+		if (!r)
 			return MHD_NO;
-		int rc = ts_stream_start(s, &st);
-		if (rc) {
-			ts_stream_free(s);
-			return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-					 "cannot start stream: %s",
-					 strerror(-rc));
-		}
-		bool replay = ts_stream_take_replay(s);
-		r = MHD_create_response_from_callback(
-			MHD_SIZE_UNKNOWN,
-			replay ? TS_REPLAY_BLOCK : TS_BLOCK_SIZE,
-			ts_stream_read, s, ts_stream_free);
-		/* (the name that libmicrohttpd 0.9.71 knows too) */
-		if (r && replay &&
-		    MHD_set_response_options(r, MHD_RF_HTTP_VERSION_1_0_ONLY,
-					     MHD_RO_END) != MHD_YES)
-			fprintf(stderr, "tailsse: cannot send a replay "
-					"unchunked: it goes chunked\n");
+		return queue_stream(conn, r);
 	}
-	if (!r) {
+	struct ts_stream *s = ts_stream_new(log, h->ctx.env, conn, filter,
+					    json);
+	if (!s)
+		return MHD_NO;
+	/* The end of the file, nothing before it: no reading back, no
+	 * search.  Anything else may read far back or scan a directory: on
+	 * the worker, with this connection suspended meanwhile. */
+	if (st.kind == TS_START_END && st.tail == 0) {
+		int rc = ts_stream_start(s, &st);
+		return respond_stream(h, conn, s, rc);
+	}
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p) {
 		ts_stream_free(s);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "Content-Type",
-				"text/event-stream; charset=utf-8");
-	MHD_add_response_header(r, "Cache-Control", "no-cache");
-	MHD_add_response_header(r, "X-Accel-Buffering", "no");
-	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
-	MHD_destroy_response(r); /* the stream is freed with the response */
-	return ret;
+	p->conn = conn;
+	p->s = s;
+	p->st = st;
+	*con_cls = p;
+	MHD_suspend_connection(conn);
+	if (ts_worker_submit(h->worker, start_job, p) != 0) {
+		p->rc = -ENOMEM;
+		MHD_resume_connection(conn);
+	}
+	return MHD_YES;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
@@ -515,7 +639,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	struct ts_http *h = cls;
 	(void)version;
 	(void)upload_data;
-	(void)con_cls;
+
+	if (*con_cls) {
+		/* resumed: the worker has started the stream */
+		struct pending *p = *con_cls;
+		*con_cls = NULL;
+		struct ts_stream *s = p->s;
+		int rc = p->rc;
+		free(p);
+		return respond_stream(h, conn, s, rc);
+	}
 
 	char shown[256];
 	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
@@ -549,7 +682,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 			size_t nl = ul - pl - sl;
 			struct ts_log *log = find_log(h, name, nl);
 			if (log)
-				return serve_events(h, conn, log, head);
+				return serve_events(h, conn, log, head, con_cls);
 			if (ts_config_valid_name(name, nl))
 				return send_text(conn, MHD_HTTP_NOT_FOUND,
 						 "unknown log '%.*s'", (int)nl,
@@ -595,6 +728,12 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 		return NULL;
 	}
 	h->ctx = *ctx;
+	h->lfd = -1;
+	if (pthread_mutex_init(&h->log_lock, NULL) != 0) {
+		snprintf(err, errlen, "out of memory");
+		free(h);
+		return NULL;
+	}
 	h->www_real = realpath(ctx->www, NULL);
 	if (!h->www_real)
 		fprintf(stderr, "tailsse: www directory %s: %s (static files "
@@ -602,16 +741,23 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 	h->lfd = make_listener(ctx->cfg, err, errlen);
 	if (h->lfd < 0)
 		goto fail;
+	h->worker = ts_worker_new();
+	if (!h->worker) {
+		snprintf(err, errlen, "cannot start the worker thread: %s",
+			 strerror(errno));
+		goto fail;
+	}
 	unsigned limit = ctx->cfg->max_clients + 256;
 	h->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG,
 		0, NULL, NULL, handle, h,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 		MHD_OPTION_LISTEN_SOCKET, h->lfd,
 		MHD_OPTION_CONNECTION_LIMIT, limit,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, ctx->cfg->conn_memory,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+		MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
 		MHD_OPTION_END);
 	if (!h->mhd) {
 		snprintf(err, errlen, "%s: cannot start the HTTP server",
@@ -620,8 +766,10 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 	}
 	return h;
 fail:
+	ts_worker_free(h->worker);
 	if (h->lfd >= 0)
 		close(h->lfd);
+	pthread_mutex_destroy(&h->log_lock);
 	free(h->www_real);
 	free(h);
 	return NULL;
@@ -642,6 +790,11 @@ void ts_http_stop(struct ts_http *h)
 		pthread_mutex_unlock(&log->lock);
 		ts_log_wake(log, false, 0);
 	}
+	/* streams being started are suspended until the worker is done:
+	 * libmicrohttpd must not stop with any suspended */
+	if (ts_worker_wait_idle(h->worker, 5000) != 0)
+		fprintf(stderr, "tailsse: stream starts still running at "
+				"exit\n");
 	int64_t deadline = ts_now_ms() + 1000;
 	while (atomic_load(&h->ctx.env->nstreams) > 0 &&
 	       ts_now_ms() < deadline) {
@@ -649,7 +802,9 @@ void ts_http_stop(struct ts_http *h)
 		nanosleep(&ts, NULL);
 	}
 	MHD_stop_daemon(h->mhd);
+	ts_worker_free(h->worker);
 	close(h->lfd);
+	pthread_mutex_destroy(&h->log_lock);
 	free(h->www_real);
 	free(h);
 }

@@ -1,6 +1,5 @@
 #include <dirent.h>
 #include <errno.h>
-#include <libgen.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +35,19 @@ enum ts_change ts_log_decide(const struct ts_fstate *known,
 	return TS_UNCHANGED;
 }
 
+/* Wall-clock nanoseconds (compared with file times). */
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
 struct ts_log *ts_log_new(const char *name, const char *path)
 {
 	struct ts_log *log = calloc(1, sizeof(*log));
@@ -45,11 +57,27 @@ struct ts_log *ts_log_new(const char *name, const char *path)
 	log->path = strdup(path);
 	if (!log->path)
 		goto fail;
+	const char *slash = strrchr(log->path, '/');
+	log->base = slash ? slash + 1 : log->path;
+	if (!slash)
+		log->dir = strdup(".");
+	else if (slash == log->path)
+		log->dir = strdup("/");
+	else
+		log->dir = strndup(log->path, (size_t)(slash - log->path));
+	if (!log->dir)
+		goto fail;
 	if (pthread_mutex_init(&log->lock, NULL) != 0)
 		goto fail;
+	if (pthread_mutex_init(&log->scan_lock, NULL) != 0) {
+		pthread_mutex_destroy(&log->lock);
+		goto fail;
+	}
+	atomic_init(&log->dir_seq, 0);
 	log->kick_fd = -1;
 	return log;
 fail:
+	free(log->dir);
 	free(log->path);
 	free(log);
 	return NULL;
@@ -59,6 +87,16 @@ static void file_close(struct ts_file *f)
 {
 	close(f->fd);
 	free(f);
+}
+
+static void dcache_clear(struct ts_log *log)
+{
+	for (size_t i = 0; i < log->ndcache; i++)
+		free(log->dcache[i].name);
+	free(log->dcache);
+	log->dcache = NULL;
+	log->ndcache = 0;
+	log->dcache_valid = false;
 }
 
 void ts_log_free(struct ts_log *log)
@@ -71,7 +109,10 @@ void ts_log_free(struct ts_log *log)
 		file_close(f);
 		f = next;
 	}
+	dcache_clear(log);
+	pthread_mutex_destroy(&log->scan_lock);
 	pthread_mutex_destroy(&log->lock);
+	free(log->dir);
 	free(log->path);
 	free(log);
 }
@@ -83,15 +124,45 @@ void ts_file_ref(struct ts_file *f)
 
 void ts_file_unref(struct ts_log *log, struct ts_file *f)
 {
-	if (--f->refs > 0)
-		return;
-	for (struct ts_file **pp = &log->files; *pp; pp = &(*pp)->next) {
-		if (*pp == f) {
-			*pp = f->next;
-			break;
+	/* a file that goes lets go of the generation after it: a loop, not
+	 * recursion, for a long chain */
+	while (f && --f->refs == 0) {
+		for (struct ts_file **pp = &log->files; *pp;
+		     pp = &(*pp)->next) {
+			if (*pp == f) {
+				*pp = f->next;
+				break;
+			}
 		}
+		if (log->last_gen == f)
+			log->last_gen = NULL;
+		struct ts_file *succ = f->succ;
+		file_close(f);
+		f = succ;
 	}
-	file_close(f);
+}
+
+void ts_log_dir_changed(struct ts_log *log)
+{
+	atomic_fetch_add(&log->dir_seq, 1);
+}
+
+bool ts_log_gen_name(const char *base, const char *name)
+{
+	size_t bl = strlen(base);
+	if (bl == 0 || strncmp(name, base, bl) != 0)
+		return false;
+	const char *p = name + bl;
+	if (*p != '.' && *p != '-' && *p != '_')
+		return false;
+	bool digit = false;
+	for (; *p; p++) {
+		if (*p >= '0' && *p <= '9')
+			digit = true;
+		else if (*p != '.' && *p != '-' && *p != '_')
+			return false;
+	}
+	return digit;
 }
 
 /* A generation for the open regular file `fd` as `st` describes it, with
@@ -183,6 +254,7 @@ static bool attach_new(struct ts_log *log)
 	}
 	log->open_errno = 0;
 	set_mark(f);
+	f->attach_rt_ns = realtime_ns();
 	f->serial = ++log->serials;
 	f->next = log->files;
 	log->files = f;
@@ -190,9 +262,71 @@ static bool attach_new(struct ts_log *log)
 	return true;
 }
 
-static void detach_cur(struct ts_log *log, uint64_t size)
+/* ---- generations the log had, and which files may be one ---- */
+
+static struct ts_seen *seen_find_locked(struct ts_log *log, uint64_t dev,
+					uint64_t ino)
+{
+	for (unsigned i = 0; i < log->nseen; i++)
+		if (log->seen[i].ino == ino && log->seen[i].dev == dev)
+			return &log->seen[i];
+	return NULL;
+}
+
+/* Remember a generation the log had at its path, with the bytes before
+ * the size it had.  Caller holds the lock. */
+static void seen_put_locked(struct ts_log *log, uint64_t dev, uint64_t ino,
+			    const struct ts_mark *m)
+{
+	struct ts_seen *e = seen_find_locked(log, dev, ino);
+	if (!e) {
+		e = &log->seen[log->seen_next];
+		log->seen_next = (log->seen_next + 1) % TS_SEEN;
+		if (log->nseen < TS_SEEN)
+			log->nseen++;
+	}
+	e->dev = dev;
+	e->ino = ino;
+	e->m = *m;
+	/* the directory's candidates include seen files: look again */
+	atomic_fetch_add(&log->dir_seq, 1);
+}
+
+static void file_mark(const struct ts_file *f, struct ts_mark *m)
+{
+	if (f->nhist > 0)
+		*m = f->hist[f->nhist - 1];
+	else
+		memset(m, 0, sizeof(*m));
+}
+
+/* Does the open file still hold, before the size `m` was taken at, the
+ * bytes it held then? */
+static bool mark_holds(int fd, uint64_t size, const struct ts_mark *m)
+{
+	unsigned char now[TS_MARK_LEN];
+	if (m->len == 0)
+		return true;
+	return size >= m->size &&
+	       read_tail_bytes(fd, m->size, now, m->len) == m->len &&
+	       memcmp(now, m->bytes, m->len) == 0;
+}
+
+/* Forget the file at the path: it was renamed away or deleted.  Remember
+ * it, and what the watcher needs to find the generations that came and
+ * went before it looked again.  Caller holds the lock. */
+static void detach_cur(struct ts_log *log, uint64_t size, bool moved)
 {
 	struct ts_file *f = log->cur;
+	struct ts_mark m;
+	struct stat st;
+	file_mark(f, &m);
+	seen_put_locked(log, f->dev, f->ino, &m);
+	log->gone = (struct ts_gone){ true, moved, f->dev, f->ino, 0,
+				      f->attach_rt_ns };
+	if (fstat(f->fd, &st) == 0)
+		log->gone.mtime_ns = mtime_ns(&st);
+	log->last_gen = f;
 	f->size = size;
 	f->detached = true;
 	f->detached_ms = ts_now_ms();
@@ -200,24 +334,381 @@ static void detach_cur(struct ts_log *log, uint64_t size)
 	ts_file_unref(log, f);
 }
 
-enum ts_change ts_log_check(struct ts_log *log)
+/* Refresh the cache of the directory's entries that may be generations:
+ * those named like one, and those whose inode the log has seen.  Caller
+ * holds scan_lock (not the lock).  0 or -errno. */
+static int dcache_refresh(struct ts_log *log)
+{
+	uint64_t seq = atomic_load(&log->dir_seq);
+	int64_t now = ts_now_ms();
+	if (log->dcache_valid && seq == log->dcache_seq &&
+	    now - log->dcache_ms < TS_DCACHE_MS)
+		return 0;
+	uint64_t seen[TS_SEEN];
+	unsigned nseen;
+	pthread_mutex_lock(&log->lock);
+	nseen = log->nseen;
+	for (unsigned i = 0; i < nseen; i++)
+		seen[i] = log->seen[i].ino;
+	pthread_mutex_unlock(&log->lock);
+	dcache_clear(log);
+	DIR *d = opendir(log->dir);
+	if (!d)
+		return -errno;
+	size_t cap = 0;
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN &&
+		    de->d_type != DT_LNK)
+			continue;
+		bool by_name = ts_log_gen_name(log->base, de->d_name);
+		uint64_t ino = (uint64_t)de->d_ino;
+		bool was_seen = false;
+		for (unsigned i = 0; i < nseen && !was_seen; i++)
+			was_seen = seen[i] == ino;
+		if (!by_name && !was_seen)
+			continue;
+		struct stat st;
+		/* readdir's inode is not always stat's (overlayfs): the few
+		 * named ones are looked at */
+		if (by_name && fstatat(dirfd(d), de->d_name, &st, 0) == 0)
+			ino = (uint64_t)st.st_ino;
+		if (log->ndcache == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct ts_dent *p = realloc(log->dcache,
+						    ncap * sizeof(*p));
+			if (!p) {
+				rc = -ENOMEM;
+				break;
+			}
+			log->dcache = p;
+			cap = ncap;
+		}
+		char *name = strdup(de->d_name);
+		if (!name) {
+			rc = -ENOMEM;
+			break;
+		}
+		log->dcache[log->ndcache++] = (struct ts_dent){ name, ino,
+								by_name };
+	}
+	closedir(d);
+	if (rc) {
+		dcache_clear(log);
+		return rc;
+	}
+	log->dcache_valid = true;
+	log->dcache_seq = seq;
+	log->dcache_ms = now;
+	return 0;
+}
+
+/* Open a directory entry from the cache if it is really a generation of
+ * the log now: a regular file with the inode listed, and, when its name is
+ * not a generation's, one seen at the path whose bytes are unchanged.
+ * The fd (or -1) and its stat.  Caller holds scan_lock. */
+static int open_dent(struct ts_log *log, int dfd, const struct ts_dent *e,
+		     struct stat *st)
+{
+	int fd = openat(dfd, e->name,
+			O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -1;
+	bool ok = fstat(fd, st) == 0 && S_ISREG(st->st_mode) &&
+		  (uint64_t)st->st_ino == e->ino;
+	if (ok && !e->by_name) {
+		pthread_mutex_lock(&log->lock);
+		const struct ts_seen *sn = seen_find_locked(
+			log, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+		struct ts_mark m;
+		if (sn)
+			m = sn->m;
+		pthread_mutex_unlock(&log->lock);
+		ok = sn && mark_holds(fd, (uint64_t)st->st_size, &m);
+	}
+	if (!ok) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A file found beside the path, as a detached generation (not yet in the
+ * log's list) with one reference; it owns fd.  NULL on ENOMEM. */
+static struct ts_file *found_file(int fd, const struct stat *st)
+{
+	struct ts_file *f = file_new(fd, st);
+	if (f) {
+		f->detached = true;
+		/* rotated long ago as far as we know: no grace */
+		f->detached_ms = ts_now_ms() - TS_ROTATE_WAIT_MS;
+		set_mark(f);
+	}
+	return f;
+}
+
+struct found {
+	int fd;
+	struct stat st;
+};
+
+/* The generations in the directory last written after `after_ns`, oldest
+ * first, at most `max` (the oldest ones); never the inodes skip1/skip2;
+ * with `unseen`, only those named like a generation that the log never
+ * had (the ones the watcher missed).  Takes scan_lock.  Their count. */
+static size_t newer_generations(struct ts_log *log, int64_t after_ns,
+				uint64_t skip1, uint64_t skip2, bool unseen,
+				struct found *out, size_t max)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&log->scan_lock);
+	int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || dcache_refresh(log) != 0)
+		goto out;
+	for (size_t i = 0; i < log->ndcache; i++) {
+		const struct ts_dent *e = &log->dcache[i];
+		if (e->ino == skip1 || e->ino == skip2 ||
+		    (unseen && !e->by_name))
+			continue;
+		struct found g;
+		g.fd = open_dent(log, dfd, e, &g.st);
+		if (g.fd < 0)
+			continue;
+		bool keep = mtime_ns(&g.st) > after_ns;
+		if (keep && unseen) {
+			pthread_mutex_lock(&log->lock);
+			keep = !seen_find_locked(log, (uint64_t)g.st.st_dev,
+						 (uint64_t)g.st.st_ino);
+			pthread_mutex_unlock(&log->lock);
+		}
+		if (!keep || (n == max && mtime_ns(&g.st) >=
+						  mtime_ns(&out[n - 1].st))) {
+			close(g.fd);
+			continue;
+		}
+		if (n == max)
+			close(out[--n].fd);
+		/* insertion in order of modification */
+		size_t k = n++;
+		while (k > 0 && mtime_ns(&out[k - 1].st) > mtime_ns(&g.st)) {
+			out[k] = out[k - 1];
+			k--;
+		}
+		out[k] = g;
+	}
+out:
+	if (dfd >= 0)
+		close(dfd);
+	pthread_mutex_unlock(&log->scan_lock);
+	return n;
+}
+
+static struct ts_file *open_gen_locked(struct ts_log *log, uint64_t dev,
+				       uint64_t ino)
+{
+	for (struct ts_file *f = log->files; f; f = f->next)
+		if (f->ino == ino && f->dev == dev)
+			return f;
+	return NULL;
+}
+
+/* Would prev -> f close a loop of successors? */
+static bool leads_to_locked(const struct ts_file *f, const struct ts_file *to)
+{
+	for (int i = 0; f && i < 4 * TS_CHAIN_MAX; i++, f = f->succ)
+		if (f == to)
+			return true;
+	return f != NULL;
+}
+
+static void add_file_locked(struct ts_log *log, struct ts_file *f)
+{
+	f->serial = ++log->serials;
+	f->next = log->files;
+	log->files = f;
+}
+
+/* Chain the found generations after `prev`, then `last` (may be NULL): a
+ * found file that is open already ends the chain there (it has its own).
+ * Takes over the fds.  Caller holds the lock. */
+static void splice_locked(struct ts_log *log, struct ts_file *prev,
+			  struct found *g, size_t n, struct ts_file *last)
+{
+	struct ts_file *p = prev;
+	size_t i = 0;
+	for (; i < n && p; i++) {
+		struct ts_file *have = open_gen_locked(
+			log, (uint64_t)g[i].st.st_dev, (uint64_t)g[i].st.st_ino);
+		if (have) {
+			if (!leads_to_locked(have, p)) {
+				ts_file_ref(have);
+				p->succ = have;
+			}
+			p = NULL;
+			continue;
+		}
+		struct ts_file *f = found_file(g[i].fd, &g[i].st);
+		g[i].fd = -1;
+		if (!f)
+			break;
+		add_file_locked(log, f);
+		p->succ = f; /* found_file's reference */
+		p = f;
+	}
+	for (; i < n; i++)
+		if (g[i].fd >= 0)
+			close(g[i].fd);
+	if (p && last && p != last && !leads_to_locked(last, p)) {
+		ts_file_ref(last);
+		p->succ = last;
+	}
+}
+
+/* A new file came to the path after `gone` left it.  Generations that
+ * came and went between two looks of the watcher are found beside the
+ * path (named like one, never seen, written after `gone`): each is a
+ * rotation, and when a stream still needs `prev` (the file that left, if
+ * still open: the caller's reference on it is not counted) they are chained
+ * between it and `cur`.  Then streams at the end of `prev` go on.  Watcher
+ * thread; takes the locks. */
+static void link_after(struct ts_log *log, struct ts_file *prev,
+		       struct ts_file *cur, const struct ts_gone *gone)
+{
+	struct found g[TS_CHAIN_MAX];
+	int64_t after = gone->mtime_ns > gone->attach_rt_ns
+				? gone->mtime_ns : gone->attach_rt_ns;
+	size_t n = newer_generations(log, after, gone->ino,
+				     cur ? cur->ino : 0, true, g,
+				     TS_CHAIN_MAX);
+	pthread_mutex_lock(&log->lock);
+	log->rotations += n;
+	for (size_t i = 0; i < n; i++) {
+		struct ts_mark m;
+		m.size = (uint64_t)g[i].st.st_size;
+		m.len = read_tail_bytes(g[i].fd, m.size, m.bytes, TS_MARK_LEN);
+		seen_put_locked(log, (uint64_t)g[i].st.st_dev,
+				(uint64_t)g[i].st.st_ino, &m);
+	}
+	if (prev && prev->refs > 1 && !prev->succ) {
+		splice_locked(log, prev, g, n, cur);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			close(g[i].fd);
+	}
+	if (prev) {
+		prev->succ_pending = false;
+		ts_file_unref(log, prev);
+	}
+	if (cur)
+		ts_file_unref(log, cur);
+	for (struct ts_stream *s = log->streams; s; s = s->next)
+		ts_stream_wake_locked(s, false, 0);
+	pthread_mutex_unlock(&log->lock);
+}
+
+/* stat the path: what is there now.  *stat_errno: why it is unusable. */
+static struct ts_fstate stat_path(const char *path, int *stat_errno)
 {
 	struct stat st;
 	struct ts_fstate now = { false, 0, 0, 0 };
-	int stat_errno = 0;
-
-	if (stat(log->path, &st) == 0) {
+	*stat_errno = 0;
+	if (stat(path, &st) == 0) {
 		if (S_ISREG(st.st_mode)) {
 			now.exists = true;
 			now.dev = (uint64_t)st.st_dev;
 			now.ino = (uint64_t)st.st_ino;
 			now.size = (uint64_t)st.st_size;
 		} else {
-			stat_errno = EINVAL; /* a directory, FIFO, device... */
+			*stat_errno = EINVAL; /* a directory, FIFO, device... */
 		}
 	} else if (errno != ENOENT && errno != ENOTDIR) {
-		stat_errno = errno;
+		*stat_errno = errno;
 	}
+	return now;
+}
+
+/* What to link once the lock is dropped: a new file after one that left. */
+struct pending_link {
+	bool due;
+	struct ts_file *prev, *cur; /* referenced, or NULL */
+	struct ts_gone gone;
+};
+
+/* A new file is `cur` after another left the path: count the rotation and
+ * prepare the link (done by link_after, outside the lock). */
+static void new_generation_locked(struct ts_log *log, struct pending_link *pl)
+{
+	if (!log->gone.valid || !log->gone.moved)
+		return;
+	log->rotations++;
+	pl->due = true;
+	pl->gone = log->gone;
+	log->gone.moved = false;
+	pl->prev = log->last_gen && log->last_gen->ino == pl->gone.ino
+			   ? log->last_gen : NULL;
+	if (pl->prev) {
+		ts_file_ref(pl->prev);
+		pl->prev->succ_pending = true;
+	}
+	pl->cur = log->cur;
+	if (pl->cur)
+		ts_file_ref(pl->cur);
+}
+
+/* Apply a change to the log.  Caller holds the lock. */
+static enum ts_change apply_change_locked(struct ts_log *log,
+					  enum ts_change ch, uint64_t fd_size,
+					  int stat_errno,
+					  struct pending_link *pl)
+{
+	struct ts_file *cur = log->cur;
+	switch (ch) {
+	case TS_UNCHANGED:
+		if (!cur)
+			log->open_errno = stat_errno;
+		break;
+	case TS_GROWN:
+		cur->size = fd_size;
+		set_mark(cur);
+		break;
+	case TS_TRUNCATED:
+		/* remember what the old content ended with, to recognise a
+		 * copy of it (copytruncate) when a client resumes */
+		memcpy(cur->pre, cur->hist, sizeof(cur->hist));
+		cur->npre = cur->nhist;
+		cur->nhist = 0;
+		cur->size = fd_size;
+		cur->trunc_seq++;
+		set_mark(cur);
+		break;
+	case TS_ROTATED:
+		/* another file at the path: the old one renamed away (a
+		 * rotation), or deleted and the name made anew */
+		detach_cur(log, fd_size, cur->nlink > 0);
+		if (attach_new(log))
+			new_generation_locked(log, pl);
+		break;
+	case TS_DELETED:
+		/* renamed away with nothing at the path yet, or deleted */
+		detach_cur(log, fd_size, cur->nlink > 0);
+		log->open_errno = stat_errno;
+		break;
+	case TS_CREATED:
+		if (!attach_new(log))
+			ch = TS_UNCHANGED;
+		else
+			new_generation_locked(log, pl);
+		break;
+	}
+	return ch;
+}
+
+enum ts_change ts_log_check(struct ts_log *log)
+{
+	int stat_errno = 0;
+	struct ts_fstate now = stat_path(log->path, &stat_errno);
+	struct pending_link pl = { false, NULL, NULL, { 0 } };
 
 	pthread_mutex_lock(&log->lock);
 	struct ts_file *cur = log->cur;
@@ -240,40 +731,7 @@ enum ts_change ts_log_check(struct ts_log *log)
 	 * the size alone cannot tell, the bytes before the old size can. */
 	if (cur && (ch == TS_GROWN || ch == TS_UNCHANGED) && !mark_matches(cur))
 		ch = TS_TRUNCATED;
-	switch (ch) {
-	case TS_UNCHANGED:
-		if (!cur)
-			log->open_errno = stat_errno;
-		break;
-	case TS_GROWN:
-		cur->size = fd_size;
-		set_mark(cur);
-		break;
-	case TS_TRUNCATED:
-		/* remember what the old content ended with, to recognise a
-		 * copy of it (copytruncate) when a client resumes */
-		memcpy(cur->pre, cur->hist, sizeof(cur->hist));
-		cur->npre = cur->nhist;
-		cur->nhist = 0;
-		cur->size = fd_size;
-		cur->trunc_seq++;
-		set_mark(cur);
-		break;
-	case TS_ROTATED:
-	case TS_DELETED:
-		detach_cur(log, fd_size);
-		if (ch == TS_ROTATED) {
-			log->rotations++;
-			attach_new(log);
-		} else {
-			log->open_errno = stat_errno;
-		}
-		break;
-	case TS_CREATED:
-		if (!attach_new(log))
-			ch = TS_UNCHANGED;
-		break;
-	}
+	ch = apply_change_locked(log, ch, fd_size, stat_errno, &pl);
 	/* rotated-away files that streams still drain may still grow */
 	bool old_grew = false;
 	for (struct ts_file *f = log->files; f; f = f->next) {
@@ -291,6 +749,8 @@ enum ts_change ts_log_check(struct ts_log *log)
 			ts_stream_wake_locked(s, false, 0);
 	}
 	pthread_mutex_unlock(&log->lock);
+	if (pl.due)
+		link_after(log, pl.prev, pl.cur, &pl.gone);
 	return ch;
 }
 
@@ -323,61 +783,15 @@ void ts_log_wake(struct ts_log *log, bool ping, int64_t idle_before_ms)
 	pthread_mutex_unlock(&log->lock);
 }
 
-/* Does the open file `fd` qualify?  Used while scanning the directory. */
-typedef bool (*match_fn)(int fd, const struct stat *st, const void *arg);
-
-/* Scan the log's directory for a regular file that `match` accepts and
- * return it open, as a detached generation with one reference (not yet in
- * the log's list), or NULL. */
-static struct ts_file *scan_dir(struct ts_log *log, match_fn match,
-				const void *arg)
+/* Put a file found beside the path into the log's list, unless the same
+ * inode got there meanwhile (then that one is returned, referenced, and
+ * *added is false). */
+static struct ts_file *adopt(struct ts_log *log, struct ts_file *f,
+			     bool *added)
 {
-	struct ts_file *f = NULL;
-	char *copy = strdup(log->path);
-	if (!copy)
-		return NULL;
-	DIR *d = opendir(dirname(copy));
-	if (!d) {
-		free(copy);
-		return NULL;
-	}
-	int dfd = dirfd(d);
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
-			continue;
-		int fd = openat(dfd, de->d_name,
-				O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-		if (fd < 0)
-			continue;
-		struct stat st;
-		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-		    !match(fd, &st, arg)) {
-			close(fd);
-			continue;
-		}
-		f = file_new(fd, &st);
-		if (f) {
-			f->detached = true;
-			/* rotated long ago as far as we know: no grace */
-			f->detached_ms = ts_now_ms() - TS_ROTATE_WAIT_MS;
-		}
-		break;
-	}
-	closedir(d);
-	free(copy);
-	return f;
-}
-
-/* Put a file found by scan_dir into the log's list, unless the same inode
- * got there meanwhile (then that one is returned, referenced). */
-static struct ts_file *adopt(struct ts_log *log, struct ts_file *f)
-{
+	*added = false;
 	pthread_mutex_lock(&log->lock);
-	struct ts_file *again;
-	for (again = log->files; again; again = again->next)
-		if (again->ino == f->ino && again->dev == f->dev)
-			break;
+	struct ts_file *again = open_gen_locked(log, f->dev, f->ino);
 	if (again) {
 		ts_file_ref(again);
 		pthread_mutex_unlock(&log->lock);
@@ -389,17 +803,54 @@ static struct ts_file *adopt(struct ts_log *log, struct ts_file *f)
 		file_close(f);
 		return NULL;
 	}
-	f->serial = ++log->serials;
-	f->next = log->files;
-	log->files = f;
+	add_file_locked(log, f);
+	*added = true;
 	pthread_mutex_unlock(&log->lock);
 	return f;
 }
 
-static bool same_inode(int fd, const struct stat *st, const void *arg)
+/* Open the directory's generation with inode `ino`, if there is one. */
+static struct ts_file *find_beside(struct ts_log *log, uint64_t ino)
 {
-	(void)fd;
-	return (uint64_t)st->st_ino == *(const uint64_t *)arg;
+	struct ts_file *f = NULL;
+	pthread_mutex_lock(&log->scan_lock);
+	int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0 && dcache_refresh(log) == 0) {
+		for (size_t i = 0; i < log->ndcache && !f; i++) {
+			struct stat st;
+			if (log->dcache[i].ino != ino)
+				continue;
+			int fd = open_dent(log, dfd, &log->dcache[i], &st);
+			if (fd >= 0)
+				f = found_file(fd, &st);
+		}
+	}
+	if (dfd >= 0)
+		close(dfd);
+	pthread_mutex_unlock(&log->scan_lock);
+	return f;
+}
+
+/* `f` was found beside the path: chain after it the generations written
+ * after it there, oldest first (they end at the current file). */
+static void chain_newer(struct ts_log *log, struct ts_file *f)
+{
+	struct found g[TS_CHAIN_MAX];
+	struct stat st;
+	if (fstat(f->fd, &st) != 0)
+		return;
+	pthread_mutex_lock(&log->lock);
+	uint64_t cur_ino = log->cur ? log->cur->ino : 0;
+	pthread_mutex_unlock(&log->lock);
+	size_t n = newer_generations(log, mtime_ns(&st), f->ino, cur_ino,
+				     false, g, TS_CHAIN_MAX);
+	pthread_mutex_lock(&log->lock);
+	if (!f->succ)
+		splice_locked(log, f, g, n, NULL);
+	else
+		for (size_t i = 0; i < n; i++)
+			close(g[i].fd);
+	pthread_mutex_unlock(&log->lock);
 }
 
 struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
@@ -416,8 +867,14 @@ struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
 	if (f)
 		return f;
 	/* Not open: look beside the path, where rotation renames it. */
-	f = scan_dir(log, same_inode, &ino);
-	return f ? adopt(log, f) : NULL;
+	f = find_beside(log, ino);
+	if (!f)
+		return NULL;
+	bool added;
+	f = adopt(log, f, &added);
+	if (f && added)
+		chain_newer(log, f);
+	return f;
 }
 
 struct copy_want {
@@ -430,9 +887,8 @@ struct copy_want {
 /* A copy holds the old content up to one of its remembered sizes at least
  * as far as the client's position (logrotate's copy may stop short of the
  * last size we saw: lines written between its copy and its truncate). */
-static bool is_copy(int fd, const struct stat *st, const void *arg)
+static bool is_copy(int fd, const struct stat *st, const struct copy_want *w)
 {
-	const struct copy_want *w = arg;
 	unsigned char buf[TS_MARK_LEN];
 	if ((uint64_t)st->st_ino == w->ino)
 		return false;
@@ -484,6 +940,24 @@ struct ts_file *ts_log_find_copy(struct ts_log *log, struct ts_file *f,
 	pthread_mutex_unlock(&log->lock);
 	if (w.n == 0)
 		return NULL;
-	struct ts_file *c = scan_dir(log, is_copy, &w);
-	return c ? adopt(log, c) : NULL;
+	struct ts_file *c = NULL;
+	pthread_mutex_lock(&log->scan_lock);
+	int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0 && dcache_refresh(log) == 0) {
+		for (size_t i = 0; i < log->ndcache && !c; i++) {
+			struct stat st;
+			int fd = open_dent(log, dfd, &log->dcache[i], &st);
+			if (fd < 0)
+				continue;
+			if (is_copy(fd, &st, &w))
+				c = found_file(fd, &st);
+			else
+				close(fd);
+		}
+	}
+	if (dfd >= 0)
+		close(dfd);
+	pthread_mutex_unlock(&log->scan_lock);
+	bool added;
+	return c ? adopt(log, c, &added) : NULL;
 }

@@ -15,6 +15,7 @@
 #define TS_LOGFILE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -55,8 +56,44 @@ struct ts_file {
 	struct ts_mark hist[TS_HIST];
 	struct ts_mark pre[TS_HIST];
 	unsigned nhist, npre;
-	unsigned refs;          /* (L) streams reading it, +1 while `cur` */
+	unsigned refs;          /* (L) streams reading it, +1 while `cur`,
+				 * +1 while it is another one's `succ` */
 	struct ts_file *next;   /* (L) the log's list of generations */
+	/* (L) the generation that came after this one at the path, with a
+	 * reference: a stream that ends this file goes on there, so that a
+	 * stream behind by several rotations reads every generation in
+	 * order.  NULL: not known (then the file at the path now). */
+	struct ts_file *succ;
+	/* (L) the watcher is looking for generations that came and went
+	 * between this one and the next: streams at its end wait */
+	bool succ_pending;
+	int64_t attach_rt_ns;   /* wall clock when it became the file at the
+				 * path; 0 when found beside it */
+};
+
+/* A generation the log had at its path, remembered after it left it: a
+ * resume id may name it whatever it is called now, while its bytes before
+ * the size it had are still the same. */
+#define TS_SEEN 32
+struct ts_seen {
+	uint64_t dev, ino;
+	struct ts_mark m;
+};
+
+/* The last generation that left the path (renamed or deleted). */
+struct ts_gone {
+	bool valid;
+	bool moved;             /* renamed away, not deleted */
+	uint64_t dev, ino;
+	int64_t mtime_ns;       /* its last write */
+	int64_t attach_rt_ns;
+};
+
+/* One entry of the log's directory that may be a generation of it. */
+struct ts_dent {
+	char *name;
+	uint64_t ino;
+	bool by_name;           /* named like a rotated generation */
 };
 
 /* What ts_log_decide() concluded from one look at a log. */
@@ -99,7 +136,30 @@ struct ts_log {
 	unsigned nwoken;
 	bool idle_kick;             /* (L) signal kick_fd when nwoken is 0 */
 	int kick_fd;                /* (L) the watcher's eventfd, or -1 */
+	struct ts_seen seen[TS_SEEN]; /* (L) a ring of generations seen */
+	unsigned nseen, seen_next;  /* (L) */
+	struct ts_gone gone;        /* (L) */
+	struct ts_file *last_gen;   /* (L) the generation that left the path
+				     * last, while it is open (no reference) */
+	char *dir;                  /* the path's directory */
+	const char *base;           /* the path's file name, in `path` */
+	/* The directory's candidates for generations, cached between
+	 * changes of the directory (the watcher bumps dir_seq on each event
+	 * there) and for at most TS_DCACHE_MS: a resume id that names no
+	 * file must not cost a directory scan each time.  scan_lock
+	 * protects them; it is taken before `lock`, never while holding it. */
+	pthread_mutex_t scan_lock;
+	struct ts_dent *dcache;
+	size_t ndcache;
+	bool dcache_valid;
+	int64_t dcache_ms;
+	uint64_t dcache_seq;
+	_Atomic uint64_t dir_seq;
 };
+
+#define TS_DCACHE_MS 1000
+/* Generations chained at once after one file, at most. */
+#define TS_CHAIN_MAX 64
 
 /* Create a log for `name` and `path`; does not touch the file yet (call
  * ts_log_check).  NULL on ENOMEM.  Any thread. */
@@ -114,11 +174,27 @@ void ts_log_free(struct ts_log *log);
  * or main before the threads start. */
 enum ts_change ts_log_check(struct ts_log *log);
 
-/* Find a rotated-away file of the log by inode, in the log's directory
- * (e.g. app.log.1 after a rename), and keep it open as a detached
- * generation.  Returns it with a reference for the caller, or NULL.  The
- * current file is found too.  HTTP thread; takes the lock. */
+/* Is `name` (an entry of the log's directory) the log's file name `base`
+ * followed by a suffix that logrotate gives rotated files: '.', '-' or '_'
+ * and then only digits and '.', '-', '_', at least one digit (app.log.1,
+ * app.log-20261202, app.log.2026-12-02-1530)?  Compressed ones
+ * (app.log.2.gz) are not text: not generations.  Pure. */
+bool ts_log_gen_name(const char *base, const char *name);
+
+/* Find a generation of the log by inode and keep it open (detached when it
+ * is not the current file): one of its open generations, or a file in the
+ * log's directory that is one of its generations (named like one:
+ * ts_log_gen_name; or seen at the path by this daemon, its bytes unchanged).
+ * Any other file is never found, whatever its inode.  A file found in the
+ * directory gets the generations newer than it there chained after it
+ * (by modification time), so a stream reads them all in order.  Returns it
+ * with a reference for the caller, or NULL.  Any thread but the
+ * watcher's; takes scan_lock and the lock.  May scan the directory: not on
+ * the HTTP thread. */
 struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino);
+
+/* The watcher saw something happen in the log's directory. */
+void ts_log_dir_changed(struct ts_log *log);
 
 /* The trunc_seq that goes with `f`'s content as it is now: one more than
  * f->trunc_seq when it was truncated and the watcher has not counted that

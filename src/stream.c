@@ -438,13 +438,17 @@ static enum action next_action_locked(struct ts_stream *s, int64_t now)
 		if (fstat(f->fd, &sb) == 0 && (uint64_t)sb.st_size > s->scan)
 			return ACT_READ;
 	}
-	if (!f->detached)
+	if (!f->detached || f->succ_pending)
 		return ACT_NONE;
-	/* At the end of a rotated-away file: switch once its writer has
-	 * moved to the new file, or after a grace period. */
+	/* At the end of a rotated-away file: go on in the generation that
+	 * came after it, once its writer has moved on (the next one was
+	 * written to, or left the path too), or after a grace period. */
+	bool waited = now - f->detached_ms >= TS_ROTATE_WAIT_MS;
+	if (f->succ)
+		return f->succ->size > 0 || f->succ->detached || waited
+			       ? ACT_ROTATED : ACT_NONE;
 	if (f->nlink == 0)
 		return ACT_DELETED;
-	bool waited = now - f->detached_ms >= TS_ROTATE_WAIT_MS;
 	if (log->cur)
 		return log->cur->size > 0 || waited ? ACT_ROTATED : ACT_NONE;
 	return waited ? ACT_DELETED : ACT_NONE;
@@ -472,7 +476,7 @@ static int apply_locked(struct ts_stream *s, enum action act,
 		s->off = 0;
 		return reset_event(out, "truncated", s->file);
 	case ACT_ROTATED:
-		set_file_locked(s, log->cur);
+		set_file_locked(s, s->file->succ ? s->file->succ : log->cur);
 		return reset_event(out, "rotated", s->file);
 	case ACT_DELETED:
 		set_file_locked(s, NULL);

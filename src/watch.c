@@ -452,8 +452,10 @@ fail:
 
 static void mark_all(struct ts_watch *w)
 {
-	for (size_t i = 0; i < w->nlogs; i++)
+	for (size_t i = 0; i < w->nlogs; i++) {
+		ts_log_dir_changed(w->lw[i].log);
 		mark(w, &w->lw[i]);
+	}
 }
 
 static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
@@ -470,6 +472,9 @@ static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 		return;
 	for (size_t i = 0; i < e->n; i++) {
 		struct logw *l = e->logs[i];
+		/* the log's cache of its directory is stale now */
+		if (e->dir)
+			ts_log_dir_changed(l->log);
 		/* in the log's own directory only its name matters; in an
 		 * ancestor, anything may be the directory coming into being */
 		if (e->dir && ev->len > 0 && !(ev->mask & IN_IGNORED) &&
