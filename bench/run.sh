@@ -5,8 +5,9 @@
 #
 # The binary is the argument, else $TAILSSE.  Every scenario runs in its own
 # temp dir with its own daemon on a free 127.0.0.1 port; the 1 GiB file of
-# the replay, tail and filter scenarios goes in /var/tmp and is removed at the
-# end.  ts-load and ts-writer are taken from $TS_LOAD / $TS_WRITER, else from
+# the replay, tail and filter scenarios and the hostile scenario's directory
+# go in /var/tmp and are removed at the end.  ts-load, ts-writer and
+# ts-hostile are taken from $TS_LOAD / $TS_WRITER / $TS_HOSTILE, else from
 # bench/ when built there and newer than their sources, else compiled with gcc
 # into the temp dir.  See bench/README.md.
 set -u -o pipefail
@@ -18,7 +19,9 @@ BIG_SIZE=${BENCH_BIG_SIZE:-1073741824}   # bytes of the generated log
 BENCH_CONF=${BENCH_CONF:-}                  # extra server keys
 DURATION=${BENCH_DURATION:-20}           # seconds of writing in live scenarios
 REPEAT=${BENCH_REPEAT:-3}                # replays per throughput figure: the best counts
-SCENARIOS="idle10k live100 live1k live100x10k replay tail grep1k filter"
+HOSTILE_K=${BENCH_HOSTILE:-16}           # looping clients of the hostile scenario
+HOSTILE_SIZE=${BENCH_HOSTILE_SIZE:-50M}  # its big log (ts-writer -g: K/M/G suffixes)
+SCENARIOS="idle10k live100 live1k live100x10k replay tail grep1k filter hostile"
 
 usage() {
 	cat <<EOF
@@ -27,10 +30,12 @@ Usage: $0 [--smoke] [--only NAME] [--list] [TAILSSE_BINARY]
                non-zero only if the programs fail to run or lines are lost
   --only NAME  run one scenario: $SCENARIOS
   --list       list the scenarios
-Environment: TAILSSE (binary), TS_LOAD, TS_WRITER (tools), BENCH_BIG_SIZE
-(bytes, default 1 GiB), BENCH_DURATION (s, default 20), BENCH_REPEAT (runs
-of each throughput measurement, the best is kept; default 3), BENCH_CONF
-(extra server keys for every scenario, e.g. 'conn_memory=262144').
+Environment: TAILSSE (binary), TS_LOAD, TS_WRITER, TS_HOSTILE (tools),
+BENCH_BIG_SIZE (bytes, default 1 GiB), BENCH_DURATION (s, default 20),
+BENCH_REPEAT (runs of each throughput measurement, the best is kept;
+default 3), BENCH_CONF (extra server keys for every scenario, e.g.
+'conn_memory=262144'), BENCH_HOSTILE (looping clients of the hostile
+scenario, default 16), BENCH_HOSTILE_SIZE (its big log, default 50M).
 EOF
 }
 
@@ -60,12 +65,14 @@ TAILSSE_BIN=$(cd "$(dirname "$TAILSSE_BIN")" && pwd)/$(basename "$TAILSSE_BIN")
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tailsse-bench.XXXXXX") || exit 1
 BIGDIR=""
+HOSTDIR=""
 DAEMON_PID=""
 LOAD_PID=""
 cleanup() {
 	[ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null
 	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
 	[ -n "$BIGDIR" ] && rm -rf "$BIGDIR"
+	[ -n "$HOSTDIR" ] && rm -rf "$HOSTDIR"
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -77,7 +84,11 @@ log() { echo "run.sh: $*" >&2; }
 
 build_tool() { # NAME -> path on stdout
 	local name=$1 var src=$HERE/$1.c
-	case $name in ts-load) var=${TS_LOAD:-} ;; *) var=${TS_WRITER:-} ;; esac
+	case $name in
+	ts-load) var=${TS_LOAD:-} ;;
+	ts-hostile) var=${TS_HOSTILE:-} ;;
+	*) var=${TS_WRITER:-} ;;
+	esac
 	if [ -n "$var" ]; then echo "$var"; return 0; fi
 	local cand
 	for cand in "$PWD/bench/$name" "$HERE/$name"; do
@@ -92,6 +103,7 @@ build_tool() { # NAME -> path on stdout
 }
 LOAD=$(build_tool ts-load) || { log "cannot build ts-load"; exit 1; }
 WRITER=$(build_tool ts-writer) || { log "cannot build ts-writer"; exit 1; }
+HOSTILE=$(build_tool ts-hostile) || { log "cannot build ts-hostile"; exit 1; }
 
 # ---- the daemon ----
 
@@ -129,8 +141,10 @@ http_ok() { # PORT PATH: the answer is a 200
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# start_daemon DIR LOGFILE [KEY=VALUE...]: config in DIR, sets PORT and
-# DAEMON_PID; the [server] keys given override the defaults.
+# start_daemon DIR LOGFILE [KEY=VALUE...] [log:NAME=PATH...]: config in
+# DIR, sets PORT and DAEMON_PID; LOGFILE is the log "bench" (none when
+# empty), each log:NAME=PATH one more log; the [server] keys given override
+# the defaults.
 start_daemon() {
 	local dir=$1 logfile=$2
 	shift 2
@@ -144,10 +158,15 @@ start_daemon() {
 			echo "www = $dir/www"
 			local kv
 			# shellcheck disable=SC2086 # words on purpose
-			for kv in "$@" $BENCH_CONF; do echo "${kv%%=*} = ${kv#*=}"; done
-			echo
-			echo "[log bench]"
-			echo "path = $logfile"
+			for kv in "$@" $BENCH_CONF; do
+				[[ $kv == log:* ]] || echo "${kv%%=*} = ${kv#*=}"
+			done
+			[ -z "$logfile" ] || printf '\n[log bench]\npath = %s\n' "$logfile"
+			for kv in "$@"; do
+				[[ $kv == log:* ]] || continue
+				kv=${kv#log:}
+				printf '\n[log %s]\npath = %s\n' "${kv%%=*}" "${kv#*=}"
+			done
 		} >"$dir/tailsse.conf"
 		"$TAILSSE_BIN" -c "$dir/tailsse.conf" >"$dir/daemon.out" 2>"$dir/daemon.err" &
 		DAEMON_PID=$!
@@ -512,9 +531,93 @@ sc_filter() {
 	row "$label" "$res" "both throughputs and their ratio" "$verdict"
 }
 
+# ---- hostile requests ----
+
+# The hostile scenario's directory, in /var/tmp like the big file: a
+# generated log big.log beside 3,000 small other files (a resume from an
+# unknown inode looks through the directory for the file).  Sets HOSTDIR,
+# HOST_BYTES, HOST_LABEL and HOST_NOINO, an inode that no file of the
+# directory has.
+hostile_files() {
+	HOSTDIR=$(mktemp -d /var/tmp/tailsse-hostile.XXXXXX) || return 1
+	log "generating $HOSTILE_SIZE bytes in $HOSTDIR/big.log, and 3000 other files"
+	"$WRITER" -f "$HOSTDIR/big.log" -g "$HOSTILE_SIZE" >"$CUR_DIR/gen.out" || return 1
+	local i
+	for i in $(seq -w 1 3000); do
+		echo "other file $i" >"$HOSTDIR/other-$i.log" || return 1
+	done
+	HOST_BYTES=$(stat -c %s "$HOSTDIR/big.log")
+	HOST_LABEL=$(calc "\"%.0f MiB\", $HOST_BYTES / 1048576")
+	# one more than the largest inode there: no file of the directory
+	HOST_NOINO=$(stat -c %i "$HOSTDIR"/* | sort -n | tail -1)
+	HOST_NOINO=$((HOST_NOINO + 1))
+	cat "$HOSTDIR/big.log" >/dev/null   # into the page cache
+}
+
+# ts-hostile's command line: K clients over the three costly requests, each
+# loop until its first event, 1 MiB of body, or (for the filter that matches
+# nothing, which sends no event) the stream's ids reaching the end of the
+# file.
+hostile_cmd() { # K SECONDS
+	local b=/api/logs/big/events
+	printf '%q ' "$HOSTILE" -p "$PORT" -n "$1" -d "$2" --first-event \
+		--bytes 1048576 --until-offset "$HOST_BYTES" \
+		--path "$b?tail=1000000" --path "$b?tail=1000000&grep=zzzz" \
+		--path "$b?lastEventId=$HOST_NOINO:0"
+}
+
+hostile_summary() { # HOSTILE_RESULT
+	local h=$1
+	printf '%s; /healthz: %s probes, failed %s, p50 %s ms p99 %s ms max %s ms; ' \
+		"$(live_summary)" "$(kv healthz "$h")" "$(kv healthz_failed "$h")" \
+		"$(kv healthz_p50_ms "$h")" "$(kv healthz_p99_ms "$h")" \
+		"$(kv healthz_max_ms "$h")"
+	printf 'hostile: %s clients, %s loops (%s/s), first event p50 %s ms p99 %s ms max %s ms, ' \
+		"$(kv clients "$h")" "$(kv loops "$h")" "$(kv loops_per_s "$h")" \
+		"$(kv ttfe_p50_ms "$h")" "$(kv ttfe_p99_ms "$h")" "$(kv ttfe_max_ms "$h")"
+	printf 'timeouts %s, errors %s' "$(kv timeouts "$h")" "$(kv errors "$h")"
+}
+
+# 100 live streams and /healthz while K clients loop on requests that cost
+# the server much work each: the last million lines of the big log, the
+# same through a filter that matches nothing, a resume from an unknown inode.
+sc_hostile() {
+	local k=$HOSTILE_K n=100 rate=1000
+	local label="hostile: $n live streams x $rate lines/s + $k clients looping on costly requests, ${DURATION} s"
+	local target="live p99 <= 10 ms and /healthz p99 <= 10 ms, lossless"
+	new_dir hostile
+	hostile_files || { row "$label" "cannot create the files" "$target" FAIL; return; }
+	: >"$CUR_DIR/live.log"
+	start_daemon "$CUR_DIR" "" "max_clients=$((n + k + 100))" \
+		"log:big=$HOSTDIR/big.log" "log:live=$CUR_DIR/live.log" || {
+		row "$label" "daemon did not start" "$target" FAIL; return; }
+	# ts-load runs the writer and ts-hostile together once every live
+	# stream is up, and ends when the writer is done (or -w 5 s later)
+	local wcmd hcmd
+	wcmd=$(printf '%q ' "$WRITER" -f "$CUR_DIR/live.log" -r "$rate" -s 100 -d "$DURATION")
+	hcmd="$(hostile_cmd "$k" "$DURATION") >$(printf %q "$CUR_DIR/hostile.out") 2>$(printf %q "$CUR_DIR/hostile.err")"
+	run_load "$CUR_DIR" -n "$n" -r 2000 -u "/api/logs/live/events?tail=0" \
+		-e $((rate * DURATION)) -w 5 -x "$hcmd & $wcmd; rc=\$?; wait; exit \$rc"
+	stop_daemon
+	sed 's/^/    /' "$CUR_DIR/hostile.err" >&2
+	local h verdict
+	h=$(grep '^HOSTILE' "$CUR_DIR/hostile.out" | tail -1)
+	verdict=$(live_verdict "$n")
+	if [ -z "$h" ] || [ "$(kv loops "$h")" = 0 ] ||
+	   ! awk -v a="$(kv p99_ms "$RESULT")" -v b="$(kv healthz_p99_ms "$h")" \
+		'BEGIN { exit !(a != "" && b != "" && a <= 10 && b <= 10) }'; then
+		verdict=FAIL
+	fi
+	[ -n "$h" ] || log "ts-hostile gave no result"
+	rm -rf "$HOSTDIR"
+	HOSTDIR=""
+	row "$label" "big log $HOST_LABEL beside 3000 files; $(hostile_summary "$h")" \
+		"$target" "$verdict"
+}
+
 # ---- main ----
 
-log "tailsse: $TAILSSE_BIN; tools: $LOAD $WRITER; temp: $WORK"
+log "tailsse: $TAILSSE_BIN; tools: $LOAD $WRITER $HOSTILE; temp: $WORK"
 if [ "$SMOKE" = 1 ]; then
 	todo=smoke
 elif [ -n "$ONLY" ]; then
