@@ -274,6 +274,13 @@ static int parse_digits(const char *s, const char *end, uint64_t max,
 	return 0;
 }
 
+int ts_parse_uint_n(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+	if (!s)
+		return -EINVAL;
+	return parse_digits(s, s + len, max, out);
+}
+
 int ts_parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
 	if (!s)
@@ -281,12 +288,12 @@ int ts_parse_uint(const char *s, uint64_t max, uint64_t *out)
 	return parse_digits(s, s + strlen(s), max, out);
 }
 
-int ts_sse_parse_id(const char *s, struct ts_pos *pos)
+int ts_sse_parse_id_n(const char *s, size_t len, struct ts_pos *pos)
 {
 	if (!s)
 		return -EINVAL;
-	const char *end = s + strlen(s);
-	const char *colon = memchr(s, ':', (size_t)(end - s));
+	const char *end = s + len;
+	const char *colon = memchr(s, ':', len);
 	struct ts_pos p = { 0, 0, false };
 	if (colon) {
 		if (parse_digits(s, colon, UINT64_MAX, &p.ino) ||
@@ -300,6 +307,12 @@ int ts_sse_parse_id(const char *s, struct ts_pos *pos)
 	return 0;
 }
 
+int ts_sse_parse_id(const char *s, struct ts_pos *pos)
+{
+	if (!s)
+		return -EINVAL;
+	return ts_sse_parse_id_n(s, strlen(s), pos);
+}
 
 size_t ts_sse_scannable(const char *s, size_t n)
 {

@@ -74,6 +74,12 @@ int ts_sse_parse_id(const char *s, struct ts_pos *pos);
  * 0 or -EINVAL. */
 int ts_parse_uint(const char *s, uint64_t max, uint64_t *out);
 
+/* The same two parsers over s[0..len), which need not end in a NUL and is
+ * never read past len (query values as libmicrohttpd gives them, a slice
+ * of a cursor): one syntax, one parser. */
+int ts_sse_parse_id_n(const char *s, size_t len, struct ts_pos *pos);
+int ts_parse_uint_n(const char *s, size_t len, uint64_t max, uint64_t *out);
+
 /* The length of the longest prefix of s[0..n) made of whole lines (each
  * ending in '\n') of plain ASCII (no NUL or CR): lines that ts_sse_text
  * passes through as they are (when not longer than max_line). */

@@ -883,6 +883,47 @@ static void test_parse_uint_exhaustive(void **state)
 	}
 }
 
+/* The bounded parsers answer as the NUL-terminated ones do for every
+ * prefix of these, given in a buffer of exactly that length (ASan reports
+ * a read past it). */
+static void test_parse_bounded(void **state)
+{
+	(void)state;
+	static const char *const ss[] = {
+		"2049:1734", "1734", "0:0", "1:2:3", "1:x", ":", "",
+		"18446744073709551615:9223372036854775807",
+		"18446744073709551616:0", "9223372036854775808", "12a",
+	};
+	char term[64];
+	for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++) {
+		for (size_t len = 0; len <= strlen(ss[i]); len++) {
+			char *x = malloc(len ? len : 1);
+			assert_non_null(x);
+			memcpy(x, ss[i], len);
+			memcpy(term, ss[i], len);
+			term[len] = '\0';
+			struct ts_pos a = { 1, 1, false }, b = a;
+			uint64_t u = 1, v = 1;
+			int ra = ts_sse_parse_id(term, &a);
+			int rb = ts_sse_parse_id_n(x, len, &b);
+			int rc = ts_parse_uint(term, UINT64_MAX, &u);
+			int rd = ts_parse_uint_n(x, len, UINT64_MAX, &v);
+			free(x);
+			if (ra != rb || a.ino != b.ino || a.off != b.off ||
+			    a.has_ino != b.has_ino || rc != rd || u != v)
+				fail_msg("\"%s\" cut at %zu: %d/%d %d/%d",
+					 ss[i], len, ra, rb, rc, rd);
+		}
+	}
+	struct ts_pos p;
+	uint64_t v;
+	assert_int_equal(ts_sse_parse_id_n(NULL, 0, &p), -EINVAL);
+	assert_int_equal(ts_parse_uint_n(NULL, 0, 10, &v), -EINVAL);
+	/* a NUL inside is just a byte that is not a digit */
+	assert_int_equal(ts_sse_parse_id_n("1:2\0", 4, &p), -EINVAL);
+	assert_int_equal(ts_parse_uint_n("5\0", 2, 10, &v), -EINVAL);
+}
+
 /* ------------------------------------------------------------------ */
 /* Golden file: a small log encoded as a stream, max_line 16, inode 2049. */
 
@@ -1062,6 +1103,7 @@ int main(void)
 		cmocka_unit_test(test_parse_id_bad),
 		cmocka_unit_test(test_parse_uint_table),
 		cmocka_unit_test(test_parse_uint_exhaustive),
+		cmocka_unit_test(test_parse_bounded),
 	};
 #undef T
 	return cmocka_run_group_tests_name("sse", tests, NULL, NULL);
