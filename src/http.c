@@ -16,12 +16,9 @@
 
 #include "filter.h"
 #include "http.h"
+#include "request.h"
 #include "sse.h"
 #include "worker.h"
-
-/* Largest tail=N accepted: far more than a browser can show, small enough
- * that reading it back stays cheap. */
-#define TS_TAIL_MAX 1000000
 
 /* Memory per connection is the config's conn_memory (libmicrohttpd's pool).
  * Measured with 3,000 idle streams (RSS above the idle daemon): the pool
@@ -400,42 +397,68 @@ static enum MHD_Result serve_metrics(struct ts_http *h,
 	return send_buf(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", &b);
 }
 
-/* The repeatable filter parameters of a request. */
-struct filter_args {
-	const char *grep[TS_FILTER_MAX_PATTERNS + 1];
-	const char *exclude[TS_FILTER_MAX_PATTERNS + 1];
-	size_t ngrep, nexclude;
+/* A request's query parameters and Last-Event-ID headers, as
+ * libmicrohttpd holds them (values NUL-terminated, lengths given). */
+#define TS_MAX_PARAMS 128
+#define TS_MAX_ID_HEADERS 4
+struct raw_request {
+	struct ts_param q[TS_MAX_PARAMS];
+	size_t nq;
+	const char *hid[TS_MAX_ID_HEADERS];
+	size_t hid_len[TS_MAX_ID_HEADERS];
+	size_t nhid;
 	bool too_many;
-	const char *nul;   /* the parameter holding a NUL byte */
 };
 
-static enum MHD_Result collect_filter_arg(void *cls, enum MHD_ValueKind kind,
-					  const char *key, size_t key_size,
-					  const char *value, size_t value_size)
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind,
+				   const char *key, size_t key_size,
+				   const char *value, size_t value_size)
 {
-	struct filter_args *a = cls;
-	(void)kind;
+	struct raw_request *r = cls;
 	(void)key_size;
-	const char **list = NULL;
-	size_t *n = NULL;
-	if (strcmp(key, "grep") == 0) {
-		list = a->grep;
-		n = &a->ngrep;
-	} else if (strcmp(key, "exclude") == 0) {
-		list = a->exclude;
-		n = &a->nexclude;
-	} else {
+	if (kind == MHD_HEADER_KIND) {
+		if (strcasecmp(key, "Last-Event-ID") != 0)
+			return MHD_YES;
+		if (r->nhid == TS_MAX_ID_HEADERS) {
+			r->too_many = true;
+			return MHD_YES;
+		}
+		r->hid[r->nhid] = value ? value : "";
+		r->hid_len[r->nhid++] = value ? value_size : 0;
 		return MHD_YES;
 	}
-	if (*n + 1 > TS_FILTER_MAX_PATTERNS) {
-		a->too_many = true;
+	if (r->nq == TS_MAX_PARAMS) {
+		r->too_many = true;
 		return MHD_YES;
 	}
-	/* a pattern is text: an encoded NUL (%00) would cut it short */
-	if (value && strlen(value) != value_size)
-		a->nul = key;
-	list[(*n)++] = value ? value : "";
+	r->q[r->nq++] = (struct ts_param){ key, value, value ? value_size : 0 };
 	return MHD_YES;
+}
+
+/* Parse the request's parameters for `kind`: 0, or an answer was queued
+ * (*ret) for a bad one. */
+static int parse_request(struct MHD_Connection *conn, enum ts_req_kind kind,
+			 struct raw_request *raw, struct ts_request *req,
+			 enum MHD_Result *ret)
+{
+	char err[TS_ERR_MAX];
+	memset(raw, 0, sizeof(*raw));
+	MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, collect_arg,
+				    raw);
+	MHD_get_connection_values_n(conn, MHD_HEADER_KIND, collect_arg, raw);
+	if (raw->too_many) {
+		*ret = send_text(conn, MHD_HTTP_BAD_REQUEST,
+				 "too many parameters: at most %d",
+				 TS_MAX_PARAMS);
+		return -EINVAL;
+	}
+	struct ts_req_input in = { kind, raw->q, raw->nq, raw->hid,
+				   raw->hid_len, raw->nhid };
+	if (ts_request_parse(&in, req, err, sizeof(err)) != 0) {
+		*ret = send_text(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* A stream being started on the worker; the request's con_cls. */
@@ -515,74 +538,26 @@ static enum MHD_Result serve_events(struct ts_http *h,
 				    struct ts_log *log, bool head,
 				    void **con_cls)
 {
+	struct raw_request raw;
+	struct ts_request req;
+	enum MHD_Result ret;
+	if (parse_request(conn, TS_REQ_EVENTS, &raw, &req, &ret) != 0)
+		return ret;
 	struct ts_start st = { TS_START_END, { 0, 0, false },
 			       h->ctx.cfg->backlog_default };
-	const char *hid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						      "Last-Event-ID");
-	const char *qid = MHD_lookup_connection_value(
-		conn, MHD_GET_ARGUMENT_KIND, "lastEventId");
-	const char *tail = MHD_lookup_connection_value(
-		conn, MHD_GET_ARGUMENT_KIND, "tail");
-
-	/* Check every parameter given, even those that lose to another, so
-	 * that a typo is never silently ignored. */
-	struct ts_pos pos;
-	if (hid && *hid && ts_sse_parse_id(hid, &pos) != 0)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST,
-				 "bad Last-Event-ID header: expected INODE:OFFSET or OFFSET");
-	if (qid && ts_sse_parse_id(qid, &pos) != 0)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST,
-				 "bad lastEventId: expected INODE:OFFSET or OFFSET");
-	uint64_t n;
-	if (tail && ts_parse_uint(tail, TS_TAIL_MAX, &n) != 0)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST,
-				 "bad tail: expected a number of lines from 0 to %d",
-				 TS_TAIL_MAX);
-	if (hid && *hid) {
+	if (req.from == TS_FROM_ID) {
 		st.kind = TS_START_ID;
-		ts_sse_parse_id(hid, &st.pos);
-	} else if (qid) {
-		st.kind = TS_START_ID;
-		ts_sse_parse_id(qid, &st.pos);
-	} else if (tail) {
+		st.pos = req.id;
+	} else if (req.from == TS_FROM_TAIL) {
 		st.kind = TS_START_TAIL;
-		st.tail = n;
+		st.tail = req.tail;
 	}
-
-	struct filter_args fa;
-	memset(&fa, 0, sizeof(fa));
-	MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND,
-				    collect_filter_arg, &fa);
-	if (fa.too_many || fa.ngrep + fa.nexclude > TS_FILTER_MAX_PATTERNS)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST,
-				 "too many grep/exclude patterns: at most %d",
-				 TS_FILTER_MAX_PATTERNS);
-	if (fa.nul)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST,
-				 "bad %s: a pattern cannot contain NUL (%%00)",
-				 fa.nul);
-	/* a bare ?icase (no value) means yes, as a checkbox would */
-	const char *icase = NULL;
-	bool has_icase = MHD_lookup_connection_value_n(
-		conn, MHD_GET_ARGUMENT_KIND, "icase", 5, &icase, NULL) == MHD_YES;
-	if (has_icase && !icase)
-		icase = "1";
-	if (icase && strcmp(icase, "0") != 0 && strcmp(icase, "1") != 0)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST,
-				 "bad icase: expected 0 or 1");
-	const char *format = MHD_lookup_connection_value(
-		conn, MHD_GET_ARGUMENT_KIND, "format");
-	if (format && strcmp(format, "json") != 0 &&
-	    strcmp(format, "text") != 0)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST,
-				 "bad format: expected json or text");
-	bool json = format && strcmp(format, "json") == 0;
+	bool json = req.json;
 	struct ts_filter *filter = NULL;
 	char ferr[TS_ERR_MAX];
-	int frc = ts_filter_new(h->ctx.env->filters, fa.grep, fa.ngrep,
-				fa.exclude, fa.nexclude,
-				icase && strcmp(icase, "1") == 0, &filter, ferr,
-				sizeof(ferr));
+	int frc = ts_filter_new(h->ctx.env->filters, req.grep, req.ngrep,
+				req.exclude, req.nexclude, req.icase, &filter,
+				ferr, sizeof(ferr));
 	if (frc == -EINVAL)
 		return send_text(conn, MHD_HTTP_BAD_REQUEST, "bad %s", ferr);
 	if (frc)

@@ -8,9 +8,9 @@ icase, format, token) given twice (even with the same value), holding a NUL
 line naming the parameter.  Unknown parameters are ignored (a cache-buster
 such as `_=123`).
 
-The Last-Event-ID header is single-valued too: given twice, or holding a NUL
-byte, it is a 400; spaces around a valid id are not part of it (HTTP strips
-them).  Every parameter given is checked, even one that loses to another:
+The Last-Event-ID header is single-valued too: given twice it is a 400;
+spaces around a valid id are not part of it (HTTP strips them, at both
+ends).  A NUL byte in it: see test_nul_in_last_event_id_header.  Every parameter given is checked, even one that loses to another:
 a bad header with a good ?lastEventId, or a good header with a bad
 ?lastEventId, is a 400.
 """
@@ -131,9 +131,6 @@ class Params(unittest.TestCase):
             ("trailing space", "", {H: rid + " "}, 200, ["line03"]),
             ("spaces and tail", "?tail=1", {H: " %s " % rid}, 200,
              ["line03"]),
-            # libmicrohttpd may refuse a NUL byte itself: any 400 then
-            ("NUL byte", "", {H: rid + "\x00junk"}, 400, None),
-            ("NUL byte, bare offset", "", {H: "14\x00"}, 400, None),
             ("twice, same", "", {H: rid, H.lower(): rid}, 400, (H,)),
             ("twice, different", "", {H: rid, H.lower(): self.rid(5)}, 400,
              (H,)),
@@ -156,6 +153,23 @@ class Params(unittest.TestCase):
                     self.check(query, headers, 400, words=what)
                 else:
                     self.check(query, headers, 200, first=what)
+
+
+    def test_nul_in_last_event_id_header(self):
+        # libmicrohttpd 0.9.75 ends a header value at a NUL byte (it takes
+        # the line's strlen), so the daemon sees only the part before it
+        # and cannot tell; later libmicrohttpd versions refuse the request
+        # with a 400 themselves.  Either way: never a stream from a place
+        # the bytes before the NUL do not name, and the server carries on.
+        rid = self.rid(2)
+        for value in (rid + "\x00junk", "14\x00", rid + "\x00"):
+            with self.subTest(value=value):
+                status, r = ask(self.d, "", {"Last-Event-ID": value})
+                self.assertIn(status, (200, 400), value)
+                if status == 200:
+                    self.assertEqual(r.next_message()["data"], "line03")
+                    r.close()
+        self.assertEqual(self.d.get("/healthz").status, 200)
 
 
 if __name__ == "__main__":
