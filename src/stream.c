@@ -18,7 +18,7 @@
 #define TS_READ_PER_CALL (4 * 1024 * 1024)
 /* Thread CPU time a filtered stream may use in one call before it yields
  * (and its filter leaves the fast path: see filter.c). */
-#define TS_FILTER_CALL_NS (2 * 1000 * 1000)
+#define TS_FILTER_CALL_NS (500 * 1000)
 /* A filter whose lines take longer than this on average is slow. */
 #define TS_FILTER_SLOW_LINE_NS (20 * 1000)
 /* Bytes of lines searched at once for a filter (ts_filter_scan).  This

@@ -30,7 +30,7 @@ static void *worker_main(void *arg)
 	/* Its jobs are a few clients' starts; the HTTP thread serves every
 	 * stream: on a busy machine it must win the core (Linux's nice is
 	 * per thread).  Failing to lower it is no reason to stop. */
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->head && !w->stop)

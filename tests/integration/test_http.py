@@ -193,6 +193,53 @@ class Static(unittest.TestCase):
                         self.assertNotIn(b"root:", r.body)
 
 
+class ClientErrorsAreCounted(unittest.TestCase):
+    """Anyone can make thousands of bad or aborted requests: the daemon
+    says the first, then counts them (at most a line a minute) instead of
+    writing a line each."""
+
+    def raw(self, port, data, read=True):
+        import socket
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            s.sendall(data)
+            if read:
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    try:
+                        if not s.recv(65536):
+                            break
+                    except OSError:
+                        break
+        finally:
+            s.close()
+
+    def test_flood_of_bad_requests_writes_a_line_or_two(self):
+        with Daemon(content={"app": b"one\n"}) as d:
+            before = d.stderr()
+            for i in range(300):
+                if i % 3 == 0:   # libmicrohttpd's own 414
+                    self.raw(d.port, b"GET /" + b"a" * 9000 +
+                             b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                elif i % 3 == 1:  # its 431
+                    self.raw(d.port, b"GET / HTTP/1.1\r\nHost: x\r\nX: " +
+                             b"b" * 9000 + b"\r\n\r\n")
+                else:            # a request cut off half-way
+                    self.raw(d.port, b"GET /api/logs HTTP/1.1\r\nHo",
+                             read=False)
+            m = d.get("/metrics").text
+            count = [int(line.split()[-1]) for line in m.splitlines()
+                     if line.startswith("tailsse_http_client_errors_total ")]
+            self.assertEqual(len(count), 1, m)
+            self.assertGreaterEqual(count[0], 200, m)
+            self.assertEqual(d.get("/healthz").status, 200)
+            said = [line for line in d.stderr()[len(before):].splitlines()
+                    if line.startswith("tailsse: http:")]
+            self.assertLessEqual(len(said), 2, said)
+            for line in said:
+                self.assertNotIn("\n", line)
+
+
 class Stopping(unittest.TestCase):
     def stop_with_streams(self, sig):
         with Daemon(content={"app": b"a\nb\n"}) as d:
