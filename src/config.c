@@ -217,6 +217,7 @@ void ts_config_free(struct ts_config *c)
 	free(c->token);
 	free(c->tls_cert);
 	free(c->tls_key);
+	free(c->user);
 	for (size_t i = 0; i < c->nlogs; i++)
 		free(c->logs[i].path);
 	free(c->logs);
@@ -357,6 +358,7 @@ static const struct server_key server_keys[] = {
 	  "it would serve plain HTTP" },
 	{ "tls_key", K_STR, FIELD(tls_key), 0, 0,
 	  "it would serve plain HTTP" },
+	{ "user", K_STR, FIELD(user), 0, 0, NULL },
 };
 
 #define N_SERVER_KEYS (sizeof(server_keys) / sizeof(server_keys[0]))

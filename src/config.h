@@ -39,6 +39,8 @@ struct ts_config {
 					    * contract: memory against speed) */
 	unsigned backlog_default;          /* lines */
 	char *frame_ancestors;             /* never NULL after init */
+	char *user;                        /* drop to it after binding; NULL
+					    * when empty (see priv.h) */
 	/* Keys of the contract whose features do not exist yet: the parser
 	 * refuses a non-empty value (the server would silently lack what the
 	 * admin asked for), so after a successful parse they are NULL.

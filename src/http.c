@@ -42,9 +42,8 @@
 #define TS_REPLAY_BLOCK (64 * 1024)
 
 struct ts_http {
-	struct ts_http_ctx ctx;
+	struct ts_http_ctx ctx;   /* ctx.lfd is ours: closed by ts_http_stop */
 	struct MHD_Daemon *mhd;
-	int lfd;
 	char *www_real;   /* NULL when the www directory is missing */
 };
 
@@ -562,8 +561,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	return serve_static(h, conn, url);
 }
 
-static int make_listener(const struct ts_config *cfg, char *err,
-			 size_t errlen)
+int ts_http_listen(const struct ts_config *cfg, char *err, size_t errlen)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&cfg->listen_addr;
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -592,6 +590,7 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 	struct ts_http *h = calloc(1, sizeof(*h));
 	if (!h) {
 		snprintf(err, errlen, "out of memory");
+		close(ctx->lfd);
 		return NULL;
 	}
 	h->ctx = *ctx;
@@ -599,16 +598,13 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 	if (!h->www_real)
 		fprintf(stderr, "tailsse: www directory %s: %s (static files "
 				"will be 404)\n", ctx->www, strerror(errno));
-	h->lfd = make_listener(ctx->cfg, err, errlen);
-	if (h->lfd < 0)
-		goto fail;
 	unsigned limit = ctx->cfg->max_clients + 256;
 	h->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG,
 		0, NULL, NULL, handle, h,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, h->lfd,
+		MHD_OPTION_LISTEN_SOCKET, h->ctx.lfd,
 		MHD_OPTION_CONNECTION_LIMIT, limit,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, ctx->cfg->conn_memory,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
@@ -620,8 +616,7 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 	}
 	return h;
 fail:
-	if (h->lfd >= 0)
-		close(h->lfd);
+	close(h->ctx.lfd);
 	free(h->www_real);
 	free(h);
 	return NULL;
@@ -649,7 +644,7 @@ void ts_http_stop(struct ts_http *h)
 		nanosleep(&ts, NULL);
 	}
 	MHD_stop_daemon(h->mhd);
-	close(h->lfd);
+	close(h->ctx.lfd);
 	free(h->www_real);
 	free(h);
 }

@@ -95,6 +95,7 @@ static void test_defaults(void **state)
 	assert_null(c.token);
 	assert_null(c.tls_cert);
 	assert_null(c.tls_key);
+	assert_null(c.user);
 	assert_null(c.logs);
 	assert_int_equal(c.nlogs, 0);
 	ts_config_free(&c);
@@ -161,6 +162,7 @@ static void test_good_file(void **state)
 	assert_int_equal(c.conn_memory, 8192);
 	assert_string_equal(c.frame_ancestors,
 			    "'self' https://embed.example");
+	assert_string_equal(c.user, "tailsse");
 	/* Set, then emptied: accepted, and off. */
 	assert_null(c.cors_origin);
 	assert_null(c.token);
@@ -201,6 +203,7 @@ static void test_contract_sample(void **state)
 	assert_null(c.token);
 	assert_null(c.tls_cert);
 	assert_null(c.tls_key);
+	assert_null(c.user);
 	assert_int_equal(c.nlogs, 2);
 	assert_string_equal(c.logs[0].name, "syslog");
 	assert_string_equal(c.logs[1].name, "nginx");
@@ -227,6 +230,8 @@ static void test_empty_values_and_later_wins(void **state)
 				   "tls_cert =\n"
 				   "frame_ancestors = a\n"
 				   "frame_ancestors = b\n"
+				   "user = nobody\n"
+				   "user =  # root again\n"
 				   "listen = :1\n"
 				   "listen = 10.0.0.1:2\n"
 				   "max_line = 100\n"
@@ -239,6 +244,7 @@ static void test_empty_values_and_later_wins(void **state)
 	assert_null(c.www);
 	assert_null(c.tls_cert);
 	assert_string_equal(c.frame_ancestors, "b");
+	assert_null(c.user);
 	assert_string_equal(c.listen, "10.0.0.1:2");
 	assert_addr(&c.listen_addr, c.listen_addrlen, AF_INET, "10.0.0.1", 2);
 	assert_int_equal(c.max_line, 100);
@@ -409,12 +415,14 @@ static void test_bad_text(void **state)
 		  "t.conf:2: unknown key 'x?[31m' in [server]" },
 		{ "[log a]\n[log b]\npath = /b\n",
 		  "t.conf:1: log 'a' has no path" },
+		{ "[log a]\npath = /a\nuser = nobody\n",
+		  "t.conf:3: unknown key 'user' in [log a]" },
 	};
 	/* Lengths, as some rows hold a NUL. */
 	static const size_t lens[] = {
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		sizeof("[server]\nheartbeat = 1\0\n") - 1, 1,
-		sizeof("[server]\n# x\0y\n") - 1, 0, 0, 0,
+		sizeof("[server]\n# x\0y\n") - 1, 0, 0, 0, 0,
 	};
 
 	(void)state;
