@@ -217,6 +217,7 @@ void ts_config_free(struct ts_config *c)
 	free(c->token);
 	free(c->tls_cert);
 	free(c->tls_key);
+	free(c->user);
 	for (size_t i = 0; i < c->nlogs; i++)
 		free(c->logs[i].path);
 	free(c->logs);
@@ -321,6 +322,47 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 
 /* ---------------------------------------------------------------- parser */
 
+enum key_kind { K_STR, K_STR_NONEMPTY, K_LISTEN, K_UINT, K_SIZE };
+
+struct server_key {
+	const char *name;
+	enum key_kind kind;
+	size_t off;             /* of the field in struct ts_config */
+	unsigned long min, max; /* for K_UINT and K_SIZE */
+	/* Non-NULL: a key of the contract whose feature does not exist yet.
+	 * Accepting a value and ignoring it would leave an admin who wrote
+	 * "token = x" with an open server and a config that checks ok, so
+	 * a non-empty value is refused, saying what would really happen.
+	 * Empty stays accepted: it means off, and the samples write it. */
+	const char *unsupported;
+};
+
+#define FIELD(f) offsetof(struct ts_config, f)
+
+static const struct server_key server_keys[] = {
+	{ "listen", K_LISTEN, FIELD(listen), 0, 0, NULL },
+	{ "www", K_STR, FIELD(www), 0, 0, NULL },
+	{ "heartbeat", K_UINT, FIELD(heartbeat), 1, 86400, NULL },
+	{ "retry", K_UINT, FIELD(retry_ms), 0, 3600000, NULL },
+	{ "max_clients", K_UINT, FIELD(max_clients), 1, 1000000, NULL },
+	{ "max_line", K_SIZE, FIELD(max_line), 16, 16777216, NULL },
+	{ "conn_memory", K_SIZE, FIELD(conn_memory), 4096, 16777216, NULL },
+	{ "backlog_default", K_UINT, FIELD(backlog_default), 0, 1000000, NULL },
+	{ "cors_origin", K_STR, FIELD(cors_origin), 0, 0,
+	  "no CORS headers would be sent" },
+	{ "frame_ancestors", K_STR_NONEMPTY, FIELD(frame_ancestors), 0, 0,
+	  NULL },
+	{ "token", K_STR, FIELD(token), 0, 0,
+	  "the server would be open to anyone" },
+	{ "tls_cert", K_STR, FIELD(tls_cert), 0, 0,
+	  "it would serve plain HTTP" },
+	{ "tls_key", K_STR, FIELD(tls_key), 0, 0,
+	  "it would serve plain HTTP" },
+	{ "user", K_STR, FIELD(user), 0, 0, NULL },
+};
+
+#define N_SERVER_KEYS (sizeof(server_keys) / sizeof(server_keys[0]))
+
 enum section { SEC_NONE, SEC_SERVER, SEC_LOG };
 
 struct parser {
@@ -332,6 +374,10 @@ struct parser {
 	enum section sec;
 	size_t log_idx;   /* the current [log] in c->logs */
 	size_t log_line;  /* its header line, where a missing path is reported */
+	/* Per server_keys[] entry with `unsupported`: the line of its value
+	 * when that value (the last one, as later values win) is non-empty,
+	 * else 0.  Checked once the whole file is read. */
+	size_t unsupported_line[N_SERVER_KEYS];
 };
 
 #define perr(ps, ...) parse_err((ps), (ps)->lineno, __VA_ARGS__)
@@ -420,33 +466,6 @@ static int parse_header(struct parser *ps, const char *line, size_t len)
 	return 0;
 }
 
-enum key_kind { K_STR, K_STR_NONEMPTY, K_LISTEN, K_UINT, K_SIZE };
-
-struct server_key {
-	const char *name;
-	enum key_kind kind;
-	size_t off;             /* of the field in struct ts_config */
-	unsigned long min, max; /* for K_UINT and K_SIZE */
-};
-
-#define FIELD(f) offsetof(struct ts_config, f)
-
-static const struct server_key server_keys[] = {
-	{ "listen", K_LISTEN, FIELD(listen), 0, 0 },
-	{ "www", K_STR, FIELD(www), 0, 0 },
-	{ "heartbeat", K_UINT, FIELD(heartbeat), 1, 86400 },
-	{ "retry", K_UINT, FIELD(retry_ms), 0, 3600000 },
-	{ "max_clients", K_UINT, FIELD(max_clients), 1, 1000000 },
-	{ "max_line", K_SIZE, FIELD(max_line), 16, 16777216 },
-	{ "conn_memory", K_SIZE, FIELD(conn_memory), 4096, 16777216 },
-	{ "backlog_default", K_UINT, FIELD(backlog_default), 0, 1000000 },
-	{ "cors_origin", K_STR, FIELD(cors_origin), 0, 0 },
-	{ "frame_ancestors", K_STR_NONEMPTY, FIELD(frame_ancestors), 0, 0 },
-	{ "token", K_STR, FIELD(token), 0, 0 },
-	{ "tls_cert", K_STR, FIELD(tls_cert), 0, 0 },
-	{ "tls_key", K_STR, FIELD(tls_key), 0, 0 },
-};
-
 static int set_server_key(struct parser *ps, const struct server_key *k,
 			  const char *val, size_t vlen)
 {
@@ -457,6 +476,9 @@ static int set_server_key(struct parser *ps, const struct server_key *k,
 	case K_STR:
 		if (set_str((char **)(void *)base, val, vlen, true) < 0)
 			return oom(ps);
+		if (k->unsupported != NULL)
+			ps->unsupported_line[k - server_keys] =
+				vlen > 0 ? ps->lineno : 0;
 		return 0;
 	case K_STR_NONEMPTY:
 		if (vlen == 0) {
@@ -584,6 +606,29 @@ static int parse_line(struct parser *ps, const char *line, size_t len)
 	return parse_key(ps, line, len);
 }
 
+/* After the whole file: refuse the first line that gives a key of a
+ * missing feature a value.  At the end rather than at the line, so that
+ * "token = x" followed by "token =" is off, as later values win. */
+static int check_unsupported(struct parser *ps)
+{
+	size_t first = 0, line = 0;
+
+	for (size_t i = 0; i < N_SERVER_KEYS; i++) {
+		size_t l = ps->unsupported_line[i];
+
+		if (l != 0 && (line == 0 || l < line)) {
+			line = l;
+			first = i;
+		}
+	}
+	if (line == 0)
+		return 0;
+	parse_err(ps, line, "%s is not supported yet by this version: "
+		  "remove it (%s)", server_keys[first].name,
+		  server_keys[first].unsupported);
+	return -EINVAL;
+}
+
 int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 		    const char *fname, char *err, size_t errlen)
 {
@@ -592,6 +637,7 @@ int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 		.errlen = errlen, .sec = SEC_NONE,
 	};
 	const char *p, *end;
+	int rc;
 
 	if (text == NULL) {
 		if (len == 0)
@@ -608,15 +654,16 @@ int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
 
-		int rc;
-
 		ps.lineno++;
 		rc = parse_line(&ps, p, (size_t)(le - p));
 		if (rc < 0)
 			return rc;
 		p = nl ? nl + 1 : end;
 	}
-	return end_section(&ps);
+	rc = end_section(&ps);
+	if (rc < 0)
+		return rc;
+	return check_unsupported(&ps);
 }
 
 int ts_config_load(struct ts_config *c, const char *path, char *err,

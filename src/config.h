@@ -38,11 +38,17 @@ struct ts_config {
 	size_t conn_memory;                /* bytes per connection (not in the
 					    * contract: memory against speed) */
 	unsigned backlog_default;          /* lines */
-	char *cors_origin;                 /* NULL when empty */
 	char *frame_ancestors;             /* never NULL after init */
-	char *token;                       /* NULL when empty */
-	char *tls_cert;                    /* NULL when empty */
-	char *tls_key;                     /* NULL when empty */
+	char *user;                        /* drop to it after binding; NULL
+					    * when empty (see priv.h) */
+	/* Keys of the contract whose features do not exist yet: the parser
+	 * refuses a non-empty value (the server would silently lack what the
+	 * admin asked for), so after a successful parse they are NULL.
+	 * Kept as fields so the feature only has to drop the refusal. */
+	char *cors_origin;
+	char *token;
+	char *tls_cert;
+	char *tls_key;
 
 	/* [log NAME] sections, then command-line logs, in order */
 	struct ts_log_conf *logs;
@@ -58,7 +64,11 @@ void ts_config_free(struct ts_config *c);
 
 /* Parse config text; `fname` is used in messages only.  On error returns
  * -EINVAL (or -ENOMEM) and writes one line "FNAME:LINE: what is wrong" into
- * err.  Keys may appear in any order; later values win over earlier ones. */
+ * err.  Keys may appear in any order; later values win over earlier ones.
+ * A key of a missing feature (token, tls_cert, tls_key, cors_origin) whose
+ * last value is non-empty is an error naming the line of that value:
+ * "FNAME:LINE: token is not supported yet by this version: remove it (...)".
+ * On error `c` holds whatever was parsed so far: free it. */
 int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 		    const char *fname, char *err, size_t errlen);
 

@@ -40,14 +40,13 @@
 #define TS_REPLAY_BLOCK (64 * 1024)
 
 struct ts_http {
-	struct ts_http_ctx ctx;
+	struct ts_http_ctx ctx;   /* ctx.lfd is ours: closed by ts_http_stop */
 	struct MHD_Daemon *mhd;
 	struct ts_worker *worker; /* stream starts that read or search */
 	pthread_mutex_t log_lock; /* protects the two below */
 	uint64_t client_errors;   /* since client_errors_ms, unsaid */
 	int64_t client_errors_ms; /* when they were last said; 0: never */
 	uint64_t client_errors_total;
-	int lfd;
 	char *www_real;   /* NULL when the www directory is missing */
 };
 
@@ -670,8 +669,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	return serve_static(h, conn, url);
 }
 
-static int make_listener(const struct ts_config *cfg, char *err,
-			 size_t errlen)
+int ts_http_listen(const struct ts_config *cfg, char *err, size_t errlen)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&cfg->listen_addr;
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -700,12 +698,13 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 	struct ts_http *h = calloc(1, sizeof(*h));
 	if (!h) {
 		snprintf(err, errlen, "out of memory");
+		close(ctx->lfd);
 		return NULL;
 	}
 	h->ctx = *ctx;
-	h->lfd = -1;
 	if (pthread_mutex_init(&h->log_lock, NULL) != 0) {
 		snprintf(err, errlen, "out of memory");
+		close(ctx->lfd);
 		free(h);
 		return NULL;
 	}
@@ -713,9 +712,6 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 	if (!h->www_real)
 		fprintf(stderr, "tailsse: www directory %s: %s (static files "
 				"will be 404)\n", ctx->www, strerror(errno));
-	h->lfd = make_listener(ctx->cfg, err, errlen);
-	if (h->lfd < 0)
-		goto fail;
 	h->worker = ts_worker_new();
 	if (!h->worker) {
 		snprintf(err, errlen, "cannot start the worker thread: %s",
@@ -728,7 +724,7 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 			MHD_USE_ERROR_LOG,
 		0, NULL, NULL, handle, h,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-		MHD_OPTION_LISTEN_SOCKET, h->lfd,
+		MHD_OPTION_LISTEN_SOCKET, h->ctx.lfd,
 		MHD_OPTION_CONNECTION_LIMIT, limit,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, ctx->cfg->conn_memory,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
@@ -742,8 +738,7 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 	return h;
 fail:
 	ts_worker_free(h->worker);
-	if (h->lfd >= 0)
-		close(h->lfd);
+	close(h->ctx.lfd);
 	pthread_mutex_destroy(&h->log_lock);
 	free(h->www_real);
 	free(h);
@@ -778,7 +773,7 @@ void ts_http_stop(struct ts_http *h)
 	}
 	MHD_stop_daemon(h->mhd);
 	ts_worker_free(h->worker);
-	close(h->lfd);
+	close(h->ctx.lfd);
 	pthread_mutex_destroy(&h->log_lock);
 	free(h->www_real);
 	free(h);

@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "http.h"
 #include "logfile.h"
+#include "priv.h"
 #include "stream.h"
 #include "watch.h"
 
@@ -26,6 +28,7 @@ struct ts_daemon {
 	bool env_ready;
 	struct ts_watch *watch;
 	struct ts_http *http;
+	int lfd;        /* bound, not yet handed to ts_http_start; else -1 */
 };
 
 static void usage(FILE *f)
@@ -65,6 +68,9 @@ static void raise_fd_limit(const struct ts_config *cfg, size_t nlogs)
 
 static void daemon_free(struct ts_daemon *d)
 {
+	if (d->lfd >= 0)
+		close(d->lfd);
+	d->lfd = -1;
 	ts_watch_free(d->watch);
 	for (size_t i = 0; i < d->nlogs; i++)
 		ts_log_free(d->logs[i]);
@@ -72,6 +78,135 @@ static void daemon_free(struct ts_daemon *d)
 	if (d->env_ready)
 		ts_stream_env_destroy(&d->env);
 	ts_config_free(&d->cfg);
+}
+
+/* The config file, then the command line over it.  0, or -1 with one line
+ * in err. */
+static int load_config(struct ts_config *cfg, const char *cfile,
+		       const char *listen, char **args, int nargs, char *err,
+		       size_t errlen)
+{
+	if (cfile && ts_config_load(cfg, cfile, err, errlen) != 0)
+		return -1;
+	for (int i = 0; i < nargs; i++)
+		if (ts_config_add_log_arg(cfg, args[i], err, errlen) != 0)
+			return -1;
+	if (listen) {
+		char *copy = strdup(listen);
+		if (!copy) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(cfg->listen);
+		cfg->listen = copy;
+		if (ts_config_parse_listen(listen, &cfg->listen_addr,
+					   &cfg->listen_addrlen, err,
+					   errlen) != 0)
+			return -1;
+	}
+	if (cfg->nlogs == 0) {
+		snprintf(err, errlen, "no logs to follow: give NAME=PATH "
+			 "or PATH arguments, or [log NAME] sections in -c FILE");
+		return -1;
+	}
+	return 0;
+}
+
+/* Bind, then stop being root: everything after this (opening the logs,
+ * serving files) happens with the configured user's rights only.  0, or -1
+ * with one line in err. */
+static int bind_and_drop(struct ts_daemon *d, char *err, size_t errlen)
+{
+	d->lfd = ts_http_listen(&d->cfg, err, errlen);
+	if (d->lfd < 0)
+		return -1;
+	if (!d->cfg.user && geteuid() == 0)
+		fputs("tailsse: warning: running as root; set user = in "
+		      "[server] to drop privileges\n", stderr);
+	if (ts_priv_drop(d->cfg.user, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+/* Say which logs are not there yet, or cannot be opened. */
+static void report_logs(struct ts_daemon *d)
+{
+	for (size_t i = 0; i < d->nlogs; i++) {
+		struct ts_log *log = d->logs[i];
+		pthread_mutex_lock(&log->lock);
+		if (!log->cur)
+			fprintf(stderr, "tailsse: log %s: %s %s: %s\n",
+				log->name, log->path,
+				log->open_errno ? "cannot be opened"
+						: "does not exist yet",
+				log->open_errno ? strerror(log->open_errno)
+						: "waiting for it");
+		pthread_mutex_unlock(&log->lock);
+	}
+}
+
+/* Start order: bind, drop privileges, only then open the logs (the
+ * watcher) and serve.  0, or -1 with one line in err; d is freed by the
+ * caller either way. */
+static int start(struct ts_daemon *d, const char *www, char *err,
+		 size_t errlen)
+{
+	raise_fd_limit(&d->cfg, d->cfg.nlogs);
+	if (bind_and_drop(d, err, errlen) != 0)
+		return -1;
+	d->logs = calloc(d->cfg.nlogs, sizeof(*d->logs));
+	if (!d->logs)
+		goto oom;
+	for (size_t i = 0; i < d->cfg.nlogs; i++) {
+		d->logs[i] = ts_log_new(d->cfg.logs[i].name,
+					d->cfg.logs[i].path);
+		if (!d->logs[i])
+			goto oom;
+		d->nlogs++;
+	}
+	if (ts_stream_env_init(&d->env, d->cfg.max_line, d->cfg.retry_ms) != 0)
+		goto oom;
+	d->env_ready = true;
+	d->watch = ts_watch_new(d->logs, d->nlogs, d->cfg.heartbeat, err,
+				errlen);
+	if (!d->watch)
+		return -1;
+	struct ts_http_ctx hctx = { &d->cfg, d->logs, d->nlogs, &d->env, www,
+				    d->lfd };
+	d->lfd = -1; /* the server's now, even if it fails to start */
+	d->http = ts_http_start(&hctx, err, errlen);
+	if (!d->http)
+		return -1;
+	int rc = ts_watch_start(d->watch);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the watcher: %s",
+			 strerror(-rc));
+		ts_http_stop(d->http);
+		d->http = NULL;
+		return -1;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+/* Until SIGTERM or SIGINT. */
+static void wait_for_stop(const sigset_t *sigs)
+{
+	for (;;) {
+		int sig;
+		if (sigwait(sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			fputs("tailsse: SIGHUP: reloading is not supported yet; "
+			      "restart to change the config\n", stderr);
+			continue;
+		}
+		fprintf(stderr, "tailsse: %s: stopping\n",
+			sig == SIGINT ? "SIGINT" : "SIGTERM");
+		return;
+	}
 }
 
 int main(int argc, char **argv)
@@ -92,6 +227,7 @@ int main(int argc, char **argv)
 	int c;
 
 	memset(&d, 0, sizeof(d));
+	d.lfd = -1;
 	while ((c = getopt_long(argc, argv, "c:l:w:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cfile = optarg; break;
@@ -108,30 +244,15 @@ int main(int argc, char **argv)
 		fputs("tailsse: out of memory\n", stderr);
 		return 1;
 	}
-	if (cfile && ts_config_load(&d.cfg, cfile, err, sizeof(err)) != 0)
+	if (load_config(&d.cfg, cfile, listen, argv + optind, argc - optind,
+			err, sizeof(err)) != 0)
 		goto fail_msg;
-	for (int i = optind; i < argc; i++)
-		if (ts_config_add_log_arg(&d.cfg, argv[i], err, sizeof(err)) != 0)
-			goto fail_msg;
-	if (listen) {
-		char *copy = strdup(listen);
-		if (!copy) {
-			snprintf(err, sizeof(err), "out of memory");
-			goto fail_msg;
-		}
-		free(d.cfg.listen);
-		d.cfg.listen = copy;
-		if (ts_config_parse_listen(listen, &d.cfg.listen_addr,
-					   &d.cfg.listen_addrlen, err,
-					   sizeof(err)) != 0)
-			goto fail_msg;
-	}
-	if (d.cfg.nlogs == 0) {
-		snprintf(err, sizeof(err), "no logs to follow: give NAME=PATH "
-			 "or PATH arguments, or [log NAME] sections in -c FILE");
-		goto fail_msg;
-	}
 	if (check) {
+		/* A user that does not exist would stop the start, so it fails
+		 * the check too.  Not whether this process may switch to it:
+		 * a check is often run by someone else than the daemon. */
+		if (ts_priv_check(d.cfg.user, err, sizeof(err)) != 0)
+			goto fail_msg;
 		printf("%s: ok, %zu log%s\n", cfile ? cfile : "command line",
 		       d.cfg.nlogs, d.cfg.nlogs == 1 ? "" : "s");
 		ts_config_free(&d.cfg);
@@ -150,70 +271,18 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	raise_fd_limit(&d.cfg, d.cfg.nlogs);
-	d.logs = calloc(d.cfg.nlogs, sizeof(*d.logs));
-	if (!d.logs)
-		goto oom;
-	for (size_t i = 0; i < d.cfg.nlogs; i++) {
-		d.logs[i] = ts_log_new(d.cfg.logs[i].name, d.cfg.logs[i].path);
-		if (!d.logs[i])
-			goto oom;
-		d.nlogs++;
-	}
-	if (ts_stream_env_init(&d.env, d.cfg.max_line, d.cfg.retry_ms) != 0)
-		goto oom;
-	d.env_ready = true;
-	d.watch = ts_watch_new(d.logs, d.nlogs, d.cfg.heartbeat, err,
-			       sizeof(err));
-	if (!d.watch)
+	if (start(&d, www, err, sizeof(err)) != 0)
 		goto fail_msg;
-	struct ts_http_ctx hctx = { &d.cfg, d.logs, d.nlogs, &d.env, www };
-	d.http = ts_http_start(&hctx, err, sizeof(err));
-	if (!d.http)
-		goto fail_msg;
-	int rc = ts_watch_start(d.watch);
-	if (rc) {
-		snprintf(err, sizeof(err), "cannot start the watcher: %s",
-			 strerror(-rc));
-		ts_http_stop(d.http);
-		goto fail_msg;
-	}
-	for (size_t i = 0; i < d.nlogs; i++) {
-		struct ts_log *log = d.logs[i];
-		pthread_mutex_lock(&log->lock);
-		if (!log->cur)
-			fprintf(stderr, "tailsse: log %s: %s %s: %s\n",
-				log->name, log->path,
-				log->open_errno ? "cannot be opened"
-						: "does not exist yet",
-				log->open_errno ? strerror(log->open_errno)
-						: "waiting for it");
-		pthread_mutex_unlock(&log->lock);
-	}
+	report_logs(&d);
 	fprintf(stderr, "tailsse %s: listening on %s, %zu log%s, www %s\n",
 		PACKAGE_VERSION, d.cfg.listen, d.nlogs,
 		d.nlogs == 1 ? "" : "s", www);
-
-	for (;;) {
-		int sig;
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			fputs("tailsse: SIGHUP: reloading is not supported yet; "
-			      "restart to change the config\n", stderr);
-			continue;
-		}
-		fprintf(stderr, "tailsse: %s: stopping\n",
-			sig == SIGINT ? "SIGINT" : "SIGTERM");
-		break;
-	}
+	wait_for_stop(&sigs);
 	ts_http_stop(d.http);
 	ts_watch_stop(d.watch);
 	daemon_free(&d);
 	return 0;
 
-oom:
-	snprintf(err, sizeof(err), "out of memory");
 fail_msg:
 	fprintf(stderr, "tailsse: %s\n", err);
 	daemon_free(&d);
