@@ -85,7 +85,7 @@ class Stall(unittest.TestCase):
             pt.join(timeout=30)
             self.assertEqual(errors, [])
             self.assertEqual(len(ttfb), HOSTILE * LOOPS)
-            self.assertGreater(len(probes), 5)
+            self.assertGreater(len(probes), 2)
             self.assertGreater(len(lines), 2)
             costly = statistics.median(ttfb)
             msg = ("costly starts median %.1f ms; /healthz max %.1f ms; "
