@@ -35,11 +35,12 @@ enum ts_change ts_log_decide(const struct ts_fstate *known,
 	return TS_UNCHANGED;
 }
 
-/* Wall-clock nanoseconds (compared with file times). */
+/* Wall-clock nanoseconds, compared with file times: the kernel stamps
+ * those from the coarse clock, which may be a tick behind the fine one. */
 static int64_t realtime_ns(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -456,7 +457,9 @@ struct found {
 /* The generations in the directory last written after `after_ns`, oldest
  * first, at most `max` (the oldest ones); never the inodes skip1/skip2;
  * with `unseen`, only those named like a generation that the log never
- * had (the ones the watcher missed).  Takes scan_lock.  Their count. */
+ * had (the ones the watcher missed), and also those written in the same
+ * tick of the file clock as `after_ns` (a rotation within a millisecond;
+ * the older ones were seen).  Takes scan_lock.  Their count. */
 static size_t newer_generations(struct ts_log *log, int64_t after_ns,
 				uint64_t skip1, uint64_t skip2, bool unseen,
 				struct found *out, size_t max)
@@ -475,7 +478,8 @@ static size_t newer_generations(struct ts_log *log, int64_t after_ns,
 		g.fd = open_dent(log, dfd, e, &g.st);
 		if (g.fd < 0)
 			continue;
-		bool keep = mtime_ns(&g.st) > after_ns;
+		bool keep = mtime_ns(&g.st) > after_ns ||
+			    (unseen && mtime_ns(&g.st) == after_ns);
 		if (keep && unseen) {
 			pthread_mutex_lock(&log->lock);
 			keep = !seen_find_locked(log, (uint64_t)g.st.st_dev,

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "logfile.h"
@@ -237,6 +239,179 @@ static void test_find_inode_and_copy(void **state)
 	pthread_mutex_unlock(&log->lock);
 }
 
+
+static void test_gen_name(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		bool want;
+	} cases[] = {
+		{ "app.log.1", true },         { "app.log.12", true },
+		{ "app.log-20261202", true },  { "app.log-2026-12-02", true },
+		{ "app.log.20261202-1530", true }, { "app.log_7", true },
+		{ "app.log-20261202.1", true },
+		{ "app.log", false },          { "app.log.", false },
+		{ "app.log.-", false },        { "app.log.2.gz", false },
+		{ "app.log.1.xz", false },     { "app.log.bak", false },
+		{ "app.logx", false },         { "app.log1", false },
+		{ "xapp.log.1", false },       { "notes.txt", false },
+		{ "app.log.1 ", false },       { "app.log/1", false },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (ts_log_gen_name("app.log", cases[i].name) != cases[i].want)
+			fail_msg("%s: want %d", cases[i].name, cases[i].want);
+	assert_false(ts_log_gen_name("", ".1"));
+}
+
+static uint64_t ino_of(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_ino;
+}
+
+/* Set a file's modification time `sec` seconds from now. */
+static void set_mtime(const char *path, int sec)
+{
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec += sec;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static void put_file(struct fixture *f, const char *name, const char *text)
+{
+	char p[160];
+	snprintf(p, sizeof(p), "%s/%s", f->dir, name);
+	append(p, text);
+}
+
+static void drop(struct ts_log *log, struct ts_file *x)
+{
+	pthread_mutex_lock(&log->lock);
+	ts_file_unref(log, x);
+	pthread_mutex_unlock(&log->lock);
+}
+
+/* An id may only name a generation of the log: never another file beside
+ * it, whatever its inode. */
+static void test_find_inode_only_generations(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_log *log = f->log;
+	char p[160];
+
+	append(f->path, "a1\na2\n");
+	assert_int_equal(ts_log_check(log), TS_CREATED);
+	static const char *const others[] = {
+		"notes.txt", "app.log.bak", "app.log.2.gz", "app.logx",
+		"xapp.log.1", "other.log",
+	};
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		put_file(f, others[i], "secret\n");
+		snprintf(p, sizeof(p), "%s/%s", f->dir, others[i]);
+		ts_log_dir_changed(log);
+		if (ts_log_find_inode(log, ino_of(p)) != NULL)
+			fail_msg("%s was taken for a generation", others[i]);
+	}
+	/* named like one: found */
+	put_file(f, "app.log-20261202", "old\n");
+	snprintf(p, sizeof(p), "%s/app.log-20261202", f->dir);
+	ts_log_dir_changed(log);
+	struct ts_file *g = ts_log_find_inode(log, ino_of(p));
+	assert_non_null(g);
+	assert_true(g->detached);
+	drop(log, g);
+
+	/* seen at the path, renamed to any name: found while unchanged */
+	uint64_t seen = log->cur->ino;
+	snprintf(p, sizeof(p), "%s/app.log.old", f->dir);
+	assert_int_equal(rename(f->path, p), 0);
+	append(f->path, "b1\n");
+	assert_int_equal(ts_log_check(log), TS_ROTATED);
+	ts_log_dir_changed(log);
+	g = ts_log_find_inode(log, seen);
+	assert_non_null(g);
+	assert_int_equal(g->ino, seen);
+	drop(log, g);
+	/* ...and not once its bytes are others (a reused inode, say) */
+	FILE *fp = fopen(p, "r+");
+	assert_non_null(fp);
+	assert_int_equal(fputs("XXXXXX", fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+	ts_log_dir_changed(log);
+	assert_null(ts_log_find_inode(log, seen));
+}
+
+/* A stream behind by two rotations, the middle one never seen by the
+ * watcher: the generations are chained in order, and each counted. */
+static void test_missed_generation_chained(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_log *log = f->log;
+	char g1[160], g2[160];
+
+	append(f->path, "one\n");
+	set_mtime(f->path, -10);
+	assert_int_equal(ts_log_check(log), TS_CREATED);
+	struct ts_file *first = log->cur;
+	ts_file_ref(first); /* as a stream reading it would */
+	snprintf(g1, sizeof(g1), "%s.1", f->path);
+	snprintf(g2, sizeof(g2), "%s.2", f->path);
+	/* two logrotate rounds between two looks */
+	assert_int_equal(rename(f->path, g1), 0);
+	append(f->path, "two\n");
+	set_mtime(f->path, 1);
+	uint64_t second = ino_of(f->path);
+	assert_int_equal(rename(g1, g2), 0);
+	assert_int_equal(rename(f->path, g1), 0);
+	append(f->path, "three\n");
+	set_mtime(f->path, 2);
+	assert_int_equal(ts_log_check(log), TS_ROTATED);
+	assert_int_equal(log->rotations, 2);
+	assert_non_null(first->succ);
+	assert_int_equal(first->succ->ino, second);
+	assert_true(first->succ->detached);
+	assert_ptr_equal(first->succ->succ, log->cur);
+	assert_false(first->succ_pending);
+	/* the last reader lets go: the chain goes with it */
+	drop(log, first);
+	assert_ptr_equal(log->files, log->cur);
+	assert_null(log->files->next);
+}
+
+/* Resuming into an old generation found beside the path goes on through
+ * the newer ones there, by modification time. */
+static void test_found_generation_chains_newer(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_log *log = f->log;
+	char p2[160], p1[160];
+
+	snprintf(p2, sizeof(p2), "%s.2", f->path);
+	snprintf(p1, sizeof(p1), "%s.1", f->path);
+	append(p2, "oldest\n");
+	set_mtime(p2, -20);
+	append(p1, "older\n");
+	set_mtime(p1, -10);
+	put_file(f, "app.log.3", "before all\n");
+	char p3[160];
+	snprintf(p3, sizeof(p3), "%s.3", f->path);
+	set_mtime(p3, -30);
+	append(f->path, "now\n");
+	assert_int_equal(ts_log_check(log), TS_CREATED);
+	struct ts_file *g = ts_log_find_inode(log, ino_of(p2));
+	assert_non_null(g);
+	assert_non_null(g->succ);
+	assert_int_equal(g->succ->ino, ino_of(p1));
+	assert_null(g->succ->succ); /* then the current file */
+	drop(log, g);
+	assert_ptr_equal(log->files, log->cur);
+	assert_null(log->files->next);
+}
+
 static bool kicked(int efd)
 {
 	uint64_t v;
@@ -283,6 +458,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide_table),
+		cmocka_unit_test(test_gen_name),
+		cmocka_unit_test_setup_teardown(
+			test_find_inode_only_generations, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_missed_generation_chained, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_found_generation_chains_newer, setup, teardown),
 		cmocka_unit_test(test_woken_streams_kick_the_watcher),
 		cmocka_unit_test_setup_teardown(test_check_lifecycle, setup,
 						teardown),
