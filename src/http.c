@@ -14,6 +14,7 @@
 
 #include <microhttpd.h>
 
+#include "conn.h"
 #include "filter.h"
 #include "http.h"
 #include "request.h"
@@ -29,7 +30,7 @@
  * 700 with 256 KiB.  The block size is only used without chunked
  * encoding (HTTP/1.0, replays).
  *
- * So a stream that replays a file (ts_stream_take_replay) is sent without
+ * So a stream that replays a file (ts_conn_take_replay) is sent without
  * chunked encoding (the connection closes when it ends, as for HTTP/1.0):
  * then each write comes from the response's own block, and that is made
  * big.  Measured replaying 1 GiB (1.25 GB of SSE): 64 KiB, 256 KiB and
@@ -463,9 +464,8 @@ static int parse_request(struct MHD_Connection *conn, enum ts_req_kind kind,
 /* A stream being started on the worker; the request's con_cls. */
 struct pending {
 	struct MHD_Connection *conn;
-	struct ts_stream *s;
-	struct ts_start st;
-	int rc;             /* ts_stream_start's result */
+	struct ts_conn *s;
+	int rc;             /* ts_conn_start's result */
 };
 
 /* Worker thread: the connection is suspended until this resumes it, and
@@ -473,8 +473,30 @@ struct pending {
 static void start_job(void *arg)
 {
 	struct pending *p = arg;
-	p->rc = ts_stream_start(p->s, &p->st);
+	p->rc = ts_conn_start(p->s);
 	MHD_resume_connection(p->conn); /* the last use of p here */
+}
+
+/* Start the stream on the worker, the connection suspended meanwhile; the
+ * access handler is called again when it is done. */
+static enum MHD_Result start_later(struct ts_http *h,
+				   struct MHD_Connection *conn,
+				   struct ts_conn *s, void **con_cls)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p) {
+		ts_conn_free(s);
+		return MHD_NO;
+	}
+	p->conn = conn;
+	p->s = s;
+	*con_cls = p;
+	MHD_suspend_connection(conn);
+	if (ts_worker_submit(h->worker, start_job, p) != 0) {
+		p->rc = -ENOMEM;
+		MHD_resume_connection(conn);
+	}
+	return MHD_YES;
 }
 
 static enum MHD_Result queue_stream(struct MHD_Connection *conn,
@@ -492,20 +514,20 @@ static enum MHD_Result queue_stream(struct MHD_Connection *conn,
 /* Answer with a started stream (rc: how its start went); takes it over. */
 static enum MHD_Result respond_stream(struct ts_http *h,
 				      struct MHD_Connection *conn,
-				      struct ts_stream *s, int rc)
+				      struct ts_conn *s, int rc)
 {
 	(void)h;
 	if (rc) {
-		ts_stream_free(s);
+		ts_conn_free(s);
 		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				 "cannot start stream: %s", strerror(-rc));
 	}
-	bool replay = ts_stream_take_replay(s);
+	bool replay = ts_conn_take_replay(s);
 	struct MHD_Response *r = MHD_create_response_from_callback(
 		MHD_SIZE_UNKNOWN, replay ? TS_REPLAY_BLOCK : TS_BLOCK_SIZE,
-		ts_stream_read, s, ts_stream_free);
+		ts_conn_read, s, ts_conn_free);
 	if (!r) {
-		ts_stream_free(s);
+		ts_conn_free(s);
 		return MHD_NO;
 	}
 	/* (the name that libmicrohttpd 0.9.71 knows too) */
@@ -527,7 +549,7 @@ static void request_done(void *cls, struct MHD_Connection *conn,
 	struct pending *p = *con_cls;
 	if (!p)
 		return;
-	ts_stream_free(p->s);
+	ts_conn_free(p->s);
 	free(p);
 	*con_cls = NULL;
 }
@@ -577,32 +599,16 @@ static enum MHD_Result serve_events(struct ts_http *h,
 			return MHD_NO;
 		return queue_stream(conn, r);
 	}
-	struct ts_stream *s = ts_stream_new(log, h->ctx.env, conn, filter,
-					    json);
+	struct ts_conn *s = ts_conn_new(h->ctx.env, conn, &log, &st, 1, filter,
+					json, req.ngrep > 0);
 	if (!s)
 		return MHD_NO;
 	/* The end of the file, nothing before it: no reading back, no
 	 * search.  Anything else may read far back or scan a directory: on
 	 * the worker, with this connection suspended meanwhile. */
-	if (st.kind == TS_START_END && st.tail == 0) {
-		int rc = ts_stream_start(s, &st);
-		return respond_stream(h, conn, s, rc);
-	}
-	struct pending *p = calloc(1, sizeof(*p));
-	if (!p) {
-		ts_stream_free(s);
-		return MHD_NO;
-	}
-	p->conn = conn;
-	p->s = s;
-	p->st = st;
-	*con_cls = p;
-	MHD_suspend_connection(conn);
-	if (ts_worker_submit(h->worker, start_job, p) != 0) {
-		p->rc = -ENOMEM;
-		MHD_resume_connection(conn);
-	}
-	return MHD_YES;
+	if (st.kind == TS_START_END && st.tail == 0)
+		return respond_stream(h, conn, s, ts_conn_start(s));
+	return start_later(h, conn, s, con_cls);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
@@ -618,7 +624,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		/* resumed: the worker has started the stream */
 		struct pending *p = *con_cls;
 		*con_cls = NULL;
-		struct ts_stream *s = p->s;
+		struct ts_conn *s = p->s;
 		int rc = p->rc;
 		free(p);
 		return respond_stream(h, conn, s, rc);
@@ -758,7 +764,7 @@ void ts_http_stop(struct ts_http *h)
 		pthread_mutex_lock(&log->lock);
 		log->stopping = true;
 		pthread_mutex_unlock(&log->lock);
-		ts_log_wake(log, false, 0);
+		ts_hub_changed(&log->hub, false, 0);
 	}
 	/* streams being started are suspended until the worker is done:
 	 * libmicrohttpd must not stop with any suspended */

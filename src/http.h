@@ -10,7 +10,7 @@
 
 #include "config.h"
 #include "logfile.h"
-#include "stream.h"
+#include "cursor.h"
 
 struct ts_http;
 

@@ -10,7 +10,6 @@
 
 #include "lines.h"
 #include "logfile.h"
-#include "stream.h"
 
 int64_t ts_now_ms(void)
 {
@@ -75,7 +74,11 @@ struct ts_log *ts_log_new(const char *name, const char *path)
 		goto fail;
 	}
 	atomic_init(&log->dir_seq, 0);
-	log->kick_fd = -1;
+	if (ts_hub_log_init(&log->hub) != 0) {
+		pthread_mutex_destroy(&log->scan_lock);
+		pthread_mutex_destroy(&log->lock);
+		goto fail;
+	}
 	return log;
 fail:
 	free(log->dir);
@@ -111,6 +114,7 @@ void ts_log_free(struct ts_log *log)
 		f = next;
 	}
 	dcache_clear(log);
+	ts_hub_log_destroy(&log->hub);
 	pthread_mutex_destroy(&log->scan_lock);
 	pthread_mutex_destroy(&log->lock);
 	free(log->dir);
@@ -606,9 +610,8 @@ static void link_after(struct ts_log *log, struct ts_file *prev,
 	}
 	if (cur)
 		ts_file_unref(log, cur);
-	for (struct ts_stream *s = log->streams; s; s = s->next)
-		ts_stream_wake_locked(s, false, 0);
 	pthread_mutex_unlock(&log->lock);
+	ts_hub_changed(&log->hub, false, 0);
 }
 
 /* stat the path: what is there now.  *stat_errno: why it is unusable. */
@@ -748,43 +751,12 @@ enum ts_change ts_log_check(struct ts_log *log)
 			old_grew = true;
 		}
 	}
-	if (ch != TS_UNCHANGED || old_grew) {
-		for (struct ts_stream *s = log->streams; s; s = s->next)
-			ts_stream_wake_locked(s, false, 0);
-	}
 	pthread_mutex_unlock(&log->lock);
+	if (ch != TS_UNCHANGED || old_grew)
+		ts_hub_changed(&log->hub, false, 0);
 	if (pl.due)
 		link_after(log, pl.prev, pl.cur, &pl.gone);
 	return ch;
-}
-
-void ts_log_woken_done_locked(struct ts_log *log)
-{
-	if (--log->nwoken > 0 || !log->idle_kick)
-		return;
-	log->idle_kick = false;
-	uint64_t one = 1;
-	/* a full counter (EAGAIN) has already told the watcher */
-	if (log->kick_fd >= 0 &&
-	    write(log->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		perror("tailsse: eventfd");
-}
-
-bool ts_log_idle_or_kick(struct ts_log *log)
-{
-	pthread_mutex_lock(&log->lock);
-	bool idle = log->nwoken == 0;
-	log->idle_kick = !idle;
-	pthread_mutex_unlock(&log->lock);
-	return idle;
-}
-
-void ts_log_wake(struct ts_log *log, bool ping, int64_t idle_before_ms)
-{
-	pthread_mutex_lock(&log->lock);
-	for (struct ts_stream *s = log->streams; s; s = s->next)
-		ts_stream_wake_locked(s, ping, idle_before_ms);
-	pthread_mutex_unlock(&log->lock);
 }
 
 /* Put a file found beside the path into the log's list, unless the same

@@ -1,16 +1,18 @@
-/* logfile.h: one followed log: its path, the open file(s) behind it, and the
- * streams reading it.
+/* logfile.h: one followed log: its path, the open file(s) behind it, the
+ * one decision grown / truncated / rotated / deleted / created, and which
+ * files may be its generations.
  *
  * A log owns a list of open "generations" (struct ts_file, one per inode).
- * `cur` is the file now at the path; older ones stay open while some stream
- * still drains them after a rotation.  Streams hold a reference on the
- * generation they read; the file is closed when the last one lets go.
+ * `cur` is the file now at the path; older ones stay open while some
+ * cursor still drains them after a rotation.  Cursors hold a reference on
+ * the generation they read; the file is closed when the last one lets go.
+ * The cursors waiting on the log are its hub's (hub.h): a change is
+ * reported there, after the log's lock is let go.
  *
- * Threads: the watcher thread calls ts_log_check(); the HTTP thread(s) read
- * the files with pread and take/drop references.  `lock` protects every
- * field marked (L), the generations' fields marked (L), and the `suspended`
- * and `ping_due` flags of the log's streams.  Lock order: log->lock, then
- * libmicrohttpd's internal locks (through MHD_resume_connection). */
+ * Threads: the watcher thread calls ts_log_check(); the HTTP thread(s) and
+ * the worker read the files with pread and take/drop references.  `lock`
+ * protects every field marked (L) and the generations' fields marked (L).
+ * It is never held while taking the hub's locks or scan_lock. */
 #ifndef TS_LOGFILE_H
 #define TS_LOGFILE_H
 
@@ -20,8 +22,7 @@
 #include <stdint.h>
 
 #include "config.h"
-
-struct ts_stream;
+#include "hub.h"
 
 #define TS_MARK_LEN 32
 #define TS_HIST 8
@@ -124,18 +125,11 @@ struct ts_log {
 	pthread_mutex_t lock;
 	struct ts_file *cur;        /* (L) NULL while the path has no file */
 	struct ts_file *files;      /* (L) all open generations, cur included */
-	struct ts_stream *streams;  /* (L) doubly linked via stream->next/prev */
-	unsigned nstreams;          /* (L) */
+	struct ts_hub_log hub;      /* the cursors reading it, and waking them */
 	int open_errno;             /* (L) why the path could not be opened */
 	uint64_t rotations;         /* (L) count, for metrics */
 	uint64_t serials;           /* (L) the last ts_file serial given */
 	bool stopping;              /* (L) the daemon is shutting down */
-	/* (L) streams resumed whose reader has not run since: while some
-	 * are, the HTTP thread is still delivering the last change, and the
-	 * watcher gathers new ones (see watch.c) */
-	unsigned nwoken;
-	bool idle_kick;             /* (L) signal kick_fd when nwoken is 0 */
-	int kick_fd;                /* (L) the watcher's eventfd, or -1 */
 	struct ts_seen seen[TS_SEEN]; /* (L) a ring of generations seen */
 	unsigned nseen, seen_next;  /* (L) */
 	struct ts_gone gone;        /* (L) */
@@ -214,18 +208,6 @@ bool ts_log_rewritten(struct ts_log *log, struct ts_file *f);
 struct ts_file *ts_log_find_copy(struct ts_log *log, struct ts_file *f,
 				 uint64_t off);
 
-/* Resume the log's suspended streams; with `ping`, only those idle since
- * `idle_before_ms` (monotonic) and mark them for a heartbeat.  Takes the
- * lock.  Any thread. */
-void ts_log_wake(struct ts_log *log, bool ping, int64_t idle_before_ms);
-
-/* A woken stream's reader ran (or the stream went away): count it off, and
- * tell the watcher when it was the last one it waits for.  Caller holds
- * log->lock. */
-void ts_log_woken_done_locked(struct ts_log *log);
-/* Has the HTTP thread run every stream of the last wake-up?  If not, ask to
- * be told on kick_fd when it has.  Takes the lock.  Watcher thread. */
-bool ts_log_idle_or_kick(struct ts_log *log);
 /* Take / drop a reference on a generation. Caller holds log->lock. */
 void ts_file_ref(struct ts_file *f);
 void ts_file_unref(struct ts_log *log, struct ts_file *f);

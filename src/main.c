@@ -12,7 +12,7 @@
 #include "http.h"
 #include "logfile.h"
 #include "priv.h"
-#include "stream.h"
+#include "cursor.h"
 #include "watch.h"
 
 #ifndef TS_WWWDIR

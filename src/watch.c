@@ -342,9 +342,7 @@ static void check_log(struct ts_watch *w, struct logw *l)
 		watch_dir(w, l);
 	watch_link_target(w, l);
 	ts_log_check(l->log);
-	pthread_mutex_lock(&l->log->lock);
-	int64_t window = (int64_t)l->log->nstreams * TS_WAKE_COST_US;
-	pthread_mutex_unlock(&l->log->lock);
+	int64_t window = (int64_t)ts_hub_nlinks(&l->log->hub) * TS_WAKE_COST_US;
 	l->window_us = window < TS_COALESCE_MIN_US   ? TS_COALESCE_MIN_US
 		       : window > TS_COALESCE_MAX_US ? TS_COALESCE_MAX_US
 						     : window;
@@ -362,9 +360,9 @@ void ts_watch_free(struct ts_watch *w)
 		struct ts_log *log = w->lw[i].log;
 		if (!log)
 			continue;
-		pthread_mutex_lock(&log->lock);
-		log->kick_fd = -1;
-		pthread_mutex_unlock(&log->lock);
+		pthread_mutex_lock(&log->hub.lock);
+		log->hub.kick_fd = -1;
+		pthread_mutex_unlock(&log->hub.lock);
 	}
 	for (size_t i = 0; i < w->nlogs; i++) {
 		free(w->lw[i].dir);
@@ -423,9 +421,9 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 	for (size_t i = 0; i < nlogs; i++) {
 		struct logw *l = &w->lw[i];
 		l->log = logs[i];
-		pthread_mutex_lock(&l->log->lock);
-		l->log->kick_fd = w->kfd;
-		pthread_mutex_unlock(&l->log->lock);
+		pthread_mutex_lock(&l->log->hub.lock);
+		l->log->hub.kick_fd = w->kfd;
+		pthread_mutex_unlock(&l->log->hub.lock);
 		l->dirwd = -1;
 		l->ancwd = -1;
 		l->tdirwd = -1;
@@ -534,13 +532,13 @@ static void tick(struct ts_watch *w, int64_t now)
 			l->watch_failed = false;
 			mark(w, l);
 		}
-		ts_log_wake(log, true, idle_before);
+		ts_hub_changed(&log->hub, true, idle_before);
 	}
 }
 
 /* When may this dirty log be checked (and its streams woken)?  Not before
  * the floor; at once once the HTTP thread has run every stream of the last
- * wake-up (ts_log_idle_or_kick arranges to be told on kfd); at the end of
+ * wake-up (ts_hub_idle_or_kick arranges to be told on kfd); at the end of
  * the window in any case. */
 static int64_t check_at(struct logw *l, int64_t now)
 {
@@ -550,7 +548,7 @@ static int64_t check_at(struct logw *l, int64_t now)
 		return now;
 	if (now < floor)
 		return floor;
-	return ts_log_idle_or_kick(l->log) ? now : ceiling;
+	return ts_hub_idle_or_kick(&l->log->hub) ? now : ceiling;
 }
 
 /* Check the dirty logs that may be checked now; returns when the next one

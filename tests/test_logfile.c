@@ -412,48 +412,6 @@ static void test_found_generation_chains_newer(void **state)
 	assert_null(log->files->next);
 }
 
-static bool kicked(int efd)
-{
-	uint64_t v;
-	return read(efd, &v, sizeof(v)) == (ssize_t)sizeof(v) && v > 0;
-}
-
-/* The watcher waits for the HTTP thread to run the streams it woke: asked
- * while some have not run, it is told once, when the last one has. */
-static void test_woken_streams_kick_the_watcher(void **state)
-{
-	(void)state;
-	struct ts_log *log = ts_log_new("app", "/nonexistent/app.log");
-	assert_non_null(log);
-	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	assert_true(efd >= 0);
-	log->kick_fd = efd;
-
-	assert_true(ts_log_idle_or_kick(log)); /* none woken: at once */
-	log->nwoken = 2;
-	assert_false(ts_log_idle_or_kick(log));
-	pthread_mutex_lock(&log->lock);
-	ts_log_woken_done_locked(log);
-	pthread_mutex_unlock(&log->lock);
-	assert_false(kicked(efd)); /* one still to run */
-	pthread_mutex_lock(&log->lock);
-	ts_log_woken_done_locked(log);
-	pthread_mutex_unlock(&log->lock);
-	assert_true(kicked(efd));
-	assert_int_equal(log->nwoken, 0);
-	assert_true(ts_log_idle_or_kick(log));
-
-	/* nobody asked: no signal */
-	log->nwoken = 1;
-	pthread_mutex_lock(&log->lock);
-	ts_log_woken_done_locked(log);
-	pthread_mutex_unlock(&log->lock);
-	assert_false(kicked(efd));
-
-	close(efd);
-	ts_log_free(log);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,7 +423,6 @@ int main(void)
 			test_missed_generation_chained, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_found_generation_chains_newer, setup, teardown),
-		cmocka_unit_test(test_woken_streams_kick_the_watcher),
 		cmocka_unit_test_setup_teardown(test_check_lifecycle, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(

@@ -6,10 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
-
+#include "cursor.h"
 #include "lines.h"
-#include "stream.h"
 
 /* File bytes read per pread; lines longer than this take the long path. */
 #define TS_RBUF (128 * 1024)
@@ -86,7 +84,7 @@ static void scratch_free(void *p)
 	free(sc);
 }
 
-static struct ts_scratch *scratch_get(struct ts_stream_env *env)
+struct ts_scratch *ts_scratch_get(struct ts_stream_env *env)
 {
 	struct ts_scratch *sc = pthread_getspecific(env->scratch_key);
 	if (sc)
@@ -132,54 +130,39 @@ void ts_stream_env_destroy(struct ts_stream_env *env)
 	ts_filter_cache_free(env->filters);
 }
 
-struct ts_stream *ts_stream_new(struct ts_log *log, struct ts_stream_env *env,
-				struct MHD_Connection *conn,
-				struct ts_filter *filter, bool json)
+struct ts_buf *ts_scratch_out(struct ts_scratch *sc)
 {
-	struct ts_stream *s = calloc(1, sizeof(*s));
-	if (!s) {
-		ts_filter_free(filter);
-		return NULL;
-	}
-	s->filter = filter;
-	s->json = json;
-	s->log = log;
-	s->env = env;
-	s->conn = conn;
-	s->last_sent_ms = ts_now_ms();
-	atomic_fetch_add(&env->nstreams, 1);
-	return s;
+	return &sc->out;
 }
 
-void ts_stream_free(void *cls)
+void ts_cursor_init(struct ts_cursor *c, struct ts_log *log,
+		    struct ts_stream_env *env, const struct ts_fmt *fmt)
 {
-	struct ts_stream *s = cls;
-	if (!s)
-		return;
-	struct ts_log *log = s->log;
-	pthread_mutex_lock(&log->lock);
-	if (s->linked) {
-		if (s->prev)
-			s->prev->next = s->next;
-		else
-			log->streams = s->next;
-		if (s->next)
-			s->next->prev = s->prev;
-		log->nstreams--;
+	memset(c, 0, sizeof(*c));
+	c->log = log;
+	c->env = env;
+	c->fmt = fmt;
+}
+
+void ts_cursor_release(struct ts_cursor *c)
+{
+	ts_hub_unlink(&c->link);
+	if (c->file) {
+		pthread_mutex_lock(&c->log->lock);
+		ts_file_unref(c->log, c->file);
+		pthread_mutex_unlock(&c->log->lock);
+		c->file = NULL;
 	}
-	if (s->woken) {
-		s->woken = false;
-		ts_log_woken_done_locked(log);
-	}
-	if (s->file)
-		ts_file_unref(log, s->file);
-	pthread_mutex_unlock(&log->lock);
-	atomic_fetch_sub(&s->env->nstreams, 1);
-	if (s->replay)
-		atomic_fetch_sub(&s->env->nreplay, 1);
-	ts_filter_free(s->filter);
-	ts_buf_free(&s->out);
-	free(s);
+}
+
+uint64_t ts_cursor_behind(const struct ts_cursor *c)
+{
+	/* the file as it is (the watcher may not have seen it grow yet) */
+	struct stat sb;
+	if (!c->file || fstat(c->file->fd, &sb) != 0 ||
+	    (uint64_t)sb.st_size < c->off)
+		return 0;
+	return (uint64_t)sb.st_size - c->off;
 }
 
 /* Replace the stream's generation by `f` (may be NULL); caller holds the
@@ -188,12 +171,12 @@ void ts_stream_free(void *cls)
  * Its count may be one ahead of the file's (ts_file_content_seq_locked: a
  * truncation the watcher has not counted yet), which is no truncation for
  * the stream.  Caller holds the lock. */
-static bool truncated_since_locked(const struct ts_stream *s)
+static bool truncated_since_locked(const struct ts_cursor *s)
 {
 	return s->file && s->file->trunc_seq > s->trunc_seq;
 }
 
-static void set_file_locked(struct ts_stream *s, struct ts_file *f)
+static void set_file_locked(struct ts_cursor *s, struct ts_file *f)
 {
 	if (f)
 		ts_file_ref(f);
@@ -205,13 +188,56 @@ static void set_file_locked(struct ts_stream *s, struct ts_file *f)
 	s->trunc_seq = f ? ts_file_content_seq_locked(f) : 0;
 }
 
-static int reset_event(struct ts_buf *out, const char *reason,
-		       const struct ts_file *f)
+int ts_cursor_write_id(const struct ts_cursor *c, struct ts_buf *out,
+		       uint64_t ino, uint64_t off)
 {
-	char json[64];
-	snprintf(json, sizeof(json), "{\"reason\":\"%s\"}", reason);
-	struct ts_pos pos = { f ? f->ino : 0, 0, true };
-	return ts_sse_event(out, "reset", json, f ? &pos : NULL);
+	const struct ts_fmt *fmt = c->fmt;
+	if (!fmt->all)
+		return ts_sse_id(out, ino, off);
+	/* every log's position: this one's new one, the others' as their
+	 * client has them */
+	int rc = ts_buf_puts(out, "id: ");
+	for (size_t i = 0; i < fmt->nall && rc == 0; i++) {
+		const struct ts_cursor *k = fmt->all[i];
+		uint64_t ki = k == c ? ino : k->file ? k->file->ino : 0;
+		uint64_t ko = k == c ? off : k->file ? k->id_off : 0;
+		rc = ts_buf_printf(out, "%s%s=%llu:%llu", i ? "," : "",
+				   k->log->name, (unsigned long long)ki,
+				   (unsigned long long)ko);
+	}
+	if (rc == 0)
+		rc = ts_buf_puts(out, "\n");
+	return rc;
+}
+
+/* A control event: `type` with JSON data {FIELDS} (plus the log's name in
+ * a merged stream), and the id at (ino, off) when `with_id`. */
+static int control_event(const struct ts_cursor *c, struct ts_buf *out,
+			 const char *type, const char *fields, bool with_id,
+			 uint64_t ino, uint64_t off)
+{
+	char json[TS_NAME_MAX + 160];
+	if (c->fmt->all)
+		snprintf(json, sizeof(json), "{\"log\":\"%s\",%s}",
+			 c->log->name, fields);
+	else
+		snprintf(json, sizeof(json), "{%s}", fields);
+	int rc = ts_buf_printf(out, "event: %s\n", type);
+	if (rc == 0 && (with_id || c->fmt->all))
+		rc = ts_cursor_write_id(c, out, ino, off);
+	if (rc == 0)
+		rc = ts_buf_printf(out, "data: %s\n\n", json);
+	return rc;
+}
+
+static int reset_event(const struct ts_cursor *c, struct ts_buf *out,
+		       const char *reason)
+{
+	char fields[64];
+	snprintf(fields, sizeof(fields), "\"reason\":\"%s\"", reason);
+	const struct ts_file *f = c->file;
+	return control_event(c, out, "reset", fields, f != NULL,
+			     f ? f->ino : 0, 0);
 }
 
 static int64_t thread_cpu_ns(void)
@@ -225,7 +251,7 @@ static int64_t thread_cpu_ns(void)
  * time as a whole (the HTTP thread serves everyone): every costly line and
  * every 32nd cheap one is timed, its preparation and its match apart. */
 struct tail_scan {
-	struct ts_stream *s;
+	struct ts_cursor *s;
 	int64_t cpu0;
 	int64_t text_ns;    /* timed lines: sanitizing them */
 	int64_t match_ns;   /* timed lines: matching them */
@@ -247,13 +273,13 @@ static bool tail_scan_over(const struct tail_scan *t, int64_t now)
 static int keep_line(const char *line, size_t len, void *arg)
 {
 	struct tail_scan *t = arg;
-	struct ts_stream *s = t->s;
-	struct ts_scratch *sc = scratch_get(s->env);
+	struct ts_cursor *s = t->s;
+	struct ts_scratch *sc = ts_scratch_get(s->env);
 	if (!sc)
 		return -1;
 	++t->lines;
 	bool timed = len > TS_FILTER_FAST_MAX_LEN ||
-		     ts_filter_is_slow(s->filter) || t->lines % 32 == 0;
+		     ts_filter_is_slow(s->fmt->filter) || t->lines % 32 == 0;
 	int64_t t0 = 0, t1 = 0;
 	if (timed) {
 		t0 = thread_cpu_ns();
@@ -265,7 +291,7 @@ static int keep_line(const char *line, size_t len, void *arg)
 		return -1;
 	if (timed)
 		t1 = thread_cpu_ns();
-	enum ts_match m = ts_filter_match(s->env->filters, s->filter,
+	enum ts_match m = ts_filter_match(s->env->filters, s->fmt->filter,
 					  sc->text.data ? sc->text.data : "",
 					  sc->text.len, NULL);
 	if (timed) {
@@ -277,15 +303,14 @@ static int keep_line(const char *line, size_t len, void *arg)
 	return m == TS_MATCH_YES;
 }
 
-int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
+int ts_cursor_start(struct ts_cursor *s, const struct ts_start *st,
+		    struct ts_buf *out, struct ts_hub_conn *hc, unsigned idx)
 {
 	struct ts_log *log = s->log;
 	struct ts_file *f = NULL;
 	uint64_t trunc_seq = 0;
 	bool lost = false;
-	int rc = ts_sse_retry(&s->out, s->env->retry_ms);
-	if (rc)
-		return rc;
+	int rc = 0;
 
 	if (st->kind == TS_START_ID && st->pos.has_ino) {
 		/* the current file, or one rotated away beside it */
@@ -337,7 +362,7 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 		} else {
 			uint64_t start, end;
 			struct tail_scan ts = { s, thread_cpu_ns(), 0, 0, 0, 0 };
-			if (s->filter)
+			if (s->fmt->filter)
 				rc = ts_lines_tail_match(
 					f->fd, size, st->tail,
 					TS_TAIL_FILTER_MAX_BYTES, keep_line, &ts,
@@ -367,15 +392,10 @@ int ts_stream_start(struct ts_stream *s, const struct ts_start *st)
 	s->trunc_seq = trunc_seq;
 	if (lost) {
 		set_file_locked(s, log->cur);
-		rc = reset_event(&s->out, "lost", s->file);
+		rc = reset_event(s, out, "lost");
 	}
-	s->next = log->streams;
-	if (s->next)
-		s->next->prev = s;
-	log->streams = s;
-	log->nstreams++;
-	s->linked = true;
 	pthread_mutex_unlock(&log->lock);
+	ts_hub_link(&log->hub, &s->link, hc, idx);
 	return rc;
 fail:
 	pthread_mutex_lock(&log->lock);
@@ -384,45 +404,12 @@ fail:
 	return rc;
 }
 
-bool ts_stream_take_replay(struct ts_stream *s)
-{
-	/* the file as it is (the watcher may not have seen it grow yet) */
-	struct stat sb;
-	if (!s->file || fstat(s->file->fd, &sb) != 0)
-		return false;
-	uint64_t size = (uint64_t)sb.st_size;
-	if (size < s->off || size - s->off <= TS_REPLAY_BEHIND)
-		return false;
-	if (atomic_fetch_add(&s->env->nreplay, 1) >= TS_REPLAY_MAX) {
-		atomic_fetch_sub(&s->env->nreplay, 1);
-		return false;
-	}
-	s->replay = true;
-	return true;
-}
-
-void ts_stream_wake_locked(struct ts_stream *s, bool ping,
-			   int64_t idle_before_ms)
-{
-	if (!s->suspended)
-		return;
-	if (ping) {
-		if (s->last_sent_ms > idle_before_ms)
-			return;
-		s->ping_due = true;
-	}
-	s->suspended = false;
-	s->woken = true;
-	s->log->nwoken++;
-	MHD_resume_connection(s->conn);
-}
-
 enum action { ACT_NONE, ACT_READ, ACT_CREATED, ACT_TRUNCATED, ACT_ROTATED,
 	      ACT_DELETED };
 
 /* What the stream must do next, once it has read its file to the end.
  * Caller holds the lock. */
-static enum action next_action_locked(struct ts_stream *s, int64_t now)
+static enum action next_action_locked(struct ts_cursor *s, int64_t now)
 {
 	struct ts_log *log = s->log;
 	struct ts_file *f = s->file;
@@ -454,7 +441,7 @@ static enum action next_action_locked(struct ts_stream *s, int64_t now)
 	return waited ? ACT_DELETED : ACT_NONE;
 }
 
-static int apply_locked(struct ts_stream *s, enum action act,
+static int apply_locked(struct ts_cursor *s, enum action act,
 			struct ts_buf *out)
 {
 	struct ts_log *log = s->log;
@@ -464,7 +451,7 @@ static int apply_locked(struct ts_stream *s, enum action act,
 		return 0;
 	case ACT_CREATED:
 		set_file_locked(s, log->cur);
-		return reset_event(out, "created", s->file);
+		return reset_event(s, out, "created");
 	case ACT_TRUNCATED:
 		s->trunc_seq = s->file->trunc_seq;
 		s->scan = 0;
@@ -474,13 +461,13 @@ static int apply_locked(struct ts_stream *s, enum action act,
 		if (s->off == 0)
 			return 0;
 		s->off = 0;
-		return reset_event(out, "truncated", s->file);
+		return reset_event(s, out, "truncated");
 	case ACT_ROTATED:
 		set_file_locked(s, s->file->succ ? s->file->succ : log->cur);
-		return reset_event(out, "rotated", s->file);
+		return reset_event(s, out, "rotated");
 	case ACT_DELETED:
 		set_file_locked(s, NULL);
-		return reset_event(out, "deleted", NULL);
+		return reset_event(s, out, "deleted");
 	}
 	return 0;
 }
@@ -498,10 +485,33 @@ static int pread_some(int fd, char *buf, size_t n, uint64_t off, size_t *got)
 	}
 }
 
+/* The data of a merged stream's line: {"log":"A","line":"...","offset":N},
+ * with "match" ranges when there are grep patterns. */
+static int data_of_merged(const struct ts_cursor *s, struct ts_scratch *sc,
+			  const char *text, uint64_t next)
+{
+	struct ts_buf *o = &sc->out;
+	int rc = ts_buf_printf(o, "{\"log\":\"%s\",\"line\":", s->log->name);
+	if (rc == 0)
+		rc = ts_json_string(o, text, sc->text.len);
+	if (rc == 0)
+		rc = ts_buf_printf(o, ",\"offset\":%llu",
+				   (unsigned long long)next);
+	if (rc == 0 && s->fmt->grep)
+		rc = ts_buf_puts(o, ",\"match\":[");
+	if (rc == 0 && s->fmt->grep && sc->ranges.len)
+		rc = ts_buf_append(o, sc->ranges.data, sc->ranges.len);
+	if (rc == 0 && s->fmt->grep)
+		rc = ts_buf_puts(o, "]");
+	if (rc == 0)
+		rc = ts_buf_puts(o, "}");
+	return rc;
+}
+
 /* Encode the file line [p, p + len) whose '\n' ends before `next`, unless
  * the stream's filter drops it.  1: an event was written, 0: dropped,
  * -errno. */
-static int emit_line(struct ts_stream *s, struct ts_scratch *sc,
+static int emit_line(struct ts_cursor *s, struct ts_scratch *sc,
 		     const char *p, size_t len, uint64_t next,
 		     const struct ts_sse_idp *plain)
 {
@@ -509,7 +519,8 @@ static int emit_line(struct ts_stream *s, struct ts_scratch *sc,
 	size_t max_line = s->env->max_line;
 	int rc;
 
-	if (!s->filter && !s->json) {
+	const struct ts_fmt *fmt = s->fmt;
+	if (!fmt->filter && !fmt->json && !fmt->all) {
 		rc = plain ? ts_sse_plain_line(&sc->out, plain, p, len, next)
 			   : ts_sse_line(&sc->out, p, len, max_line, ino, next);
 		return rc ? rc : 1;
@@ -521,26 +532,30 @@ static int emit_line(struct ts_stream *s, struct ts_scratch *sc,
 	if (rc)
 		return rc;
 	const char *text = sc->text.data ? sc->text.data : "";
-	enum ts_match m = ts_filter_match(s->env->filters, s->filter, text,
+	bool json = fmt->json || fmt->all;
+	enum ts_match m = ts_filter_match(s->env->filters, fmt->filter, text,
 					  sc->text.len,
-					  s->json ? &sc->ranges : NULL);
+					  json ? &sc->ranges : NULL);
 	if (m == TS_MATCH_LIMIT && !s->limit_reported) {
-		char json[96];
-		snprintf(json, sizeof(json), "{\"offset\":%llu}",
+		char fields[64];
+		snprintf(fields, sizeof(fields), "\"offset\":%llu",
 			 (unsigned long long)next);
-		rc = ts_sse_event(&sc->out, "filter-limit", json, NULL);
+		rc = control_event(s, &sc->out, "filter-limit", fields, false,
+				   ino, s->id_off);
 		if (rc)
 			return rc;
 		s->limit_reported = true;
 	}
 	if (m != TS_MATCH_YES)
 		return 0;
-	rc = ts_sse_id(&sc->out, ino, next);
+	rc = ts_cursor_write_id(s, &sc->out, ino, next);
 	if (rc == 0)
 		rc = ts_buf_puts(&sc->out, "data: ");
 	if (rc)
 		return rc;
-	if (s->json) {
+	if (fmt->all) {
+		rc = data_of_merged(s, sc, text, next);
+	} else if (fmt->json) {
 		ts_buf_reset(&sc->json);
 		rc = ts_filter_json_line(&sc->json, text, sc->text.len, next,
 					 sc->ranges.data ? sc->ranges.data : "",
@@ -559,7 +574,7 @@ static int emit_line(struct ts_stream *s, struct ts_scratch *sc,
 /* Encode the line [s->off, end) that did not fit in one read: only its
  * first max_line (+4, so that a cut is still seen after dropping a '\r')
  * bytes matter. */
-static int emit_long_line(struct ts_stream *s, struct ts_scratch *sc,
+static int emit_long_line(struct ts_cursor *s, struct ts_scratch *sc,
 			  uint64_t end)
 {
 	size_t want = s->env->max_line + 4;
@@ -587,7 +602,7 @@ static int emit_long_line(struct ts_stream *s, struct ts_scratch *sc,
 }
 
 /* Keep a line, or drop it and roll the output back, after emit_line. */
-static int commit_line(struct ts_stream *s, struct ts_scratch *sc, int rc,
+static int commit_line(struct ts_cursor *s, struct ts_scratch *sc, int rc,
 		       size_t before, bool limit_was, size_t budget,
 		       uint64_t next, unsigned *nevents)
 {
@@ -624,7 +639,7 @@ static const char *line_end(const char *p, const char *end, size_t max_line,
 	return memchr(p + k, '\n', (size_t)(end - p) - k);
 }
 
-static bool fc_matches(const struct fcache *fc, const struct ts_stream *s)
+static bool fc_matches(const struct fcache *fc, const struct ts_cursor *s)
 {
 	return fc->log == s->log && fc->serial == s->file->serial &&
 	       fc->trunc_seq == s->trunc_seq;
@@ -635,7 +650,7 @@ enum { FC_MISS, FC_SERVED, FC_FULL };
 /* Copy cached events from the stream's position: whole events, as many as
  * fit in `budget` (at least one when `out` is empty).  FC_FULL: the next
  * event does not fit. */
-static int fc_serve(struct ts_stream *s, struct fcache *fc,
+static int fc_serve(struct ts_cursor *s, struct fcache *fc,
 		    struct ts_buf *out, size_t budget, unsigned *nevents)
 {
 	if (!fc_matches(fc, s) || s->off < fc->start || s->off >= fc->end ||
@@ -684,7 +699,7 @@ static int fc_serve(struct ts_stream *s, struct fcache *fc,
 /* Read from the stream's position and encode the whole lines found into the
  * cache: appended when they continue it, else in place of it.  Returns the
  * number of lines added (0: none whole there, the caller reads itself). */
-static size_t fc_fill(struct ts_stream *s, struct ts_scratch *sc)
+static size_t fc_fill(struct ts_cursor *s, struct ts_scratch *sc)
 {
 	struct fcache *fc = &sc->fc;
 	struct ts_file *f = s->file;
@@ -755,10 +770,10 @@ struct budget {
 	unsigned next;      /* look at the clock again at this much work */
 };
 
-static bool over_budget(struct ts_stream *s, struct budget *b, size_t len,
+static bool over_budget(struct ts_cursor *s, struct budget *b, size_t len,
 			bool careful)
 {
-	if (!s->filter)
+	if (!s->fmt->filter)
 		return false;
 	b->work += 1 + (unsigned)(len / 128);
 	/* a line past the fast path's length went through the guarded path,
@@ -771,32 +786,32 @@ static bool over_budget(struct ts_stream *s, struct budget *b, size_t len,
 		return false;
 	/* many cheap lines are no reason to leave the fast path */
 	if (used / b->work > TS_FILTER_SLOW_LINE_NS &&
-	    !ts_filter_is_slow(s->filter))
-		ts_filter_slow(s->filter);
+	    !ts_filter_is_slow(s->fmt->filter))
+		ts_filter_slow(s->fmt->filter);
 	return true;
 }
 
 /* Read complete lines from the stream's file and encode them until about
  * `budget` bytes are ready.  *eof: the end of the file was reached.
  * Returns 0, 1 to yield (enough work for one call), or -errno. */
-static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
+static int read_lines(struct ts_cursor *s, struct ts_scratch *sc,
 		      size_t budget, bool *eof, unsigned *nevents)
 {
 	struct ts_file *f = s->file;
 	size_t nread = 0;
-	struct budget bud = { s->filter ? thread_cpu_ns() : 0, 0, 64 };
+	struct budget bud = { s->fmt->filter ? thread_cpu_ns() : 0, 0, 64 };
 	/* a pattern already found slow costs up to its budget on each line:
 	 * look at the clock after every line then */
-	bool careful = s->filter && ts_filter_is_slow(s->filter);
+	bool careful = s->fmt->filter && ts_filter_is_slow(s->fmt->filter);
 	/* Read about what fits: reading far more than `budget` would only
 	 * be thrown away and read again on the next call. */
 	size_t want = budget * 2 < 16384 ? 16384 : budget * 2;
 	/* a filter drops most lines: read big, it is all used */
-	if (want > TS_RBUF || s->filter)
+	if (want > TS_RBUF || s->fmt->filter)
 		want = TS_RBUF;
 	*eof = false;
 	int rc = 0;
-	bool plain_lines = !s->filter && !s->json;
+	bool plain_lines = !s->fmt->filter && !s->fmt->json && !s->fmt->all;
 	struct ts_sse_idp idp;
 	ts_sse_idp_set(&idp, f->ino);
 	/* Streams near the end of the file share what they read there; one
@@ -874,7 +889,7 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 		const char *cand = NULL, *wend = NULL, *vend = p;
 		bool scanning = false;
 		unsigned adjacent = 0;
-		if (s->filter && !careful && ts_filter_can_scan(s->filter) &&
+		if (s->fmt->filter && !careful && ts_filter_can_scan(s->fmt->filter) &&
 		    s->env->max_line >= TS_SCAN_WINDOW) {
 			wend = memrchr(p, '\n', (size_t)(end - p));
 			scanning = wend != NULL;
@@ -897,7 +912,7 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 				size_t ok = (size_t)(vend - p);
 				size_t r = ok == 0 ? (size_t)(p - sc->rbuf)
 					: ts_filter_scan(s->env->filters,
-							 s->filter, sc->rbuf,
+							 s->fmt->filter, sc->rbuf,
 							 (size_t)(p - sc->rbuf) + ok,
 							 (size_t)(p - sc->rbuf));
 				if (r == (size_t)-1) {
@@ -957,8 +972,8 @@ static int read_lines(struct ts_stream *s, struct ts_scratch *sc,
 done:
 	/* Lines the filter dropped still move the client's position: an id
 	 * without data updates EventSource's lastEventId silently. */
-	if (s->filter && s->id_off != s->off) {
-		int r = ts_sse_id(&sc->out, f->ino, s->off);
+	if (s->fmt->filter && s->id_off != s->off) {
+		int r = ts_cursor_write_id(s, &sc->out, f->ino, s->off);
 		if (r == 0)
 			r = ts_buf_append(&sc->out, "\n", 1);
 		if (r)
@@ -973,7 +988,7 @@ done:
  * the copy from the same offset, so that no line is lost; its end leads
  * back to the file, from 0, with `reset rotated` (as for a client that
  * resumes into the copy).  True when it did. */
-static bool follow_copy(struct ts_stream *s)
+static bool follow_copy(struct ts_cursor *s)
 {
 	struct ts_log *log = s->log;
 	struct ts_file *c = ts_log_find_copy(log, s->file, s->off);
@@ -988,102 +1003,49 @@ static bool follow_copy(struct ts_stream *s)
 	return true;
 }
 
-ssize_t ts_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+int ts_cursor_step(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
+		   unsigned *nevents)
 {
-	struct ts_stream *s = cls;
 	struct ts_log *log = s->log;
-	(void)pos;
-
-	if (s->out.len == 0) {
-		struct ts_scratch *sc = scratch_get(s->env);
-		if (!sc)
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-		ts_buf_reset(&sc->out);
-		unsigned nevents = 0;
-		for (int round = 0; round < 8 && sc->out.len == 0; round++) {
-			bool eof = true;
-			/* A truncation seen by the watcher must win over what
-			 * a read now would find at our offset: new bytes of a
-			 * rewritten file, mid-line. */
-			pthread_mutex_lock(&log->lock);
-			if (s->woken) {
-				s->woken = false;
-				ts_log_woken_done_locked(log);
-			}
-			bool trunc = truncated_since_locked(s);
-			/* behind when the old content was cut away? */
-			bool behind = trunc && s->file->npre > 0 &&
-				      s->off < s->file->pre[s->file->npre - 1].size;
-			pthread_mutex_unlock(&log->lock);
-			if (behind && follow_copy(s))
-				trunc = false;
-			pthread_mutex_lock(&log->lock);
-			if (trunc && truncated_since_locked(s) &&
-			    apply_locked(s, ACT_TRUNCATED, &sc->out) == 0)
-				nevents++;
-			/* Read only what the watcher has seen and checked (its
-			 * marker): bytes past it may belong to a rewrite. */
-			s->limit = s->file ? s->file->size : 0;
-			pthread_mutex_unlock(&log->lock);
-			if (s->file) {
-				int rc = read_lines(s, sc, max, &eof, &nevents);
-				if (rc < 0) {
-					fprintf(stderr,
-						"tailsse: %s: read: %s\n",
-						log->name, strerror(-rc));
-					return MHD_CONTENT_READER_END_WITH_ERROR;
-				}
-				if (rc > 0)
-					break; /* yield to other streams */
-			}
-			if (sc->out.len || !eof)
-				continue;
-			pthread_mutex_lock(&log->lock);
-			if (log->stopping) {
-				pthread_mutex_unlock(&log->lock);
-				return MHD_CONTENT_READER_END_OF_STREAM;
-			}
-			enum action act = next_action_locked(s, ts_now_ms());
-			if (act == ACT_NONE && !s->ping_due) {
-				s->suspended = true;
-				MHD_suspend_connection(s->conn);
-				pthread_mutex_unlock(&log->lock);
-				return 0;
-			}
-			int rc = 0;
-			if (s->ping_due) {
-				s->ping_due = false;
-				rc = ts_sse_comment(&sc->out, "ping");
-			}
-			if (rc == 0 && act != ACT_NONE) {
-				rc = apply_locked(s, act, &sc->out);
-				if (act != ACT_READ)
-					nevents++;
-			}
-			pthread_mutex_unlock(&log->lock);
-			if (rc)
-				return MHD_CONTENT_READER_END_WITH_ERROR;
-		}
-		if (sc->out.len == 0)
-			return 0; /* read far into a long line: yield */
-		atomic_fetch_add(&s->env->events_sent, nevents);
-		size_t n = sc->out.len < max ? sc->out.len : max;
-		memcpy(buf, sc->out.data, n);
-		if (n < sc->out.len &&
-		    ts_buf_append(&s->out, sc->out.data + n, sc->out.len - n))
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-		s->last_sent_ms = ts_now_ms();
-		atomic_fetch_add(&s->env->bytes_sent, n);
-		return (ssize_t)n;
+	size_t before = sc->out.len;
+	bool eof = true;
+	/* A truncation seen by the watcher must win over what a read now
+	 * would find at our offset: new bytes of a rewritten file, mid-line. */
+	pthread_mutex_lock(&log->lock);
+	bool trunc = truncated_since_locked(s);
+	/* behind when the old content was cut away? */
+	bool behind = trunc && s->file->npre > 0 &&
+		      s->off < s->file->pre[s->file->npre - 1].size;
+	pthread_mutex_unlock(&log->lock);
+	if (behind && follow_copy(s))
+		trunc = false;
+	pthread_mutex_lock(&log->lock);
+	if (trunc && truncated_since_locked(s) &&
+	    apply_locked(s, ACT_TRUNCATED, &sc->out) == 0)
+		(*nevents)++;
+	/* Read only what the watcher has seen and checked (its marker):
+	 * bytes past it may belong to a rewrite. */
+	s->limit = s->file ? s->file->size : 0;
+	pthread_mutex_unlock(&log->lock);
+	if (s->file) {
+		int rc = read_lines(s, sc, budget, &eof, nevents);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			return TS_STEP_YIELD;
 	}
-
-	/* the rest of an event that did not fit last time */
-	size_t n = s->out.len < max ? s->out.len : max;
-	memcpy(buf, s->out.data, n);
-	ts_buf_consume(&s->out, n);
-	if (s->out.len == 0)
-		ts_buf_free(&s->out);
-	s->last_sent_ms = ts_now_ms();
-	atomic_fetch_add(&s->env->bytes_sent, n);
-	return (ssize_t)n;
+	if (sc->out.len > before || !eof)
+		return TS_STEP_MORE;
+	pthread_mutex_lock(&log->lock);
+	enum action act = next_action_locked(s, ts_now_ms());
+	int rc = 0;
+	if (act != ACT_NONE) {
+		rc = apply_locked(s, act, &sc->out);
+		if (act != ACT_READ && rc == 0)
+			(*nevents)++;
+	}
+	pthread_mutex_unlock(&log->lock);
+	if (rc)
+		return rc;
+	return act == ACT_NONE ? TS_STEP_REST : TS_STEP_MORE;
 }

@@ -1,0 +1,235 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "conn.h"
+
+static void resume_mhd(void *arg)
+{
+	MHD_resume_connection(arg);
+}
+
+static void suspend_mhd(void *arg)
+{
+	MHD_suspend_connection(arg);
+}
+
+struct ts_conn *ts_conn_new(struct ts_stream_env *env,
+			    struct MHD_Connection *mhd, struct ts_log **logs,
+			    const struct ts_start *starts, size_t nlogs,
+			    struct ts_filter *filter, bool json, bool grep)
+{
+	struct ts_conn *c = calloc(1, sizeof(*c));
+	if (!c || nlogs == 0 || nlogs > TS_HUB_MAX_LINKS)
+		goto fail;
+	c->cur = calloc(nlogs, sizeof(*c->cur));
+	c->start = calloc(nlogs, sizeof(*c->start));
+	c->bl_end = calloc(nlogs, sizeof(*c->bl_end));
+	c->bl_serial = calloc(nlogs, sizeof(*c->bl_serial));
+	if (!c->cur || !c->start || !c->bl_end || !c->bl_serial)
+		goto fail;
+	if (nlogs > 1) {
+		c->all = calloc(nlogs, sizeof(*c->all));
+		if (!c->all)
+			goto fail;
+	}
+	if (ts_hub_conn_init(&c->hub, resume_mhd, mhd) != 0)
+		goto fail;
+	c->env = env;
+	c->mhd = mhd;
+	c->ncur = nlogs;
+	c->fmt.filter = filter;
+	c->fmt.json = json;
+	c->fmt.grep = grep;
+	c->fmt.all = c->all;
+	c->fmt.nall = c->all ? nlogs : 0;
+	for (size_t i = 0; i < nlogs; i++) {
+		ts_cursor_init(&c->cur[i], logs[i], env, &c->fmt);
+		c->start[i] = starts[i];
+		if (c->all)
+			c->all[i] = &c->cur[i];
+	}
+	c->hub.last_sent_ms = ts_now_ms();
+	atomic_fetch_add(&env->nstreams, 1);
+	return c;
+fail:
+	if (c) {
+		free(c->cur);
+		free(c->start);
+		free(c->bl_end);
+		free(c->bl_serial);
+		free(c->all);
+		free(c);
+	}
+	ts_filter_free(filter);
+	return NULL;
+}
+
+void ts_conn_free(void *cls)
+{
+	struct ts_conn *c = cls;
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->ncur; i++)
+		ts_cursor_release(&c->cur[i]);
+	ts_hub_conn_destroy(&c->hub);
+	atomic_fetch_sub(&c->env->nstreams, 1);
+	if (c->replay)
+		atomic_fetch_sub(&c->env->nreplay, 1);
+	ts_filter_free(c->fmt.filter);
+	ts_buf_free(&c->out);
+	free(c->cur);
+	free(c->start);
+	free(c->bl_end);
+	free(c->bl_serial);
+	free(c->all);
+	free(c);
+}
+
+int ts_conn_start(struct ts_conn *c)
+{
+	int rc = ts_sse_retry(&c->out, c->env->retry_ms);
+	for (size_t i = 0; i < c->ncur && rc == 0; i++) {
+		struct ts_cursor *k = &c->cur[i];
+		rc = ts_cursor_start(k, &c->start[i], &c->out, &c->hub,
+				     (unsigned)i);
+		/* its backlog: up to the end of its file as it is now */
+		c->bl_end[i] = k->off + ts_cursor_behind(k);
+		c->bl_serial[i] = k->file ? k->file->serial : 0;
+	}
+	return rc;
+}
+
+bool ts_conn_take_replay(struct ts_conn *c)
+{
+	if (c->ncur != 1 || ts_cursor_behind(&c->cur[0]) <= TS_REPLAY_BEHIND)
+		return false;
+	if (atomic_fetch_add(&c->env->nreplay, 1) >= TS_REPLAY_MAX) {
+		atomic_fetch_sub(&c->env->nreplay, 1);
+		return false;
+	}
+	c->replay = true;
+	return true;
+}
+
+static bool stopping(const struct ts_conn *c)
+{
+	struct ts_log *log = c->cur[0].log;
+	pthread_mutex_lock(&log->lock);
+	bool s = log->stopping;
+	pthread_mutex_unlock(&log->lock);
+	return s;
+}
+
+/* Has cursor i sent the backlog it started with? */
+static bool backlog_sent(const struct ts_conn *c, size_t i)
+{
+	const struct ts_cursor *k = &c->cur[i];
+	return !k->file || k->file->serial != c->bl_serial[i] ||
+	       k->off >= c->bl_end[i];
+}
+
+/* Serve the cursors once, until about `budget` bytes are ready.  Their
+ * backlogs go one log after another (tail=N of a merged stream); then each
+ * call starts with the next cursor, so that a busy log cannot keep a
+ * quiet one waiting more than a call.  *rest: every cursor is at rest.
+ * 0, 1 to yield (enough work for one call), or -errno. */
+static int serve_cursors(struct ts_conn *c, struct ts_scratch *sc,
+			 size_t budget, unsigned *nevents, bool *rest)
+{
+	struct ts_buf *out = ts_scratch_out(sc);
+	*rest = true;
+	while (c->backlog < c->ncur) {
+		size_t i = c->backlog;
+		int r = backlog_sent(c, i) ? TS_STEP_REST
+			: ts_cursor_step(&c->cur[i], sc, budget, nevents);
+		if (r < 0)
+			return r;
+		if (r == TS_STEP_REST) {
+			c->backlog++;
+			continue;
+		}
+		*rest = false;
+		return r == TS_STEP_YIELD;
+	}
+	int rc = 0;
+	for (size_t k = 0; k < c->ncur && out->len < budget; k++) {
+		size_t i = (c->next + k) % c->ncur;
+		int r = ts_cursor_step(&c->cur[i], sc, budget, nevents);
+		if (r < 0)
+			return r;
+		if (r != TS_STEP_REST)
+			*rest = false;
+		if (r == TS_STEP_YIELD) {
+			rc = 1;
+			break;
+		}
+	}
+	c->next = (c->next + 1) % c->ncur;
+	return rc;
+}
+
+/* Hand `n` bytes of `src` to libmicrohttpd's buffer, keeping the rest. */
+static ssize_t deliver(struct ts_conn *c, char *buf, size_t max,
+		       const char *src, size_t len, bool keep_rest)
+{
+	size_t n = len < max ? len : max;
+	memcpy(buf, src, n);
+	if (keep_rest && n < len && ts_buf_append(&c->out, src + n, len - n))
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	c->hub.last_sent_ms = ts_now_ms(); /* read by the hub: a word */
+	atomic_fetch_add(&c->env->bytes_sent, n);
+	return (ssize_t)n;
+}
+
+ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct ts_conn *c = cls;
+	(void)pos;
+
+	if (c->out.len > 0) {
+		/* the rest of what did not fit last time */
+		ssize_t n = deliver(c, buf, max, c->out.data, c->out.len, false);
+		ts_buf_consume(&c->out, (size_t)n);
+		if (c->out.len == 0)
+			ts_buf_free(&c->out);
+		return n;
+	}
+	struct ts_scratch *sc = ts_scratch_get(c->env);
+	if (!sc)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	struct ts_buf *out = ts_scratch_out(sc);
+	ts_buf_reset(out);
+	unsigned nevents = 0;
+	for (int round = 0; round < 8 && out->len == 0; round++) {
+		bool ping;
+		uint32_t woken = ts_hub_begin(&c->hub, &ping);
+		for (size_t i = 0; i < c->ncur; i++)
+			if (woken & (1u << i))
+				ts_hub_done(&c->cur[i].link);
+		if (ping && ts_sse_comment(out, "ping"))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		bool rest;
+		int rc = serve_cursors(c, sc, max, &nevents, &rest);
+		if (rc < 0) {
+			fprintf(stderr, "tailsse: %s: read: %s\n",
+				c->cur[0].log->name, strerror(-rc));
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		if (rc > 0)
+			break; /* yield to other connections */
+		if (out->len || !rest)
+			continue;
+		if (stopping(c))
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (ts_hub_try_suspend(&c->hub, suspend_mhd, c->mhd))
+			return 0;
+	}
+	if (out->len == 0)
+		return 0; /* read far into a long line: yield */
+	atomic_fetch_add(&c->env->events_sent, nevents);
+	return deliver(c, buf, max, out->data, out->len, true);
+}

@@ -1,0 +1,168 @@
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "hub.h"
+
+int ts_hub_log_init(struct ts_hub_log *hl)
+{
+	hl->links = NULL;
+	hl->nlinks = 0;
+	hl->nwoken = 0;
+	hl->idle_kick = false;
+	hl->kick_fd = -1;
+	return -pthread_mutex_init(&hl->lock, NULL);
+}
+
+void ts_hub_log_destroy(struct ts_hub_log *hl)
+{
+	pthread_mutex_destroy(&hl->lock);
+}
+
+int ts_hub_conn_init(struct ts_hub_conn *hc, void (*resume)(void *),
+		     void *arg)
+{
+	hc->suspended = false;
+	hc->pending = false;
+	hc->ping_due = false;
+	hc->woken = 0;
+	hc->last_sent_ms = 0;
+	hc->resume = resume;
+	hc->arg = arg;
+	return -pthread_mutex_init(&hc->lock, NULL);
+}
+
+void ts_hub_conn_destroy(struct ts_hub_conn *hc)
+{
+	pthread_mutex_destroy(&hc->lock);
+}
+
+void ts_hub_link(struct ts_hub_log *hl, struct ts_hub_link *l,
+		 struct ts_hub_conn *hc, unsigned idx)
+{
+	l->conn = hc;
+	l->idx = idx;
+	pthread_mutex_lock(&hl->lock);
+	l->log = hl;
+	l->prev = NULL;
+	l->next = hl->links;
+	if (l->next)
+		l->next->prev = l;
+	hl->links = l;
+	hl->nlinks++;
+	pthread_mutex_unlock(&hl->lock);
+}
+
+/* Count one woken connection off.  Caller holds hl->lock. */
+static void done_locked(struct ts_hub_log *hl)
+{
+	if (--hl->nwoken > 0 || !hl->idle_kick)
+		return;
+	hl->idle_kick = false;
+	uint64_t one = 1;
+	/* a full counter (EAGAIN) has already told the watcher */
+	if (hl->kick_fd >= 0 &&
+	    write(hl->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		perror("tailsse: eventfd");
+}
+
+void ts_hub_unlink(struct ts_hub_link *l)
+{
+	struct ts_hub_log *hl = l->log;
+	if (!hl)
+		return;
+	pthread_mutex_lock(&hl->lock);
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		hl->links = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	hl->nlinks--;
+	struct ts_hub_conn *hc = l->conn;
+	pthread_mutex_lock(&hc->lock);
+	bool owed = hc->woken & (1u << l->idx);
+	hc->woken &= ~(1u << l->idx);
+	pthread_mutex_unlock(&hc->lock);
+	if (owed)
+		done_locked(hl);
+	l->log = NULL;
+	pthread_mutex_unlock(&hl->lock);
+}
+
+void ts_hub_changed(struct ts_hub_log *hl, bool ping, int64_t idle_before_ms)
+{
+	pthread_mutex_lock(&hl->lock);
+	for (struct ts_hub_link *l = hl->links; l; l = l->next) {
+		struct ts_hub_conn *hc = l->conn;
+		pthread_mutex_lock(&hc->lock);
+		if (ping) {
+			if (hc->suspended && hc->last_sent_ms <= idle_before_ms) {
+				hc->ping_due = true;
+				hc->suspended = false;
+				hc->resume(hc->arg);
+			}
+		} else if (hc->suspended) {
+			hc->suspended = false;
+			hc->woken |= 1u << l->idx;
+			hl->nwoken++;
+			hc->resume(hc->arg);
+		} else {
+			hc->pending = true;
+		}
+		pthread_mutex_unlock(&hc->lock);
+	}
+	pthread_mutex_unlock(&hl->lock);
+}
+
+uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due)
+{
+	pthread_mutex_lock(&hc->lock);
+	hc->pending = false;
+	uint32_t woken = hc->woken;
+	hc->woken = 0;
+	*ping_due = hc->ping_due;
+	hc->ping_due = false;
+	pthread_mutex_unlock(&hc->lock);
+	return woken;
+}
+
+void ts_hub_done(struct ts_hub_link *l)
+{
+	struct ts_hub_log *hl = l->log;
+	if (!hl)
+		return;
+	pthread_mutex_lock(&hl->lock);
+	done_locked(hl);
+	pthread_mutex_unlock(&hl->lock);
+}
+
+bool ts_hub_try_suspend(struct ts_hub_conn *hc, void (*suspend)(void *),
+			void *arg)
+{
+	pthread_mutex_lock(&hc->lock);
+	bool ok = !hc->pending && !hc->ping_due;
+	if (ok) {
+		hc->suspended = true;
+		suspend(arg);
+	}
+	pthread_mutex_unlock(&hc->lock);
+	return ok;
+}
+
+bool ts_hub_idle_or_kick(struct ts_hub_log *hl)
+{
+	pthread_mutex_lock(&hl->lock);
+	bool idle = hl->nwoken == 0;
+	hl->idle_kick = !idle;
+	pthread_mutex_unlock(&hl->lock);
+	return idle;
+}
+
+unsigned ts_hub_nlinks(struct ts_hub_log *hl)
+{
+	pthread_mutex_lock(&hl->lock);
+	unsigned n = hl->nlinks;
+	pthread_mutex_unlock(&hl->lock);
+	return n;
+}

@@ -1,0 +1,103 @@
+/* hub.h: who waits for which log, and waking each waiting connection
+ * exactly once.
+ *
+ * A log has a `struct ts_hub_log`: the list of the cursors that read it
+ * (their links), and the accounting that the watcher's adaptive batching
+ * needs (how many connections it resumed whose reader has not run yet).
+ * A connection has one `struct ts_hub_conn`, shared by all its cursors
+ * (one per log it reads): whether it is suspended, and which logs woke it.
+ *
+ * A connection suspends only when no log changed since its reader last
+ * looked (`pending`), so a change that lands while it reads is never lost;
+ * and only the change that finds it suspended resumes it, so two logs
+ * changing at once never resume it twice.
+ *
+ * Locks: a hub_log's lock, then a hub_conn's lock, then libmicrohttpd's
+ * (through `resume`).  Never a log's own lock while holding either.
+ * Threads: any, as each function says. */
+#ifndef TS_HUB_H
+#define TS_HUB_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* At most this many logs per connection (bits of `woken`). */
+#define TS_HUB_MAX_LINKS 32
+
+struct ts_hub_conn {
+	pthread_mutex_t lock;   /* protects the fields below */
+	bool suspended;         /* waiting for a change, resumable */
+	bool pending;           /* a log changed since the reader looked */
+	bool ping_due;          /* a heartbeat is due */
+	uint32_t woken;         /* bit i: link i's log resumed it */
+	int64_t last_sent_ms;   /* monotonic: the last write to the client */
+	void (*resume)(void *arg); /* resumes the HTTP connection */
+	void *arg;
+};
+
+struct ts_hub_log;
+
+/* One cursor waiting on one log. */
+struct ts_hub_link {
+	struct ts_hub_conn *conn;
+	struct ts_hub_log *log; /* NULL while not linked */
+	unsigned idx;           /* its bit in conn->woken */
+	struct ts_hub_link *prev, *next;
+};
+
+struct ts_hub_log {
+	pthread_mutex_t lock;   /* protects the fields below */
+	struct ts_hub_link *links;
+	unsigned nlinks;
+	/* connections resumed by this log whose reader has not run yet: while
+	 * some are, the HTTP thread is still delivering the last change, and
+	 * the watcher gathers new ones (see watch.c) */
+	unsigned nwoken;
+	bool idle_kick;         /* signal kick_fd when nwoken drops to 0 */
+	int kick_fd;            /* the watcher's eventfd, or -1 */
+};
+
+/* 0 or -errno. */
+int ts_hub_log_init(struct ts_hub_log *hl);
+void ts_hub_log_destroy(struct ts_hub_log *hl);
+int ts_hub_conn_init(struct ts_hub_conn *hc, void (*resume)(void *),
+		     void *arg);
+void ts_hub_conn_destroy(struct ts_hub_conn *hc);
+
+/* Link / unlink a cursor's link (idx < TS_HUB_MAX_LINKS) to a log.
+ * Unlinking settles the link's share of the log's accounting.  Any
+ * thread. */
+void ts_hub_link(struct ts_hub_log *hl, struct ts_hub_link *l,
+		 struct ts_hub_conn *hc, unsigned idx);
+void ts_hub_unlink(struct ts_hub_link *l);
+
+/* The log changed: resume every waiting connection (once each), and mark
+ * the others to look again.  With `ping`, only connections idle since
+ * `idle_before_ms` are touched, and they are due a heartbeat.  Any
+ * thread. */
+void ts_hub_changed(struct ts_hub_log *hl, bool ping, int64_t idle_before_ms);
+
+/* The reader of a connection starts a round: clear `pending`, take the
+ * `woken` bits (the caller settles each with ts_hub_done) and whether a
+ * ping is due.  Reader's thread. */
+uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due);
+
+/* Link `l`'s log resumed its connection and the reader has run: count it
+ * off (and tell the watcher when it was the last).  Reader's thread. */
+void ts_hub_done(struct ts_hub_link *l);
+
+/* Suspend unless a log changed since ts_hub_begin: then false, and the
+ * reader looks again.  `suspend` is called under the connection's lock
+ * (libmicrohttpd's MHD_suspend_connection).  Reader's thread. */
+bool ts_hub_try_suspend(struct ts_hub_conn *hc, void (*suspend)(void *),
+			void *arg);
+
+/* Has the HTTP thread run every connection of the log's last wake-up?  If
+ * not, ask to be told on kick_fd when it has.  Watcher thread. */
+bool ts_hub_idle_or_kick(struct ts_hub_log *hl);
+
+/* The number of links (for the watcher's window).  Any thread. */
+unsigned ts_hub_nlinks(struct ts_hub_log *hl);
+
+#endif
