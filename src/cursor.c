@@ -312,7 +312,19 @@ int ts_cursor_start(struct ts_cursor *s, const struct ts_start *st,
 	bool lost = false;
 	int rc = 0;
 
-	if (st->kind == TS_START_ID && st->pos.has_ino) {
+	bool created = false;
+	if (st->kind == TS_START_ID && st->pos.has_ino && st->pos.ino == 0) {
+		/* "0:0": the client saw no file yet; one that exists now is
+		 * new to it, from its start */
+		pthread_mutex_lock(&log->lock);
+		f = log->cur;
+		if (f) {
+			ts_file_ref(f);
+			trunc_seq = ts_file_content_seq_locked(f);
+			created = true;
+		}
+		pthread_mutex_unlock(&log->lock);
+	} else if (st->kind == TS_START_ID && st->pos.has_ino) {
 		/* the current file, or one rotated away beside it */
 		f = ts_log_find_inode(log, st->pos.ino);
 		pthread_mutex_lock(&log->lock);
@@ -338,7 +350,9 @@ int ts_cursor_start(struct ts_cursor *s, const struct ts_start *st,
 			goto fail;
 		}
 		uint64_t size = (uint64_t)sb.st_size;
-		if (st->kind == TS_START_ID) {
+		if (created) {
+			s->off = 0;
+		} else if (st->kind == TS_START_ID) {
 			if (st->pos.off > size ||
 			    ts_lines_at_start(f->fd, st->pos.off) != 1 ||
 			    ts_log_rewritten(log, f)) {
@@ -393,6 +407,8 @@ int ts_cursor_start(struct ts_cursor *s, const struct ts_start *st,
 	if (lost) {
 		set_file_locked(s, log->cur);
 		rc = reset_event(s, out, "lost");
+	} else if (created) {
+		rc = reset_event(s, out, "created");
 	}
 	pthread_mutex_unlock(&log->lock);
 	ts_hub_link(&log->hub, &s->link, hc, idx);

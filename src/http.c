@@ -113,14 +113,11 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
 				 const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status,
-				const char *ctype, struct ts_buf *b)
+/* Queue `r` (taken over) with the headers every answer carries: the one
+ * place for them (CORS goes here). */
+static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status,
+			      struct MHD_Response *r, const char *ctype)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-		b->len, b->data, MHD_RESPMEM_MUST_COPY);
-	ts_buf_free(b);
-	if (!r)
-		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", ctype);
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -131,6 +128,17 @@ static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status,
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status,
+				const char *ctype, struct ts_buf *b)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		b->len, b->data, MHD_RESPMEM_MUST_COPY);
+	ts_buf_free(b);
+	if (!r)
+		return MHD_NO;
+	return answer(conn, status, r, ctype);
 }
 
 /* Copy `s` into dst for a message: bytes that are not printable ASCII
@@ -281,18 +289,13 @@ static enum MHD_Result serve_static(struct ts_http *h,
 		close(fd);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "Content-Type", mime);
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "Cache-Control", "no-cache");
 	if (strncmp(mime, "text/html", 9) == 0) {
-		char csp[512];
+		char csp[4096];
 		snprintf(csp, sizeof(csp), "frame-ancestors %s",
 			 h->ctx.cfg->frame_ancestors);
 		MHD_add_response_header(r, "Content-Security-Policy", csp);
 	}
-	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return answer(conn, MHD_HTTP_OK, r, mime);
 }
 
 static struct ts_log *find_log(struct ts_http *h, const char *name,
@@ -502,13 +505,9 @@ static enum MHD_Result start_later(struct ts_http *h,
 static enum MHD_Result queue_stream(struct MHD_Connection *conn,
 				    struct MHD_Response *r)
 {
-	MHD_add_response_header(r, "Content-Type",
-				"text/event-stream; charset=utf-8");
-	MHD_add_response_header(r, "Cache-Control", "no-cache");
 	MHD_add_response_header(r, "X-Accel-Buffering", "no");
-	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
-	MHD_destroy_response(r); /* a stream is freed with its response */
-	return ret;
+	/* a stream is freed with its response */
+	return answer(conn, MHD_HTTP_OK, r, "text/event-stream; charset=utf-8");
 }
 
 /* Answer with a started stream (rc: how its start went); takes it over. */
@@ -554,43 +553,44 @@ static void request_done(void *cls, struct MHD_Connection *conn,
 	*con_cls = NULL;
 }
 
-static enum MHD_Result serve_events(struct ts_http *h,
-				    struct MHD_Connection *conn,
-				    struct ts_log *log, bool head,
-				    void **con_cls)
+/* Where a log starts that the request's id does not place. */
+static struct ts_start fresh_start(const struct ts_http *h,
+				   const struct ts_request *req)
 {
-	struct raw_request raw;
-	struct ts_request req;
-	enum MHD_Result ret;
-	if (parse_request(conn, TS_REQ_EVENTS, &raw, &req, &ret) != 0)
-		return ret;
 	struct ts_start st = { TS_START_END, { 0, 0, false },
 			       h->ctx.cfg->backlog_default };
-	if (req.from == TS_FROM_ID) {
-		st.kind = TS_START_ID;
-		st.pos = req.id;
-	} else if (req.from == TS_FROM_TAIL) {
+	if (req->has_tail) {
 		st.kind = TS_START_TAIL;
-		st.tail = req.tail;
+		st.tail = req->tail;
 	}
-	bool json = req.json;
+	return st;
+}
+
+/* Open a stream of `n` logs starting at `starts` (1: a stream of one log,
+ * else a merged one), with the request's filters and format. */
+static enum MHD_Result open_stream(struct ts_http *h,
+				   struct MHD_Connection *conn,
+				   struct ts_log **logs,
+				   const struct ts_start *starts, size_t n,
+				   const struct ts_request *req, bool head,
+				   void **con_cls)
+{
 	struct ts_filter *filter = NULL;
 	char ferr[TS_ERR_MAX];
-	int frc = ts_filter_new(h->ctx.env->filters, req.grep, req.ngrep,
-				req.exclude, req.nexclude, req.icase, &filter,
-				ferr, sizeof(ferr));
+	int frc = ts_filter_new(h->ctx.env->filters, req->grep, req->ngrep,
+				req->exclude, req->nexclude, req->icase,
+				&filter, ferr, sizeof(ferr));
 	if (frc == -EINVAL)
 		return send_text(conn, MHD_HTTP_BAD_REQUEST, "bad %s", ferr);
 	if (frc)
 		return MHD_NO;
-
+	/* one connection counts once, whatever the number of logs */
 	if (atomic_load(&h->ctx.env->nstreams) >= h->ctx.cfg->max_clients) {
 		ts_filter_free(filter);
 		return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				 "too many streams open (max_clients = %u)",
 				 h->ctx.cfg->max_clients);
 	}
-
 	if (head) {
 		ts_filter_free(filter);
 		struct MHD_Response *r = MHD_create_response_from_buffer(
@@ -599,16 +599,136 @@ static enum MHD_Result serve_events(struct ts_http *h,
 			return MHD_NO;
 		return queue_stream(conn, r);
 	}
-	struct ts_conn *s = ts_conn_new(h->ctx.env, conn, &log, &st, 1, filter,
-					json, req.ngrep > 0);
+	struct ts_conn *s = ts_conn_new(h->ctx.env, conn, logs, starts, n,
+					filter, req->json, req->ngrep > 0);
 	if (!s)
 		return MHD_NO;
 	/* The end of the file, nothing before it: no reading back, no
 	 * search.  Anything else may read far back or scan a directory: on
 	 * the worker, with this connection suspended meanwhile. */
-	if (st.kind == TS_START_END && st.tail == 0)
+	bool cheap = true;
+	for (size_t i = 0; i < n; i++)
+		cheap &= starts[i].kind == TS_START_END && starts[i].tail == 0;
+	if (cheap)
 		return respond_stream(h, conn, s, ts_conn_start(s));
 	return start_later(h, conn, s, con_cls);
+}
+
+/* What a route's handler gets. */
+struct route_req {
+	struct MHD_Connection *conn;
+	const char *url;
+	struct ts_log *log;     /* routes with a log's name */
+	bool head;
+	void **con_cls;
+};
+
+static enum MHD_Result serve_events(struct ts_http *h, struct route_req *q)
+{
+	struct raw_request raw;
+	struct ts_request req;
+	enum MHD_Result ret;
+	if (parse_request(q->conn, TS_REQ_EVENTS, &raw, &req, &ret) != 0)
+		return ret;
+	struct ts_start st = fresh_start(h, &req);
+	if (req.from == TS_FROM_ID) {
+		st.kind = TS_START_ID;
+		st.pos = req.id;
+	}
+	return open_stream(h, q->conn, &q->log, &st, 1, &req, q->head,
+			   q->con_cls);
+}
+
+static enum MHD_Result serve_multi(struct ts_http *h, struct route_req *q)
+{
+	struct raw_request raw;
+	struct ts_request req;
+	enum MHD_Result ret;
+	if (parse_request(q->conn, TS_REQ_MULTI, &raw, &req, &ret) != 0)
+		return ret;
+	struct ts_log *logs[TS_REQ_MAX_LOGS];
+	struct ts_start starts[TS_REQ_MAX_LOGS];
+	for (size_t i = 0; i < req.nlogs; i++) {
+		logs[i] = find_log(h, req.log[i], req.log_len[i]);
+		if (!logs[i])
+			return send_text(q->conn, MHD_HTTP_NOT_FOUND,
+					 "unknown log '%.*s'",
+					 (int)req.log_len[i], req.log[i]);
+		starts[i] = fresh_start(h, &req);
+		/* a cursor that omits a log starts it as a fresh connect */
+		if (req.from == TS_FROM_ID && req.in_cursor[i]) {
+			starts[i].kind = TS_START_ID;
+			starts[i].pos = req.cursor[i];
+		}
+	}
+	return open_stream(h, q->conn, logs, starts, req.nlogs, &req, q->head,
+			   q->con_cls);
+}
+
+static enum MHD_Result serve_health(struct ts_http *h, struct route_req *q)
+{
+	(void)h;
+	struct ts_buf b = TS_BUF_INIT;
+	if (ts_buf_puts(&b, "ok\n"))
+		return MHD_NO;
+	return send_buf(q->conn, MHD_HTTP_OK, "text/plain; charset=utf-8", &b);
+}
+
+static enum MHD_Result route_metrics(struct ts_http *h, struct route_req *q)
+{
+	return serve_metrics(h, q->conn);
+}
+
+static enum MHD_Result route_logs(struct ts_http *h, struct route_req *q)
+{
+	return serve_logs(h, q->conn);
+}
+
+typedef enum MHD_Result (*route_fn)(struct ts_http *h, struct route_req *q);
+
+/* The routes: a fixed path, or /api/logs/NAME + a suffix. */
+static const struct route {
+	const char *path;
+	const char *suffix;     /* non-NULL: path is a prefix, NAME between */
+	route_fn fn;
+} routes[] = {
+	{ "/healthz", NULL, serve_health },
+	{ "/metrics", NULL, route_metrics },
+	{ "/api/logs", NULL, route_logs },
+	{ "/api/logs/", NULL, route_logs },
+	{ "/api/events", NULL, serve_multi },
+	{ "/api/logs/", "/events", serve_events },
+};
+
+/* Find the route of q->url; for a named one, its log (q->log) or the 404
+ * to send.  NULL: none matches. */
+static const struct route *find_route(struct ts_http *h, struct route_req *q,
+				      const char **bad_name, size_t *bad_len)
+{
+	size_t ul = strlen(q->url);
+	*bad_name = NULL;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *rt = &routes[i];
+		if (!rt->suffix) {
+			if (strcmp(q->url, rt->path) == 0)
+				return rt;
+			continue;
+		}
+		size_t pl = strlen(rt->path), sl = strlen(rt->suffix);
+		if (ul <= pl + sl || strncmp(q->url, rt->path, pl) != 0 ||
+		    strcmp(q->url + ul - sl, rt->suffix) != 0)
+			continue;
+		const char *name = q->url + pl;
+		size_t nl = ul - pl - sl;
+		q->log = find_log(h, name, nl);
+		if (q->log)
+			return rt;
+		if (ts_config_valid_name(name, nl)) {
+			*bad_name = name;
+			*bad_len = nl;
+		}
+	}
+	return NULL;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
@@ -640,38 +760,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		return send_text(conn, MHD_HTTP_BAD_REQUEST,
 				 "a GET request has no body");
 
-	if (strcmp(url, "/healthz") == 0) {
-		struct ts_buf b = TS_BUF_INIT;
-		if (ts_buf_puts(&b, "ok\n"))
-			return MHD_NO;
-		return send_buf(conn, MHD_HTTP_OK, "text/plain; charset=utf-8",
-				&b);
-	}
-	if (strcmp(url, "/metrics") == 0)
-		return serve_metrics(h, conn);
-	if (strcmp(url, "/api/logs") == 0 || strcmp(url, "/api/logs/") == 0)
-		return serve_logs(h, conn);
-	if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0) {
-		static const char prefix[] = "/api/logs/";
-		static const char suffix[] = "/events";
-		size_t ul = strlen(url), pl = sizeof(prefix) - 1,
-		       sl = sizeof(suffix) - 1;
-		if (ul > pl + sl && strncmp(url, prefix, pl) == 0 &&
-		    strcmp(url + ul - sl, suffix) == 0) {
-			const char *name = url + pl;
-			size_t nl = ul - pl - sl;
-			struct ts_log *log = find_log(h, name, nl);
-			if (log)
-				return serve_events(h, conn, log, head, con_cls);
-			if (ts_config_valid_name(name, nl))
-				return send_text(conn, MHD_HTTP_NOT_FOUND,
-						 "unknown log '%.*s'", (int)nl,
-						 name);
-		}
+	struct route_req q = { conn, url, NULL, head, con_cls };
+	const char *bad;
+	size_t bad_len = 0;
+	const struct route *rt = find_route(h, &q, &bad, &bad_len);
+	if (rt)
+		return rt->fn(h, &q);
+	if (bad)
+		return send_text(conn, MHD_HTTP_NOT_FOUND, "unknown log '%.*s'",
+				 (int)bad_len, bad);
+	if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0)
 		return send_text(conn, MHD_HTTP_NOT_FOUND,
 				 "no such API endpoint: %s",
 				 printable(shown, sizeof(shown), url));
-	}
 	return serve_static(h, conn, url);
 }
 
