@@ -1,0 +1,271 @@
+/* Unit tests of hub.c: a waiting connection is resumed exactly once, a
+ * change while it reads is never lost, heartbeats, the batching accounting,
+ * and a race of several logs changing while the reader suspends, thousands
+ * of rounds. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hub.h"
+
+struct fake {
+	atomic_int suspends, resumes;
+	atomic_int errors;      /* a resume of a connection not suspended */
+	sem_t wake;
+};
+
+static void fake_resume(void *arg)
+{
+	struct fake *f = arg;
+	if (atomic_fetch_add(&f->resumes, 1) + 1 > atomic_load(&f->suspends))
+		atomic_fetch_add(&f->errors, 1);
+	sem_post(&f->wake);
+}
+
+static void fake_suspend(void *arg)
+{
+	struct fake *f = arg;
+	atomic_fetch_add(&f->suspends, 1);
+}
+
+static void fake_init(struct fake *f)
+{
+	atomic_init(&f->suspends, 0);
+	atomic_init(&f->resumes, 0);
+	atomic_init(&f->errors, 0);
+	assert_int_equal(sem_init(&f->wake, 0, 0), 0);
+}
+
+static void test_resumed_once_by_two_logs(void **state)
+{
+	(void)state;
+	struct fake f;
+	fake_init(&f);
+	struct ts_hub_log a, b;
+	struct ts_hub_conn hc;
+	struct ts_hub_link la, lb;
+	assert_int_equal(ts_hub_log_init(&a), 0);
+	assert_int_equal(ts_hub_log_init(&b), 0);
+	assert_int_equal(ts_hub_conn_init(&hc, fake_resume, &f), 0);
+	ts_hub_link(&a, &la, &hc, 0);
+	ts_hub_link(&b, &lb, &hc, 1);
+	assert_int_equal(ts_hub_nlinks(&a), 1);
+
+	bool ping;
+	assert_int_equal(ts_hub_begin(&hc, &ping), 0);
+	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
+	ts_hub_changed(&a, false, 0);
+	ts_hub_changed(&b, false, 0);
+	assert_int_equal(atomic_load(&f.resumes), 1);
+	assert_int_equal(a.nwoken, 1);
+	assert_int_equal(b.nwoken, 0); /* b found it awake: only pending */
+	uint32_t woken = ts_hub_begin(&hc, &ping);
+	assert_int_equal(woken, 1u);
+	assert_false(ping);
+	ts_hub_done(&la);
+	assert_int_equal(a.nwoken, 0);
+
+	/* a change while it reads: it must look again, not suspend */
+	ts_hub_changed(&b, false, 0);
+	assert_false(ts_hub_try_suspend(&hc, fake_suspend, &f));
+	ts_hub_begin(&hc, &ping);
+	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
+	assert_int_equal(atomic_load(&f.errors), 0);
+
+	ts_hub_unlink(&la);
+	ts_hub_unlink(&lb);
+	assert_int_equal(ts_hub_nlinks(&a), 0);
+	ts_hub_conn_destroy(&hc);
+	ts_hub_log_destroy(&a);
+	ts_hub_log_destroy(&b);
+	sem_destroy(&f.wake);
+}
+
+static void test_ping_only_idle(void **state)
+{
+	(void)state;
+	struct fake f;
+	fake_init(&f);
+	struct ts_hub_log a;
+	struct ts_hub_conn hc;
+	struct ts_hub_link la;
+	assert_int_equal(ts_hub_log_init(&a), 0);
+	assert_int_equal(ts_hub_conn_init(&hc, fake_resume, &f), 0);
+	ts_hub_link(&a, &la, &hc, 0);
+	hc.last_sent_ms = 1000;
+	bool ping;
+	ts_hub_begin(&hc, &ping);
+	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
+	ts_hub_changed(&a, true, 999); /* sent since: no ping */
+	assert_int_equal(atomic_load(&f.resumes), 0);
+	ts_hub_changed(&a, true, 1000);
+	assert_int_equal(atomic_load(&f.resumes), 1);
+	assert_int_equal(a.nwoken, 0); /* heartbeats do not count */
+	assert_int_equal(ts_hub_begin(&hc, &ping), 0);
+	assert_true(ping);
+	ts_hub_unlink(&la);
+	ts_hub_conn_destroy(&hc);
+	ts_hub_log_destroy(&a);
+	sem_destroy(&f.wake);
+}
+
+static bool kicked(int efd)
+{
+	uint64_t v;
+	return read(efd, &v, sizeof(v)) == (ssize_t)sizeof(v) && v > 0;
+}
+
+/* The watcher waits for the HTTP thread to run the connections it woke:
+ * asked while some have not run, it is told once, when the last one has;
+ * a connection that goes away settles its share. */
+static void test_kick_when_all_ran(void **state)
+{
+	(void)state;
+	struct fake f;
+	fake_init(&f);
+	struct ts_hub_log a;
+	struct ts_hub_conn h1, h2;
+	struct ts_hub_link l1, l2;
+	assert_int_equal(ts_hub_log_init(&a), 0);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+	a.kick_fd = efd;
+	assert_int_equal(ts_hub_conn_init(&h1, fake_resume, &f), 0);
+	assert_int_equal(ts_hub_conn_init(&h2, fake_resume, &f), 0);
+	ts_hub_link(&a, &l1, &h1, 0);
+	ts_hub_link(&a, &l2, &h2, 0);
+	bool ping;
+	assert_true(ts_hub_idle_or_kick(&a));
+	assert_true(ts_hub_try_suspend(&h1, fake_suspend, &f));
+	assert_true(ts_hub_try_suspend(&h2, fake_suspend, &f));
+	ts_hub_changed(&a, false, 0);
+	assert_int_equal(a.nwoken, 2);
+	assert_false(ts_hub_idle_or_kick(&a));
+	assert_int_equal(ts_hub_begin(&h1, &ping), 1u);
+	ts_hub_done(&l1);
+	assert_false(kicked(efd));
+	ts_hub_unlink(&l2); /* gone before its reader ran */
+	assert_true(kicked(efd));
+	assert_true(ts_hub_idle_or_kick(&a));
+	ts_hub_unlink(&l1);
+	close(efd);
+	ts_hub_conn_destroy(&h1);
+	ts_hub_conn_destroy(&h2);
+	ts_hub_log_destroy(&a);
+	sem_destroy(&f.wake);
+}
+
+/* ---- the race ---- */
+
+#define NLOGS 3
+#define ROUNDS 3000
+
+struct race {
+	struct ts_hub_log logs[NLOGS];
+	atomic_uint seq[NLOGS];    /* "lines" written to each log */
+	struct fake f;
+	struct ts_hub_conn hc;
+	struct ts_hub_link links[NLOGS];
+	unsigned got[NLOGS];       /* what the reader has seen */
+	bool stalled;
+};
+
+static void *writer(void *arg)
+{
+	struct race *r = arg;
+	for (unsigned k = 0; k < ROUNDS; k++) {
+		for (unsigned i = 0; i < NLOGS; i++) {
+			atomic_fetch_add(&r->seq[i], 1);
+			ts_hub_changed(&r->logs[i], false, 0);
+		}
+		/* now and then let the reader catch up and suspend */
+		if (k % 4 == 0) {
+			struct timespec ts = { 0, 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+static void *reader(void *arg)
+{
+	struct race *r = arg;
+	unsigned want = 2 * ROUNDS; /* two writers */
+	for (unsigned guard = 0; guard < 100 * ROUNDS; guard++) {
+		bool ping, all = true;
+		uint32_t woken = ts_hub_begin(&r->hc, &ping);
+		for (unsigned i = 0; i < NLOGS; i++) {
+			if (woken & (1u << i))
+				ts_hub_done(&r->links[i]);
+			r->got[i] = atomic_load(&r->seq[i]);
+			all &= r->got[i] == want;
+		}
+		if (all)
+			return NULL;
+		if (!ts_hub_try_suspend(&r->hc, fake_suspend, &r->f))
+			continue;
+		/* a lost wake-up leaves it here: a bounded wait says so */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 5;
+		if (sem_timedwait(&r->f.wake, &until) != 0) {
+			r->stalled = true;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void test_race_no_lost_no_double_wakeup(void **state)
+{
+	(void)state;
+	static struct race r;
+	fake_init(&r.f);
+	assert_int_equal(ts_hub_conn_init(&r.hc, fake_resume, &r.f), 0);
+	for (unsigned i = 0; i < NLOGS; i++) {
+		assert_int_equal(ts_hub_log_init(&r.logs[i]), 0);
+		atomic_init(&r.seq[i], 0);
+		ts_hub_link(&r.logs[i], &r.links[i], &r.hc, i);
+	}
+	pthread_t rt, w1, w2;
+	assert_int_equal(pthread_create(&rt, NULL, reader, &r), 0);
+	assert_int_equal(pthread_create(&w1, NULL, writer, &r), 0);
+	assert_int_equal(pthread_create(&w2, NULL, writer, &r), 0);
+	pthread_join(w1, NULL);
+	pthread_join(w2, NULL);
+	pthread_join(rt, NULL);
+	assert_false(r.stalled);
+	for (unsigned i = 0; i < NLOGS; i++)
+		assert_int_equal(r.got[i], 2 * ROUNDS);
+	assert_int_equal(atomic_load(&r.f.errors), 0);
+	print_message("    %d suspends, %d resumes\n",
+		      atomic_load(&r.f.suspends), atomic_load(&r.f.resumes));
+	for (unsigned i = 0; i < NLOGS; i++) {
+		ts_hub_unlink(&r.links[i]);
+		assert_int_equal(r.logs[i].nwoken, 0);
+		ts_hub_log_destroy(&r.logs[i]);
+	}
+	ts_hub_conn_destroy(&r.hc);
+	sem_destroy(&r.f.wake);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_resumed_once_by_two_logs),
+		cmocka_unit_test(test_ping_only_idle),
+		cmocka_unit_test(test_kick_when_all_ran),
+		cmocka_unit_test(test_race_no_lost_no_double_wakeup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
