@@ -14,7 +14,9 @@
 
 #include <microhttpd.h>
 
+#include "before.h"
 #include "conn.h"
+#include "lines.h"
 #include "filter.h"
 #include "http.h"
 #include "request.h"
@@ -469,6 +471,7 @@ struct pending {
 	struct MHD_Connection *conn;
 	struct ts_conn *s;
 	int rc;             /* ts_conn_start's result */
+	struct lines_job *lines; /* instead of a stream: /lines */
 };
 
 /* Worker thread: the connection is suspended until this resumes it, and
@@ -480,8 +483,90 @@ static void start_job(void *arg)
 	MHD_resume_connection(p->conn); /* the last use of p here */
 }
 
-/* Start the stream on the worker, the connection suspended meanwhile; the
- * access handler is called again when it is done. */
+/* GET /api/logs/NAME/lines, answered on the worker. */
+struct lines_job {
+	struct ts_log *log;
+	struct ts_stream_env *env;
+	struct ts_pos pos;
+	uint64_t n;
+	struct ts_filter *filter;
+	bool grep;
+	unsigned status;    /* the answer: status and body */
+	struct ts_buf body;
+};
+
+static void lines_job_free(struct lines_job *j)
+{
+	if (!j)
+		return;
+	ts_filter_free(j->filter);
+	ts_buf_free(&j->body);
+	free(j);
+}
+
+/* The position names a file of the log, at a line start within it; else
+ * 410 (the cases where a stream says reset lost). */
+static void lines_answer(struct lines_job *j)
+{
+	j->status = MHD_HTTP_GONE;
+	struct ts_file *f = ts_log_find_inode(j->log, j->pos.ino);
+	if (!f) {
+		ts_buf_printf(&j->body, "gone: no file of log '%s' has inode "
+			      "%llu any more\n", j->log->name,
+			      (unsigned long long)j->pos.ino);
+		return;
+	}
+	struct stat st;
+	int at = fstat(f->fd, &st) != 0 ? -errno
+		 : j->pos.off > (uint64_t)st.st_size ? -ENODATA
+		 : ts_lines_at_start(f->fd, j->pos.off);
+	if (at != 1) {
+		ts_buf_printf(&j->body, "gone: %llu:%llu is not a line start "
+			      "of log '%s' any more\n",
+			      (unsigned long long)j->pos.ino,
+			      (unsigned long long)j->pos.off, j->log->name);
+	} else {
+		struct ts_before b = { f->fd, f->ino, j->pos.off, j->n,
+				       j->env->max_line, j->env->filters,
+				       j->filter, j->grep };
+		int rc = ts_before_json(&b, &j->body);
+		j->status = rc == 0 ? MHD_HTTP_OK
+				    : MHD_HTTP_INTERNAL_SERVER_ERROR;
+		if (rc) {
+			ts_buf_reset(&j->body);
+			ts_buf_printf(&j->body, "cannot read log '%s': %s\n",
+				      j->log->name, strerror(-rc));
+		}
+	}
+	pthread_mutex_lock(&j->log->lock);
+	ts_file_unref(j->log, f);
+	pthread_mutex_unlock(&j->log->lock);
+}
+
+static void lines_work(void *arg)
+{
+	struct pending *p = arg;
+	lines_answer(p->lines);
+	MHD_resume_connection(p->conn); /* the last use of p here */
+}
+
+/* Run `fn` on the worker, the connection suspended meanwhile; the access
+ * handler is called again when it is done.  Takes p over. */
+static enum MHD_Result run_later(struct ts_http *h, struct pending *p,
+				 void (*fn)(void *), void **con_cls)
+{
+	*con_cls = p;
+	MHD_suspend_connection(p->conn);
+	if (ts_worker_submit(h->worker, fn, p) != 0) {
+		p->rc = -ENOMEM;
+		if (p->lines)
+			p->lines->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		MHD_resume_connection(p->conn);
+	}
+	return MHD_YES;
+}
+
+/* Start the stream on the worker (see run_later). */
 static enum MHD_Result start_later(struct ts_http *h,
 				   struct MHD_Connection *conn,
 				   struct ts_conn *s, void **con_cls)
@@ -493,13 +578,7 @@ static enum MHD_Result start_later(struct ts_http *h,
 	}
 	p->conn = conn;
 	p->s = s;
-	*con_cls = p;
-	MHD_suspend_connection(conn);
-	if (ts_worker_submit(h->worker, start_job, p) != 0) {
-		p->rc = -ENOMEM;
-		MHD_resume_connection(conn);
-	}
-	return MHD_YES;
+	return run_later(h, p, start_job, con_cls);
 }
 
 static enum MHD_Result queue_stream(struct MHD_Connection *conn,
@@ -549,6 +628,7 @@ static void request_done(void *cls, struct MHD_Connection *conn,
 	if (!p)
 		return;
 	ts_conn_free(p->s);
+	lines_job_free(p->lines);
 	free(p);
 	*con_cls = NULL;
 }
@@ -665,6 +745,62 @@ static enum MHD_Result serve_multi(struct ts_http *h, struct route_req *q)
 			   q->con_cls);
 }
 
+static enum MHD_Result finish_lines(struct MHD_Connection *conn,
+				    struct pending *p)
+{
+	struct lines_job *j = p->lines;
+	free(p);
+	enum MHD_Result ret = send_buf(
+		conn, j->status,
+		j->status == MHD_HTTP_OK ? "application/json"
+					 : "text/plain; charset=utf-8",
+		&j->body);
+	lines_job_free(j);
+	return ret;
+}
+
+static enum MHD_Result serve_lines(struct ts_http *h, struct route_req *q)
+{
+	struct raw_request raw;
+	struct ts_request req;
+	enum MHD_Result ret;
+	if (parse_request(q->conn, TS_REQ_LINES, &raw, &req, &ret) != 0)
+		return ret;
+	struct lines_job *j = calloc(1, sizeof(*j));
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!j || !p) {
+		free(j);
+		free(p);
+		return MHD_NO;
+	}
+	char ferr[TS_ERR_MAX];
+	int frc = ts_filter_new(h->ctx.env->filters, req.grep, req.ngrep,
+				req.exclude, req.nexclude, req.icase,
+				&j->filter, ferr, sizeof(ferr));
+	if (frc) {
+		free(j);
+		free(p);
+		return frc == -EINVAL ? send_text(q->conn, MHD_HTTP_BAD_REQUEST,
+						  "bad %s", ferr)
+				      : MHD_NO;
+	}
+	j->log = q->log;
+	j->env = h->ctx.env;
+	j->pos = req.before;
+	j->n = req.n;
+	j->grep = req.ngrep > 0;
+	if (q->head || req.before.off == 0) {
+		/* nothing before the start of a file */
+		j->status = MHD_HTTP_OK;
+		ts_buf_puts(&j->body, q->head ? "" : "{\"lines\":[]}\n");
+		p->lines = j;
+		return finish_lines(q->conn, p);
+	}
+	p->conn = q->conn;
+	p->lines = j;
+	return run_later(h, p, lines_work, q->con_cls);
+}
+
 static enum MHD_Result serve_health(struct ts_http *h, struct route_req *q)
 {
 	(void)h;
@@ -698,6 +834,7 @@ static const struct route {
 	{ "/api/logs/", NULL, route_logs },
 	{ "/api/events", NULL, serve_multi },
 	{ "/api/logs/", "/events", serve_events },
+	{ "/api/logs/", "/lines", serve_lines },
 };
 
 /* Find the route of q->url; for a named one, its log (q->log) or the 404
@@ -744,6 +881,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		/* resumed: the worker has started the stream */
 		struct pending *p = *con_cls;
 		*con_cls = NULL;
+		if (p->lines)
+			return finish_lines(conn, p);
 		struct ts_conn *s = p->s;
 		int rc = p->rc;
 		free(p);
