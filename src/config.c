@@ -215,6 +215,7 @@ void ts_config_free(struct ts_config *c)
 	free(c->cors_origin);
 	free(c->frame_ancestors);
 	free(c->token);
+	free(c->token_file);
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->user);
@@ -348,12 +349,11 @@ static const struct server_key server_keys[] = {
 	{ "max_line", K_SIZE, FIELD(max_line), 16, 16777216, NULL },
 	{ "conn_memory", K_SIZE, FIELD(conn_memory), 4096, 16777216, NULL },
 	{ "backlog_default", K_UINT, FIELD(backlog_default), 0, 1000000, NULL },
-	{ "cors_origin", K_STR, FIELD(cors_origin), 0, 0,
-	  "no CORS headers would be sent" },
+	{ "cors_origin", K_STR, FIELD(cors_origin), 0, 0, NULL },
 	{ "frame_ancestors", K_STR_NONEMPTY, FIELD(frame_ancestors), 0, 0,
 	  NULL },
-	{ "token", K_STR, FIELD(token), 0, 0,
-	  "the server would be open to anyone" },
+	{ "token", K_STR, FIELD(token), 0, 0, NULL },
+	{ "token_file", K_STR, FIELD(token_file), 0, 0, NULL },
 	{ "tls_cert", K_STR, FIELD(tls_cert), 0, 0,
 	  "it would serve plain HTTP" },
 	{ "tls_key", K_STR, FIELD(tls_key), 0, 0,
@@ -663,7 +663,42 @@ int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 	rc = end_section(&ps);
 	if (rc < 0)
 		return rc;
+	if (c->token && c->token_file) {
+		set_err(err, errlen, "%s: token and token_file are both set: "
+			"keep one", ps.fname);
+		return -EINVAL;
+	}
 	return check_unsupported(&ps);
+}
+
+int ts_config_read_token(struct ts_config *c, char *err, size_t errlen)
+{
+	char ebuf[256];
+	if (!c->token_file)
+		return 0;
+	FILE *fp = fopen(c->token_file, "re");
+	if (!fp) {
+		int e = errno;
+		set_err(err, errlen, "token_file = %s: %s", c->token_file,
+			strerror_r(e, ebuf, sizeof(ebuf)));
+		return -e;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, fp);
+	bool failed = n < 0 && ferror(fp);
+	fclose(fp);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	if (n <= 0 || memchr(line, '\0', (size_t)n)) {
+		free(line);
+		set_err(err, errlen, "token_file = %s: %s", c->token_file,
+			failed ? "cannot be read" : "its first line is empty");
+		return -EINVAL;
+	}
+	free(c->token);
+	c->token = line;
+	return 0;
 }
 
 int ts_config_load(struct ts_config *c, const char *path, char *err,

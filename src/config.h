@@ -41,12 +41,13 @@ struct ts_config {
 	char *frame_ancestors;             /* never NULL after init */
 	char *user;                        /* drop to it after binding; NULL
 					    * when empty (see priv.h) */
-	/* Keys of the contract whose features do not exist yet: the parser
+	char *cors_origin;                 /* NULL: no CORS; "*" or origins
+					    * separated by spaces */
+	char *token;                       /* NULL: no auth */
+	char *token_file;                  /* read into token at start */
+	/* Keys of the contract whose feature does not exist yet: the parser
 	 * refuses a non-empty value (the server would silently lack what the
-	 * admin asked for), so after a successful parse they are NULL.
-	 * Kept as fields so the feature only has to drop the refusal. */
-	char *cors_origin;
-	char *token;
+	 * admin asked for), so after a successful parse they are NULL. */
 	char *tls_cert;
 	char *tls_key;
 
@@ -65,12 +66,18 @@ void ts_config_free(struct ts_config *c);
 /* Parse config text; `fname` is used in messages only.  On error returns
  * -EINVAL (or -ENOMEM) and writes one line "FNAME:LINE: what is wrong" into
  * err.  Keys may appear in any order; later values win over earlier ones.
- * A key of a missing feature (token, tls_cert, tls_key, cors_origin) whose
- * last value is non-empty is an error naming the line of that value:
- * "FNAME:LINE: token is not supported yet by this version: remove it (...)".
+ * A key of a missing feature (tls_cert, tls_key) whose last value is
+ * non-empty is an error naming the line of that value:
+ * "FNAME:LINE: tls_cert is not supported yet by this version: remove it
+ * (...)".  `token` and `token_file` together are an error.
  * On error `c` holds whatever was parsed so far: free it. */
 int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 		    const char *fname, char *err, size_t errlen);
+
+/* Read `token_file` (when set) into `token`: its first line, without the
+ * line break, not empty.  Called at start, before privileges are dropped.
+ * 0, or -errno with one line in err naming the key. */
+int ts_config_read_token(struct ts_config *c, char *err, size_t errlen);
 
 /* Read and parse the file `path`.  An unreadable file is "PATH: strerror". */
 int ts_config_load(struct ts_config *c, const char *path, char *err,

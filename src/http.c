@@ -111,15 +111,59 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 			(unsigned long long)count, msg);
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
+static enum MHD_Result send_text(const struct ts_http *h,
+				 struct MHD_Connection *conn, unsigned status,
 				 const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 4, 5)));
 
 /* Queue `r` (taken over) with the headers every answer carries: the one
  * place for them (CORS goes here). */
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status,
+/* Is `origin` one of the space-separated origins of `list`? */
+static bool origin_listed(const char *list, const char *origin)
+{
+	size_t ol = strlen(origin);
+	for (const char *p = list; *p;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t n = strcspn(p, " \t");
+		if (n == ol && n > 0 && memcmp(p, origin, n) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* CORS: with cors_origin "*", every answer may be read by any page; with a
+ * list, by the pages of the origins listed (the request's Origin is echoed,
+ * and so caches must keep answers apart by it), with credentials, so that
+ * a dashboard can send the token's cookie (withCredentials). */
+static void cors_headers(const struct ts_http *h, struct MHD_Connection *conn,
+			 struct MHD_Response *r)
+{
+	const char *allow = h->ctx.cfg->cors_origin;
+	if (!allow)
+		return;
+	if (strcmp(allow, "*") == 0) {
+		MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+		return;
+	}
+	MHD_add_response_header(r, "Vary", "Origin");
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							 "Origin");
+	if (!origin || !origin_listed(allow, origin))
+		return;
+	MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+	MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+}
+
+static enum MHD_Result answer(const struct ts_http *h,
+			      struct MHD_Connection *conn, unsigned status,
 			      struct MHD_Response *r, const char *ctype)
 {
+	cors_headers(h, conn, r);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, "WWW-Authenticate",
+					"Bearer realm=\"tailsse\"");
 	MHD_add_response_header(r, "Content-Type", ctype);
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -132,7 +176,8 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status,
 	return ret;
 }
 
-static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status,
+static enum MHD_Result send_buf(const struct ts_http *h,
+				struct MHD_Connection *conn, unsigned status,
 				const char *ctype, struct ts_buf *b)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(
@@ -140,7 +185,7 @@ static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status,
 	ts_buf_free(b);
 	if (!r)
 		return MHD_NO;
-	return answer(conn, status, r, ctype);
+	return answer(h, conn, status, r, ctype);
 }
 
 /* Copy `s` into dst for a message: bytes that are not printable ASCII
@@ -165,7 +210,8 @@ static const char *printable(char *dst, size_t size, const char *s)
 }
 
 /* One line of text/plain: errors name what is wrong. */
-static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
+static enum MHD_Result send_text(const struct ts_http *h,
+				 struct MHD_Connection *conn, unsigned status,
 				 const char *fmt, ...)
 {
 	struct ts_buf b = TS_BUF_INIT;
@@ -178,7 +224,7 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
 		ts_buf_free(&b);
 		return MHD_NO;
 	}
-	return send_buf(conn, status, "text/plain; charset=utf-8", &b);
+	return send_buf(h, conn, status, "text/plain; charset=utf-8", &b);
 }
 
 const char *ts_http_mime(const char *path)
@@ -254,7 +300,7 @@ static enum MHD_Result serve_static(struct ts_http *h,
 	char *path = ts_http_static_path(h->www_real, url);
 	char shown[256];
 	if (!path)
-		return send_text(conn, MHD_HTTP_NOT_FOUND, "not found: %s",
+		return send_text(h, conn, MHD_HTTP_NOT_FOUND, "not found: %s",
 				 printable(shown, sizeof(shown), url));
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
@@ -280,7 +326,7 @@ static enum MHD_Result serve_static(struct ts_http *h,
 		if (fd >= 0)
 			close(fd);
 		free(path);
-		return send_text(conn, MHD_HTTP_NOT_FOUND, "not found: %s",
+		return send_text(h, conn, MHD_HTTP_NOT_FOUND, "not found: %s",
 				 printable(shown, sizeof(shown), url));
 	}
 	const char *mime = ts_http_mime(path);
@@ -297,7 +343,7 @@ static enum MHD_Result serve_static(struct ts_http *h,
 			 h->ctx.cfg->frame_ancestors);
 		MHD_add_response_header(r, "Content-Security-Policy", csp);
 	}
-	return answer(conn, MHD_HTTP_OK, r, mime);
+	return answer(h, conn, MHD_HTTP_OK, r, mime);
 }
 
 static struct ts_log *find_log(struct ts_http *h, const char *name,
@@ -341,7 +387,7 @@ static enum MHD_Result serve_logs(struct ts_http *h,
 		ts_buf_free(&b);
 		return MHD_NO;
 	}
-	return send_buf(conn, MHD_HTTP_OK, "application/json", &b);
+	return send_buf(h, conn, MHD_HTTP_OK, "application/json", &b);
 }
 
 static enum MHD_Result serve_metrics(struct ts_http *h,
@@ -399,7 +445,7 @@ static enum MHD_Result serve_metrics(struct ts_http *h,
 		ts_buf_free(&b);
 		return MHD_NO;
 	}
-	return send_buf(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", &b);
+	return send_buf(h, conn, MHD_HTTP_OK, "text/plain; version=0.0.4", &b);
 }
 
 /* A request's query parameters and Last-Event-ID headers, as
@@ -442,7 +488,8 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind,
 
 /* Parse the request's parameters for `kind`: 0, or an answer was queued
  * (*ret) for a bad one. */
-static int parse_request(struct MHD_Connection *conn, enum ts_req_kind kind,
+static int parse_request(const struct ts_http *h, struct MHD_Connection *conn,
+			 enum ts_req_kind kind,
 			 struct raw_request *raw, struct ts_request *req,
 			 enum MHD_Result *ret)
 {
@@ -452,7 +499,7 @@ static int parse_request(struct MHD_Connection *conn, enum ts_req_kind kind,
 				    raw);
 	MHD_get_connection_values_n(conn, MHD_HEADER_KIND, collect_arg, raw);
 	if (raw->too_many) {
-		*ret = send_text(conn, MHD_HTTP_BAD_REQUEST,
+		*ret = send_text(h, conn, MHD_HTTP_BAD_REQUEST,
 				 "too many parameters: at most %d",
 				 TS_MAX_PARAMS);
 		return -EINVAL;
@@ -460,7 +507,7 @@ static int parse_request(struct MHD_Connection *conn, enum ts_req_kind kind,
 	struct ts_req_input in = { kind, raw->q, raw->nq, raw->hid,
 				   raw->hid_len, raw->nhid };
 	if (ts_request_parse(&in, req, err, sizeof(err)) != 0) {
-		*ret = send_text(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+		*ret = send_text(h, conn, MHD_HTTP_BAD_REQUEST, "%s", err);
 		return -EINVAL;
 	}
 	return 0;
@@ -581,12 +628,13 @@ static enum MHD_Result start_later(struct ts_http *h,
 	return run_later(h, p, start_job, con_cls);
 }
 
-static enum MHD_Result queue_stream(struct MHD_Connection *conn,
+static enum MHD_Result queue_stream(const struct ts_http *h,
+				    struct MHD_Connection *conn,
 				    struct MHD_Response *r)
 {
 	MHD_add_response_header(r, "X-Accel-Buffering", "no");
 	/* a stream is freed with its response */
-	return answer(conn, MHD_HTTP_OK, r, "text/event-stream; charset=utf-8");
+	return answer(h, conn, MHD_HTTP_OK, r, "text/event-stream; charset=utf-8");
 }
 
 /* Answer with a started stream (rc: how its start went); takes it over. */
@@ -597,7 +645,7 @@ static enum MHD_Result respond_stream(struct ts_http *h,
 	(void)h;
 	if (rc) {
 		ts_conn_free(s);
-		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		return send_text(h, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				 "cannot start stream: %s", strerror(-rc));
 	}
 	bool replay = ts_conn_take_replay(s);
@@ -613,7 +661,7 @@ static enum MHD_Result respond_stream(struct ts_http *h,
 					       MHD_RO_END) != MHD_YES)
 		fprintf(stderr, "tailsse: cannot send a replay unchunked: it "
 				"goes chunked\n");
-	return queue_stream(conn, r);
+	return queue_stream(h, conn, r);
 }
 
 /* libmicrohttpd: a request ended; a stream whose start never got its
@@ -661,13 +709,13 @@ static enum MHD_Result open_stream(struct ts_http *h,
 				req->exclude, req->nexclude, req->icase,
 				&filter, ferr, sizeof(ferr));
 	if (frc == -EINVAL)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST, "bad %s", ferr);
+		return send_text(h, conn, MHD_HTTP_BAD_REQUEST, "bad %s", ferr);
 	if (frc)
 		return MHD_NO;
 	/* one connection counts once, whatever the number of logs */
 	if (atomic_load(&h->ctx.env->nstreams) >= h->ctx.cfg->max_clients) {
 		ts_filter_free(filter);
-		return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		return send_text(h, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				 "too many streams open (max_clients = %u)",
 				 h->ctx.cfg->max_clients);
 	}
@@ -677,7 +725,7 @@ static enum MHD_Result open_stream(struct ts_http *h,
 			0, NULL, MHD_RESPMEM_PERSISTENT);
 		if (!r)
 			return MHD_NO;
-		return queue_stream(conn, r);
+		return queue_stream(h, conn, r);
 	}
 	struct ts_conn *s = ts_conn_new(h->ctx.env, conn, logs, starts, n,
 					filter, req->json, req->ngrep > 0);
@@ -708,7 +756,7 @@ static enum MHD_Result serve_events(struct ts_http *h, struct route_req *q)
 	struct raw_request raw;
 	struct ts_request req;
 	enum MHD_Result ret;
-	if (parse_request(q->conn, TS_REQ_EVENTS, &raw, &req, &ret) != 0)
+	if (parse_request(h, q->conn, TS_REQ_EVENTS, &raw, &req, &ret) != 0)
 		return ret;
 	struct ts_start st = fresh_start(h, &req);
 	if (req.from == TS_FROM_ID) {
@@ -724,14 +772,14 @@ static enum MHD_Result serve_multi(struct ts_http *h, struct route_req *q)
 	struct raw_request raw;
 	struct ts_request req;
 	enum MHD_Result ret;
-	if (parse_request(q->conn, TS_REQ_MULTI, &raw, &req, &ret) != 0)
+	if (parse_request(h, q->conn, TS_REQ_MULTI, &raw, &req, &ret) != 0)
 		return ret;
 	struct ts_log *logs[TS_REQ_MAX_LOGS];
 	struct ts_start starts[TS_REQ_MAX_LOGS];
 	for (size_t i = 0; i < req.nlogs; i++) {
 		logs[i] = find_log(h, req.log[i], req.log_len[i]);
 		if (!logs[i])
-			return send_text(q->conn, MHD_HTTP_NOT_FOUND,
+			return send_text(h, q->conn, MHD_HTTP_NOT_FOUND,
 					 "unknown log '%.*s'",
 					 (int)req.log_len[i], req.log[i]);
 		starts[i] = fresh_start(h, &req);
@@ -745,13 +793,14 @@ static enum MHD_Result serve_multi(struct ts_http *h, struct route_req *q)
 			   q->con_cls);
 }
 
-static enum MHD_Result finish_lines(struct MHD_Connection *conn,
+static enum MHD_Result finish_lines(const struct ts_http *h,
+				    struct MHD_Connection *conn,
 				    struct pending *p)
 {
 	struct lines_job *j = p->lines;
 	free(p);
 	enum MHD_Result ret = send_buf(
-		conn, j->status,
+		h, conn, j->status,
 		j->status == MHD_HTTP_OK ? "application/json"
 					 : "text/plain; charset=utf-8",
 		&j->body);
@@ -764,7 +813,7 @@ static enum MHD_Result serve_lines(struct ts_http *h, struct route_req *q)
 	struct raw_request raw;
 	struct ts_request req;
 	enum MHD_Result ret;
-	if (parse_request(q->conn, TS_REQ_LINES, &raw, &req, &ret) != 0)
+	if (parse_request(h, q->conn, TS_REQ_LINES, &raw, &req, &ret) != 0)
 		return ret;
 	struct lines_job *j = calloc(1, sizeof(*j));
 	struct pending *p = calloc(1, sizeof(*p));
@@ -780,7 +829,7 @@ static enum MHD_Result serve_lines(struct ts_http *h, struct route_req *q)
 	if (frc) {
 		free(j);
 		free(p);
-		return frc == -EINVAL ? send_text(q->conn, MHD_HTTP_BAD_REQUEST,
+		return frc == -EINVAL ? send_text(h, q->conn, MHD_HTTP_BAD_REQUEST,
 						  "bad %s", ferr)
 				      : MHD_NO;
 	}
@@ -794,7 +843,7 @@ static enum MHD_Result serve_lines(struct ts_http *h, struct route_req *q)
 		j->status = MHD_HTTP_OK;
 		ts_buf_puts(&j->body, q->head ? "" : "{\"lines\":[]}\n");
 		p->lines = j;
-		return finish_lines(q->conn, p);
+		return finish_lines(h, q->conn, p);
 	}
 	p->conn = q->conn;
 	p->lines = j;
@@ -807,7 +856,7 @@ static enum MHD_Result serve_health(struct ts_http *h, struct route_req *q)
 	struct ts_buf b = TS_BUF_INIT;
 	if (ts_buf_puts(&b, "ok\n"))
 		return MHD_NO;
-	return send_buf(q->conn, MHD_HTTP_OK, "text/plain; charset=utf-8", &b);
+	return send_buf(h, q->conn, MHD_HTTP_OK, "text/plain; charset=utf-8", &b);
 }
 
 static enum MHD_Result route_metrics(struct ts_http *h, struct route_req *q)
@@ -868,6 +917,87 @@ static const struct route *find_route(struct ts_http *h, struct route_req *q,
 	return NULL;
 }
 
+/* Equal, in a time that does not depend on where they differ. */
+static bool same_secret(const char *a, size_t al, const char *b, size_t bl)
+{
+	unsigned char diff = al != bl;
+	size_t n = al > bl ? al : bl;
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)((i < al ? a[i] : 0) ^
+					(i < bl ? b[i] : 0));
+	return diff == 0;
+}
+
+/* %XX-decode a cookie's value (the page writes it encodeURIComponent'ed)
+ * into dst (size > 0).  Its length. */
+static size_t cookie_decode(char *dst, size_t size, const char *s)
+{
+	size_t o = 0;
+	for (; *s && o + 1 < size; s++) {
+		unsigned hi, lo;
+		if (s[0] == '%' && sscanf(s + 1, "%1x%1x", &hi, &lo) == 2) {
+			dst[o++] = (char)(hi << 4 | lo);
+			s += 2;
+		} else {
+			dst[o++] = *s;
+		}
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* Does the request carry the token (when one is set)?  As
+ * "Authorization: Bearer TOKEN", ?token=TOKEN or the tailsse_token cookie;
+ * any one that matches will do. */
+static bool authorized(const struct ts_http *h, struct MHD_Connection *conn)
+{
+	const char *tok = h->ctx.cfg->token;
+	if (!tok)
+		return true;
+	size_t tl = strlen(tok);
+	bool ok = false;
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						       "Authorization");
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+		const char *v = auth + 7;
+		while (*v == ' ')
+			v++;
+		ok |= same_secret(v, strlen(v), tok, tl);
+	}
+	const char *q = NULL;
+	size_t ql = 0;
+	if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND,
+					  "token", 5, &q, &ql) == MHD_YES && q)
+		ok |= same_secret(q, ql, tok, tl);
+	const char *c = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND,
+						    "tailsse_token");
+	if (c) {
+		char dec[1024];
+		size_t dl = cookie_decode(dec, sizeof(dec), c);
+		ok |= same_secret(dec, dl, tok, tl);
+	}
+	return ok;
+}
+
+/* OPTIONS, with cors_origin set: a CORS preflight.  The methods and the
+ * headers a dashboard sends: Authorization (the token) and Last-Event-ID
+ * (a reconnecting stream). */
+static enum MHD_Result preflight(const struct ts_http *h,
+				 struct MHD_Connection *conn)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Access-Control-Allow-Methods",
+				"GET, HEAD, OPTIONS");
+	MHD_add_response_header(r, "Access-Control-Allow-Headers",
+				"Authorization, Last-Event-ID, Cache-Control");
+	MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+	return answer(h, conn, MHD_HTTP_NO_CONTENT, r,
+		      "text/plain; charset=utf-8");
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 			      const char *url, const char *method,
 			      const char *version, const char *upload_data,
@@ -882,7 +1012,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		struct pending *p = *con_cls;
 		*con_cls = NULL;
 		if (p->lines)
-			return finish_lines(conn, p);
+			return finish_lines(h, conn, p);
 		struct ts_conn *s = p->s;
 		int rc = p->rc;
 		free(p);
@@ -890,15 +1020,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	}
 
 	char shown[256];
+	if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 &&
+	    h->ctx.cfg->cors_origin)
+		return preflight(h, conn);
 	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-		return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+		return send_text(h, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 				 "method %s not allowed: use GET or HEAD",
 				 printable(shown, sizeof(shown), method));
 	if (*upload_data_size != 0)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST,
+		return send_text(h, conn, MHD_HTTP_BAD_REQUEST,
 				 "a GET request has no body");
 
+	/* log data and counters need the token; /healthz and the page do
+	 * not (the page must load to ask for it) */
+	if ((strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0 ||
+	     strcmp(url, "/metrics") == 0) && !authorized(h, conn))
+		return send_text(h, conn, MHD_HTTP_UNAUTHORIZED,
+				 "missing or wrong token: send it as "
+				 "Authorization: Bearer, ?token= or the "
+				 "tailsse_token cookie");
 	struct route_req q = { conn, url, NULL, head, con_cls };
 	const char *bad;
 	size_t bad_len = 0;
@@ -906,10 +1047,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	if (rt)
 		return rt->fn(h, &q);
 	if (bad)
-		return send_text(conn, MHD_HTTP_NOT_FOUND, "unknown log '%.*s'",
+		return send_text(h, conn, MHD_HTTP_NOT_FOUND, "unknown log '%.*s'",
 				 (int)bad_len, bad);
 	if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0)
-		return send_text(conn, MHD_HTTP_NOT_FOUND,
+		return send_text(h, conn, MHD_HTTP_NOT_FOUND,
 				 "no such API endpoint: %s",
 				 printable(shown, sizeof(shown), url));
 	return serve_static(h, conn, url);

@@ -88,6 +88,9 @@ static int load_config(struct ts_config *cfg, const char *cfile,
 {
 	if (cfile && ts_config_load(cfg, cfile, err, errlen) != 0)
 		return -1;
+	/* before privileges go: the secret may be root's to read */
+	if (ts_config_read_token(cfg, err, errlen) != 0)
+		return -1;
 	for (int i = 0; i < nargs; i++)
 		if (ts_config_add_log_arg(cfg, args[i], err, errlen) != 0)
 			return -1;

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -464,12 +465,11 @@ static const char *str_field(const struct ts_config *c, const char *key)
 #define UNSUPPORTED(key, why)                                              \
 	"t.conf:2: " key " is not supported yet by this version: remove it " \
 	"(" why ")"
-#define OPEN "the server would be open to anyone"
 #define PLAIN "it would serve plain HTTP"
-#define NOCORS "no CORS headers would be sent"
 
-/* token, tls_cert, tls_key and cors_origin are parsed but nothing reads
- * them yet: empty (off) is accepted, a value is refused at its line. */
+/* tls_cert and tls_key are parsed but nothing reads them yet: empty (off)
+ * is accepted, a value is refused at its line.  token and cors_origin
+ * work now: a value is kept. */
 static void test_unsupported_keys(void **state)
 {
 	static const struct {
@@ -478,8 +478,6 @@ static void test_unsupported_keys(void **state)
 		const char *msg;  /* NULL: accepted */
 	} rows[] = {
 		{ "token", "[server]\ntoken =\n", NULL },
-		{ "token", "[server]\ntoken = s3cret\n",
-		  UNSUPPORTED("token", OPEN) },
 		{ "tls_cert", "[server]\ntls_cert =\n", NULL },
 		{ "tls_cert", "[server]\ntls_cert = /etc/ssl/c.pem\n",
 		  UNSUPPORTED("tls_cert", PLAIN) },
@@ -487,27 +485,21 @@ static void test_unsupported_keys(void **state)
 		{ "tls_key", "[server]\ntls_key = /etc/ssl/k.pem\n",
 		  UNSUPPORTED("tls_key", PLAIN) },
 		{ "cors_origin", "[server]\ncors_origin =\n", NULL },
-		{ "cors_origin", "[server]\ncors_origin = *\n",
-		  UNSUPPORTED("cors_origin", NOCORS) },
 		/* a comment is not a value */
 		{ "token", "[server]\ntoken =   # no auth\n", NULL },
 		/* the last value wins, and names the line */
 		{ "token", "[server]\ntoken = a\ntoken =\n", NULL },
-		{ "token", "[server]\ntoken =\ntoken = b\n[log a]\npath = /a\n",
-		  "t.conf:3: token is not supported yet by this version: "
-		  "remove it (" OPEN ")" },
+		{ "tls_cert", "[server]\ntls_cert =\ntls_cert = b\n"
+			      "[log a]\npath = /a\n",
+		  "t.conf:3: tls_cert is not supported yet by this version: "
+		  "remove it (" PLAIN ")" },
 		/* several: the first line in the file, not the table order */
 		{ "token", "[server]\nheartbeat = 5\ntls_key = k\n"
-			   "cors_origin = *\ntoken = t\n",
+			   "tls_cert = c\n",
 		  "t.conf:3: tls_key is not supported yet by this version: "
 		  "remove it (" PLAIN ")" },
-		/* a later section of [server] counts the same */
-		{ "cors_origin", "[log a]\npath = /a\n[server]\n"
-				 "cors_origin = https://a.example\n",
-		  "t.conf:4: cors_origin is not supported yet by this "
-		  "version: remove it (" NOCORS ")" },
 		/* an error in the syntax is reported first, where it is */
-		{ "token", "[server]\ntoken = t\nbogus\n",
+		{ "token", "[server]\ntls_cert = t\nbogus\n",
 		  "t.conf:3: expected 'key = value'" },
 	};
 
@@ -533,10 +525,58 @@ static void test_unsupported_keys(void **state)
 	}
 }
 
+/* token, token_file and cors_origin keep their values; both token keys
+ * at once are refused; token_file is read at start, its first line. */
+static void test_token_and_cors(void **state)
+{
+	(void)state;
+	struct ts_config c;
+	char err[TS_ERR_MAX] = "";
+	assert_int_equal(ts_config_init(&c), 0);
+	assert_int_equal(parse_str(&c, "[server]\ntoken = s3cret\n"
+				   "cors_origin = https://a.example "
+				   "https://b.example\n", err, sizeof(err)), 0);
+	assert_string_equal(c.token, "s3cret");
+	assert_string_equal(c.cors_origin,
+			    "https://a.example https://b.example");
+	ts_config_free(&c);
+
+	assert_int_equal(ts_config_init(&c), 0);
+	assert_int_equal(parse_str(&c, "[server]\ntoken = a\n"
+				   "token_file = /x\n", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "token and token_file"));
+	assert_one_line(err);
+	ts_config_free(&c);
+
+	char path[] = "/tmp/ts-token-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "t0ken\nsecond\n", 13), 13);
+	close(fd);
+	char text[128];
+	snprintf(text, sizeof(text), "[server]\ntoken_file = %s\n", path);
+	assert_int_equal(ts_config_init(&c), 0);
+	assert_int_equal(parse_str(&c, text, err, sizeof(err)), 0);
+	assert_null(c.token);
+	assert_int_equal(ts_config_read_token(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.token, "t0ken");
+	ts_config_free(&c);
+	/* an empty first line is no token */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "\n", 1), 1);
+	close(fd);
+	assert_int_equal(ts_config_init(&c), 0);
+	assert_int_equal(parse_str(&c, text, err, sizeof(err)), 0);
+	assert_int_equal(ts_config_read_token(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "token_file = "));
+	ts_config_free(&c);
+	unlink(path);
+}
+
 #undef UNSUPPORTED
-#undef OPEN
 #undef PLAIN
-#undef NOCORS
 
 /* --------------------------------------------------------------- ranges */
 
@@ -1026,6 +1066,7 @@ int main(void)
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_bad_text),
 		cmocka_unit_test(test_unsupported_keys),
+		cmocka_unit_test(test_token_and_cors),
 		cmocka_unit_test(test_integer_ranges),
 		cmocka_unit_test(test_listen),
 		cmocka_unit_test(test_add_log_arg),

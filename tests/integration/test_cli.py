@@ -132,11 +132,9 @@ class CLI(unittest.TestCase):
         self.assertIn("app", self.assert_one_line(cp.stderr))
 
     # Keys of features that do not exist yet: a value would be ignored
-    # (an open server for "token = x"), so it is refused; empty means off.
-    UNSUPPORTED = (("token", "s3cret", "open to anyone"),
-                   ("tls_cert", "/etc/ssl/tailsse.pem", "plain HTTP"),
-                   ("tls_key", "/etc/ssl/tailsse.key", "plain HTTP"),
-                   ("cors_origin", "*", "no CORS headers"))
+    # (plain HTTP for "tls_cert = x"), so it is refused; empty means off.
+    UNSUPPORTED = (("tls_cert", "/etc/ssl/tailsse.pem", "plain HTTP"),
+                   ("tls_key", "/etc/ssl/tailsse.key", "plain HTTP"))
 
     def unsupported_conf(self, key, value):
         # line 3 holds the key
