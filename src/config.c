@@ -216,6 +216,8 @@ void ts_config_free(struct ts_config *c)
 	free(c->frame_ancestors);
 	free(c->token);
 	free(c->token_file);
+	free(c->tls_cert_pem);
+	free(c->tls_key_pem);
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->user);
@@ -354,10 +356,8 @@ static const struct server_key server_keys[] = {
 	  NULL },
 	{ "token", K_STR, FIELD(token), 0, 0, NULL },
 	{ "token_file", K_STR, FIELD(token_file), 0, 0, NULL },
-	{ "tls_cert", K_STR, FIELD(tls_cert), 0, 0,
-	  "it would serve plain HTTP" },
-	{ "tls_key", K_STR, FIELD(tls_key), 0, 0,
-	  "it would serve plain HTTP" },
+	{ "tls_cert", K_STR, FIELD(tls_cert), 0, 0, NULL },
+	{ "tls_key", K_STR, FIELD(tls_key), 0, 0, NULL },
 	{ "user", K_STR, FIELD(user), 0, 0, NULL },
 };
 
@@ -663,12 +663,63 @@ int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 	rc = end_section(&ps);
 	if (rc < 0)
 		return rc;
+	if (!c->tls_cert != !c->tls_key) {
+		set_err(err, errlen, "%s: %s is set without %s: HTTPS needs "
+			"both", ps.fname, c->tls_cert ? "tls_cert" : "tls_key",
+			c->tls_cert ? "tls_key" : "tls_cert");
+		return -EINVAL;
+	}
 	if (c->token && c->token_file) {
 		set_err(err, errlen, "%s: token and token_file are both set: "
 			"keep one", ps.fname);
 		return -EINVAL;
 	}
 	return check_unsupported(&ps);
+}
+
+#define PEM_MAX (1024 * 1024)
+
+/* Read a PEM file whole into *out.  0 or -errno (err names key and path). */
+static int read_pem(const char *key, const char *path, char **out, char *err,
+		    size_t errlen)
+{
+	char ebuf[256];
+	FILE *fp = fopen(path, "re");
+	if (!fp) {
+		int e = errno;
+		set_err(err, errlen, "%s = %s: %s", key, path,
+			strerror_r(e, ebuf, sizeof(ebuf)));
+		return -e;
+	}
+	char *buf = malloc(PEM_MAX + 1);
+	size_t n = buf ? fread(buf, 1, PEM_MAX + 1, fp) : 0;
+	bool bad = !buf || ferror(fp) || n > PEM_MAX || n == 0 ||
+		   memchr(buf, '\0', n) || !memmem(buf, n, "-----BEGIN ", 11);
+	fclose(fp);
+	if (bad) {
+		set_err(err, errlen, "%s = %s: %s", key, path,
+			!buf ? "out of memory"
+			: n > PEM_MAX ? "too big for a PEM file"
+				      : "not a PEM file");
+		free(buf);
+		return -EINVAL;
+	}
+	buf[n] = '\0';
+	free(*out);
+	*out = buf;
+	return 0;
+}
+
+int ts_config_read_tls(struct ts_config *c, char *err, size_t errlen)
+{
+	if (!c->tls_cert || !c->tls_key)
+		return 0;
+	int rc = read_pem("tls_cert", c->tls_cert, &c->tls_cert_pem, err,
+			  errlen);
+	if (rc == 0)
+		rc = read_pem("tls_key", c->tls_key, &c->tls_key_pem, err,
+			      errlen);
+	return rc;
 }
 
 int ts_config_read_token(struct ts_config *c, char *err, size_t errlen)

@@ -45,11 +45,10 @@ struct ts_config {
 					    * separated by spaces */
 	char *token;                       /* NULL: no auth */
 	char *token_file;                  /* read into token at start */
-	/* Keys of the contract whose feature does not exist yet: the parser
-	 * refuses a non-empty value (the server would silently lack what the
-	 * admin asked for), so after a successful parse they are NULL. */
-	char *tls_cert;
+	char *tls_cert;                    /* PEM paths: both or neither */
 	char *tls_key;
+	char *tls_cert_pem;                /* their text, read at start */
+	char *tls_key_pem;
 
 	/* [log NAME] sections, then command-line logs, in order */
 	struct ts_log_conf *logs;
@@ -66,10 +65,8 @@ void ts_config_free(struct ts_config *c);
 /* Parse config text; `fname` is used in messages only.  On error returns
  * -EINVAL (or -ENOMEM) and writes one line "FNAME:LINE: what is wrong" into
  * err.  Keys may appear in any order; later values win over earlier ones.
- * A key of a missing feature (tls_cert, tls_key) whose last value is
- * non-empty is an error naming the line of that value:
- * "FNAME:LINE: tls_cert is not supported yet by this version: remove it
- * (...)".  `token` and `token_file` together are an error.
+ * `token` and `token_file` together are an error, and so is one of
+ * `tls_cert` and `tls_key` without the other.
  * On error `c` holds whatever was parsed so far: free it. */
 int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 		    const char *fname, char *err, size_t errlen);
@@ -78,6 +75,12 @@ int ts_config_parse(struct ts_config *c, const char *text, size_t len,
  * line break, not empty.  Called at start, before privileges are dropped.
  * 0, or -errno with one line in err naming the key. */
 int ts_config_read_token(struct ts_config *c, char *err, size_t errlen);
+
+/* Read the PEM files of tls_cert and tls_key (when set) into
+ * tls_cert_pem and tls_key_pem.  At start, before privileges are dropped:
+ * the key is often root's alone.  0, or -errno with one line in err naming
+ * the key and the file. */
+int ts_config_read_tls(struct ts_config *c, char *err, size_t errlen);
 
 /* Read and parse the file `path`.  An unreadable file is "PATH: strerror". */
 int ts_config_load(struct ts_config *c, const char *path, char *err,

@@ -50,6 +50,8 @@ struct ts_http {
 	uint64_t client_errors;   /* since client_errors_ms, unsaid */
 	int64_t client_errors_ms; /* when they were last said; 0: never */
 	uint64_t client_errors_total;
+	bool starting;            /* in MHD_start_daemon: keep its message */
+	char start_msg[256];
 	char *www_real;   /* NULL when the www directory is missing */
 };
 
@@ -64,7 +66,8 @@ static bool client_side(const char *msg)
 		"no longer available", "Connection reset", "Broken pipe",
 		"forcibly closed", "Error processing request", "Failed to receive",
 		"Failed to send", "timed out", "Closing connection", "header",
-		"request", "Request", "Host", "HTTP/",
+		"request", "Request", "Host", "HTTP/", "handshake", "TLS alert",
+		"TLS", "decrypt", "certificate",
 	};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (strstr(msg, words[i]))
@@ -85,8 +88,13 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	    strstr(msg, "forcibly closed"))
 		return;
 	size_t n = strlen(msg);
-	while (n > 0 && msg[n - 1] == '\n')
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
 		msg[--n] = '\0';
+	if (h && h->starting) {
+		/* main's thread, before any other: the reason for a failure */
+		snprintf(h->start_msg, sizeof(h->start_msg), "%s", msg);
+		return;
+	}
 	if (!h || !client_side(msg)) {
 		fprintf(stderr, "tailsse: http: %s\n", msg);
 		return;
@@ -1079,6 +1087,60 @@ int ts_http_listen(const struct ts_config *cfg, char *err, size_t errlen)
 	return fd;
 }
 
+/* TLS 1.2 and 1.3 only, no weak ciphers (GnuTLS's SECURE128 set). */
+#define TS_TLS_PRIORITIES "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* Start libmicrohttpd on the bound socket; HTTPS only when the config has
+ * a certificate.  NULL with one line in err (libmicrohttpd's own reason
+ * when it gave one). */
+static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err,
+				    size_t errlen)
+{
+	const struct ts_config *cfg = h->ctx.cfg;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem ops[16] = {
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h },
+		{ MHD_OPTION_LISTEN_SOCKET, h->ctx.lfd, NULL },
+		{ MHD_OPTION_CONNECTION_LIMIT, cfg->max_clients + 256, NULL },
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		  (intptr_t)cfg->conn_memory, NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL },
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_done, NULL },
+	};
+	size_t n = 6;
+	if (cfg->tls_cert_pem) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			snprintf(err, errlen, "tls_cert is set, but this "
+				 "libmicrohttpd was built without TLS");
+			return NULL;
+		}
+		flags |= MHD_USE_TLS;
+		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+						    cfg->tls_cert_pem };
+		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+						    cfg->tls_key_pem };
+		ops[n++] = (struct MHD_OptionItem){
+			MHD_OPTION_HTTPS_PRIORITIES, 0,
+			(void *)TS_TLS_PRIORITIES };
+	}
+	ops[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	/* what libmicrohttpd says while starting is the reason it failed */
+	h->starting = true;
+	h->start_msg[0] = '\0';
+	struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle,
+						  h, MHD_OPTION_ARRAY, ops,
+						  MHD_OPTION_END);
+	h->starting = false;
+	if (!mhd)
+		snprintf(err, errlen, "%s: cannot start the HTTP server%s%s%s",
+			 cfg->listen, h->start_msg[0] ? ": " : "",
+			 h->start_msg,
+			 cfg->tls_cert_pem ? " (is tls_key the key of tls_cert, "
+					     "and both PEM?)" : "");
+	return mhd;
+}
+
 struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 			      size_t errlen)
 {
@@ -1096,32 +1158,20 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 		return NULL;
 	}
 	h->www_real = realpath(ctx->www, NULL);
-	if (!h->www_real)
-		fprintf(stderr, "tailsse: www directory %s: %s (static files "
-				"will be 404)\n", ctx->www, strerror(errno));
+	int www_errno = errno;
 	h->worker = ts_worker_new();
 	if (!h->worker) {
 		snprintf(err, errlen, "cannot start the worker thread: %s",
 			 strerror(errno));
 		goto fail;
 	}
-	unsigned limit = ctx->cfg->max_clients + 256;
-	h->mhd = MHD_start_daemon(
-		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-			MHD_USE_ERROR_LOG,
-		0, NULL, NULL, handle, h,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-		MHD_OPTION_LISTEN_SOCKET, h->ctx.lfd,
-		MHD_OPTION_CONNECTION_LIMIT, limit,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, ctx->cfg->conn_memory,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-		MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-		MHD_OPTION_END);
-	if (!h->mhd) {
-		snprintf(err, errlen, "%s: cannot start the HTTP server",
-			 ctx->cfg->listen);
+	h->mhd = start_mhd(h, err, errlen);
+	if (!h->mhd)
 		goto fail;
-	}
+	/* said once it runs: a start that fails says one line only */
+	if (!h->www_real)
+		fprintf(stderr, "tailsse: www directory %s: %s (static files "
+				"will be 404)\n", ctx->www, strerror(www_errno));
 	return h;
 fail:
 	ts_worker_free(h->worker);

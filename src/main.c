@@ -89,7 +89,8 @@ static int load_config(struct ts_config *cfg, const char *cfile,
 	if (cfile && ts_config_load(cfg, cfile, err, errlen) != 0)
 		return -1;
 	/* before privileges go: the secret may be root's to read */
-	if (ts_config_read_token(cfg, err, errlen) != 0)
+	if (ts_config_read_token(cfg, err, errlen) != 0 ||
+	    ts_config_read_tls(cfg, err, errlen) != 0)
 		return -1;
 	for (int i = 0; i < nargs; i++)
 		if (ts_config_add_log_arg(cfg, args[i], err, errlen) != 0)
@@ -277,8 +278,9 @@ int main(int argc, char **argv)
 	if (start(&d, www, err, sizeof(err)) != 0)
 		goto fail_msg;
 	report_logs(&d);
-	fprintf(stderr, "tailsse %s: listening on %s, %zu log%s, www %s\n",
-		PACKAGE_VERSION, d.cfg.listen, d.nlogs,
+	fprintf(stderr, "tailsse %s: listening on %s (%s), %zu log%s, www %s\n",
+		PACKAGE_VERSION, d.cfg.listen,
+		d.cfg.tls_cert_pem ? "HTTPS" : "HTTP", d.nlogs,
 		d.nlogs == 1 ? "" : "s", www);
 	wait_for_stop(&sigs);
 	ts_http_stop(d.http);

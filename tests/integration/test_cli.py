@@ -131,47 +131,35 @@ class CLI(unittest.TestCase):
         self.assertNotEqual(cp.returncode, 0)
         self.assertIn("app", self.assert_one_line(cp.stderr))
 
-    # Keys of features that do not exist yet: a value would be ignored
-    # (plain HTTP for "tls_cert = x"), so it is refused; empty means off.
-    UNSUPPORTED = (("tls_cert", "/etc/ssl/tailsse.pem", "plain HTTP"),
-                   ("tls_key", "/etc/ssl/tailsse.key", "plain HTTP"))
+    def tls_conf(self, cert, key):
+        lines = ["[server]", "heartbeat = 5"]
+        if cert is not None:
+            lines.append("tls_cert = %s" % cert)
+        if key is not None:
+            lines.append("tls_key = %s" % key)
+        lines += ["[log app]", "path = %s" % self.log]
+        return self.conf("\n".join(lines) + "\n", name="tls.conf")
 
-    def unsupported_conf(self, key, value):
-        # line 3 holds the key
-        return self.conf("[server]\n"
-                         "heartbeat = 5\n"
-                         "%s = %s\n"
-                         "[log app]\n"
-                         "path = %s\n" % (key, value, self.log),
-                         name="%s.conf" % key)
-
-    def test_unsupported_key_refused(self):
-        for key, value, why in self.UNSUPPORTED:
-            with self.subTest(key=key):
-                p = self.unsupported_conf(key, value)
-                cp = run_cli(["--check-config", "-c", p])
-                self.assertEqual(cp.returncode, 1, cp.stdout + cp.stderr)
-                self.assertNotIn("ok", cp.stdout)
-                line = self.assert_one_line(cp.stderr)
-                self.assertIn("%s:3: %s is not supported yet" % (p, key),
-                              line)
-                self.assertIn(why, line)
-                self.assertNotIn(value, line)
-
-                port = tsutil.free_port()
-                cp = run_cli(["-c", p, "-l", "127.0.0.1:%d" % port],
-                             timeout=10)
-                self.assertEqual(cp.returncode, 1, cp.stdout + cp.stderr)
-                line = self.assert_one_line(cp.stderr)
-                self.assertIn("%s:3: %s is not supported yet" % (p, key),
-                              line)
-
-    def test_unsupported_key_empty_is_off(self):
-        for key, _value, _why in self.UNSUPPORTED:
-            with self.subTest(key=key):
-                p = self.unsupported_conf(key, "")
-                cp = run_cli(["--check-config", "-c", p])
-                self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+    def test_bad_tls_files_refused_at_start(self):
+        # a missing file, a file that is no PEM, half of the pair: one
+        # line naming the key, exit 1, both for --check-config and a start
+        nope = os.path.join(self.dir, "nope.pem")
+        for cert, key, words in ((nope, nope, ("tls_cert", nope)),
+                                 (self.log, self.log, ("tls_cert",
+                                                       "not a PEM")),
+                                 (nope, None, ("tls_cert", "tls_key")),
+                                 (None, nope, ("tls_key", "tls_cert"))):
+            with self.subTest(cert=cert, key=key):
+                p = self.tls_conf(cert, key)
+                for args in (["--check-config", "-c", p],
+                             ["-c", p, "-l",
+                              "127.0.0.1:%d" % tsutil.free_port()]):
+                    cp = run_cli(args, timeout=10)
+                    self.assertEqual(cp.returncode, 1,
+                                     cp.stdout + cp.stderr)
+                    line = self.assert_one_line(cp.stderr)
+                    for w in words:
+                        self.assertIn(w, line)
 
     def test_sample_configs_load(self):
         etc = os.path.join(tsutil.TOP, "etc")

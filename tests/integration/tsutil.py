@@ -148,11 +148,19 @@ class HTTPError(Exception):
     pass
 
 
+# Ports that speak TLS, and the client context to use: a Daemon started
+# with tls= registers its port, so that every helper below talks TLS to it.
+TLS_PORTS = {}
+
+
 class _Conn:
     """A socket with a receive buffer; every read has a deadline."""
 
     def __init__(self, port, host="127.0.0.1", timeout=5.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        ctx = TLS_PORTS.get(port)
+        if ctx is not None:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
         self.buf = bytearray()
         self.eof = False
 
@@ -590,7 +598,9 @@ class Daemon:
     """
 
     def __init__(self, logs=("app",), server=None, missing=(),
-                 use_config=None, extra_args=(), www=None, content=None):
+                 use_config=None, extra_args=(), www=None, content=None,
+                 tls=None):
+        self.tls = tls   # an ssl.SSLContext: the daemon speaks HTTPS
         self._tmp = tempfile.TemporaryDirectory(prefix="tailsse-it-")
         self.dir = self._tmp.name
         self.logs = list(logs)
@@ -655,6 +665,8 @@ class Daemon:
             finally:
                 errf.close()
             self.port = port
+            if self.tls is not None:
+                TLS_PORTS[port] = self.tls
             if self._wait_healthy():
                 return self
             last = self.stderr()
