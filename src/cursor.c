@@ -303,111 +303,125 @@ static int keep_line(const char *line, size_t len, void *arg)
 	return m == TS_MATCH_YES;
 }
 
+/* Where a start goes: the file, its truncation count, and what to say. */
+struct place {
+	struct ts_file *f;      /* referenced, or NULL */
+	uint64_t trunc_seq;
+	bool lost;              /* the id is gone: reset lost, current from 0 */
+	bool created;           /* "0:0" and a file now: reset created */
+};
+
+/* The file a start names: for an id, the generation with its inode (or,
+ * for "0:0", the file now at the path); else the current file. */
+static struct place start_file(struct ts_cursor *s, const struct ts_start *st)
+{
+	struct ts_log *log = s->log;
+	struct place pl = { NULL, 0, false, false };
+	bool by_ino = st->kind == TS_START_ID && st->pos.has_ino &&
+		      st->pos.ino != 0;
+	if (by_ino)
+		/* the current file, or one rotated away beside it */
+		pl.f = ts_log_find_inode(log, st->pos.ino);
+	pthread_mutex_lock(&log->lock);
+	if (by_ino) {
+		if (pl.f)
+			pl.trunc_seq = pl.f->trunc_seq;
+		else if (log->cur || st->pos.off != 0)
+			pl.lost = true;
+	} else {
+		pl.f = log->cur;
+		if (pl.f) {
+			ts_file_ref(pl.f);
+			pl.trunc_seq = ts_file_content_seq_locked(pl.f);
+			/* "0:0": the client saw no file yet; one that exists
+			 * now is new to it, from its start */
+			pl.created = st->kind == TS_START_ID &&
+				     st->pos.has_ino;
+		}
+	}
+	pthread_mutex_unlock(&log->lock);
+	return pl;
+}
+
+/* An id's offset in pl->f: there if a line starts there; else the file
+ * was truncated in place since, and its old content may live on in a copy
+ * (copytruncate); else the id is lost. */
+static void place_at_id(struct ts_cursor *s, struct place *pl, uint64_t off,
+			uint64_t size)
+{
+	struct ts_log *log = s->log;
+	if (off <= size && ts_lines_at_start(pl->f->fd, off) == 1 &&
+	    !ts_log_rewritten(log, pl->f)) {
+		s->off = off;
+		return;
+	}
+	struct ts_file *c = ts_log_find_copy(log, pl->f, off);
+	if (!c) {
+		pl->lost = true;
+		return;
+	}
+	pthread_mutex_lock(&log->lock);
+	ts_file_unref(log, pl->f);
+	pl->trunc_seq = c->trunc_seq;
+	pthread_mutex_unlock(&log->lock);
+	pl->f = c;
+	s->off = off;
+}
+
+/* The last `tail` lines (matching lines, with a filter) of pl->f. */
+static int place_at_tail(struct ts_cursor *s, struct place *pl,
+			 uint64_t tail, uint64_t size)
+{
+	uint64_t start, end;
+	struct tail_scan ts = { s, thread_cpu_ns(), 0, 0, 0, 0 };
+	int rc = s->fmt->filter
+		? ts_lines_tail_match(pl->f->fd, size, tail,
+				      TS_TAIL_FILTER_MAX_BYTES, keep_line, &ts,
+				      &start, &end)
+		: ts_lines_tail(pl->f->fd, size, tail, &start, &end);
+	if (rc == -EAGAIN) { /* shrank meanwhile: truncated */
+		start = 0;
+		rc = 0;
+	} else if (rc == -ERANGE) {
+		/* in a partial line longer than we read back: start at the
+		 * next line */
+		start = size;
+		s->skip_partial = true;
+		rc = 0;
+	}
+	if (rc == 0)
+		s->off = start;
+	return rc;
+}
+
 int ts_cursor_start(struct ts_cursor *s, const struct ts_start *st,
 		    struct ts_buf *out, struct ts_hub_conn *hc, unsigned idx)
 {
 	struct ts_log *log = s->log;
-	struct ts_file *f = NULL;
-	uint64_t trunc_seq = 0;
-	bool lost = false;
+	struct place pl = start_file(s, st);
 	int rc = 0;
-
-	bool created = false;
-	if (st->kind == TS_START_ID && st->pos.has_ino && st->pos.ino == 0) {
-		/* "0:0": the client saw no file yet; one that exists now is
-		 * new to it, from its start */
-		pthread_mutex_lock(&log->lock);
-		f = log->cur;
-		if (f) {
-			ts_file_ref(f);
-			trunc_seq = ts_file_content_seq_locked(f);
-			created = true;
-		}
-		pthread_mutex_unlock(&log->lock);
-	} else if (st->kind == TS_START_ID && st->pos.has_ino) {
-		/* the current file, or one rotated away beside it */
-		f = ts_log_find_inode(log, st->pos.ino);
-		pthread_mutex_lock(&log->lock);
-		if (f)
-			trunc_seq = f->trunc_seq;
-		else if (log->cur || st->pos.off != 0)
-			lost = true;
-		pthread_mutex_unlock(&log->lock);
-	} else {
-		pthread_mutex_lock(&log->lock);
-		f = log->cur;
-		if (f) {
-			ts_file_ref(f);
-			trunc_seq = ts_file_content_seq_locked(f);
-		}
-		pthread_mutex_unlock(&log->lock);
-	}
-
-	if (f) {
+	if (pl.f) {
 		struct stat sb;
-		if (fstat(f->fd, &sb) != 0) {
+		if (fstat(pl.f->fd, &sb) != 0) {
 			rc = -errno;
 			goto fail;
 		}
 		uint64_t size = (uint64_t)sb.st_size;
-		if (created) {
+		if (pl.created)
 			s->off = 0;
-		} else if (st->kind == TS_START_ID) {
-			if (st->pos.off > size ||
-			    ts_lines_at_start(f->fd, st->pos.off) != 1 ||
-			    ts_log_rewritten(log, f)) {
-				/* truncated in place since: its old content
-				 * may live on in a copy (copytruncate) */
-				struct ts_file *c =
-					ts_log_find_copy(log, f, st->pos.off);
-				if (c) {
-					pthread_mutex_lock(&log->lock);
-					ts_file_unref(log, f);
-					trunc_seq = c->trunc_seq;
-					pthread_mutex_unlock(&log->lock);
-					f = c;
-					s->off = st->pos.off;
-				} else {
-					lost = true;
-				}
-			} else {
-				s->off = st->pos.off;
-			}
-		} else {
-			uint64_t start, end;
-			struct tail_scan ts = { s, thread_cpu_ns(), 0, 0, 0, 0 };
-			if (s->fmt->filter)
-				rc = ts_lines_tail_match(
-					f->fd, size, st->tail,
-					TS_TAIL_FILTER_MAX_BYTES, keep_line, &ts,
-					&start, &end);
-			else
-				rc = ts_lines_tail(f->fd, size, st->tail,
-						   &start, &end);
-			if (rc == -EAGAIN) { /* shrank meanwhile: truncated */
-				start = 0;
-				rc = 0;
-			} else if (rc == -ERANGE) {
-				/* in a partial line longer than we read back:
-				 * start at the next line */
-				start = size;
-				s->skip_partial = true;
-				rc = 0;
-			} else if (rc) {
-				goto fail;
-			}
-			s->off = start;
-		}
+		else if (st->kind == TS_START_ID)
+			place_at_id(s, &pl, st->pos.off, size);
+		else if ((rc = place_at_tail(s, &pl, st->tail, size)) != 0)
+			goto fail;
 		s->scan = s->id_off = s->off;
 	}
-
 	pthread_mutex_lock(&log->lock);
-	s->file = f;
-	s->trunc_seq = trunc_seq;
-	if (lost) {
+	s->file = pl.f;
+	s->trunc_seq = pl.trunc_seq;
+	if (pl.lost) {
 		set_file_locked(s, log->cur);
 		rc = reset_event(s, out, "lost");
-	} else if (created) {
+	} else if (pl.created) {
 		rc = reset_event(s, out, "created");
 	}
 	pthread_mutex_unlock(&log->lock);
@@ -415,7 +429,7 @@ int ts_cursor_start(struct ts_cursor *s, const struct ts_start *st,
 	return rc;
 fail:
 	pthread_mutex_lock(&log->lock);
-	ts_file_unref(log, f);
+	ts_file_unref(log, pl.f);
 	pthread_mutex_unlock(&log->lock);
 	return rc;
 }
