@@ -20,7 +20,8 @@ static void suspend_mhd(void *arg)
 struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 			    struct MHD_Connection *mhd, struct ts_log **logs,
 			    const struct ts_start *starts, size_t nlogs,
-			    struct ts_filter *filter, bool json, bool grep)
+			    bool merged, struct ts_filter *filter, bool json,
+			    bool grep)
 {
 	struct ts_conn *c = calloc(1, sizeof(*c));
 	if (!c || nlogs == 0 || nlogs > TS_HUB_MAX_LINKS)
@@ -31,7 +32,7 @@ struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 	c->bl_serial = calloc(nlogs, sizeof(*c->bl_serial));
 	if (!c->cur || !c->start || !c->bl_end || !c->bl_serial)
 		goto fail;
-	if (nlogs > 1) {
+	if (merged) {
 		c->all = calloc(nlogs, sizeof(*c->all));
 		if (!c->all)
 			goto fail;
@@ -96,8 +97,12 @@ int ts_conn_start(struct ts_conn *c)
 		struct ts_cursor *k = &c->cur[i];
 		rc = ts_cursor_start(k, &c->start[i], &c->out, &c->hub,
 				     (unsigned)i);
-		/* its backlog: up to the end of its file as it is now */
-		c->bl_end[i] = k->off + ts_cursor_behind(k);
+		/* its backlog (tail=N): up to the end of its file as it is
+		 * now; a resumed log has none, it catches up beside the
+		 * others */
+		c->bl_end[i] = k->off;
+		if (c->start[i].kind != TS_START_ID)
+			c->bl_end[i] += ts_cursor_behind(k);
 		c->bl_serial[i] = k->file ? k->file->serial : 0;
 	}
 	return rc;

@@ -38,13 +38,15 @@ struct ts_conn {
 	bool retry_sent;
 };
 
-/* A connection reading `nlogs` logs (1: a stream of one log; more: a
- * merged stream) with `filter` (taken over in every case; may be NULL).
- * Counts in env->nstreams until freed.  NULL on ENOMEM. */
+/* A connection reading `nlogs` logs, as a stream of one log or, with
+ * `merged`, as a merged stream (JSON data with the log's name, cursor ids:
+ * also for one log), with `filter` (taken over in every case; may be
+ * NULL).  Counts in env->nstreams until freed.  NULL on ENOMEM. */
 struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 			    struct MHD_Connection *mhd, struct ts_log **logs,
 			    const struct ts_start *starts, size_t nlogs,
-			    struct ts_filter *filter, bool json, bool grep);
+			    bool merged, struct ts_filter *filter, bool json,
+			    bool grep);
 
 /* Position every cursor (may read back far or search a directory: the
  * worker runs it).  0 or -errno (then free it with ts_conn_free). */

@@ -702,14 +702,15 @@ static struct ts_start fresh_start(const struct ts_http *h,
 	return st;
 }
 
-/* Open a stream of `n` logs starting at `starts` (1: a stream of one log,
- * else a merged one), with the request's filters and format. */
+/* Open a stream of `n` logs starting at `starts` (a stream of one log, or
+ * with `merged` the merged stream of /api/events), with the request's
+ * filters and format. */
 static enum MHD_Result open_stream(struct ts_http *h,
 				   struct MHD_Connection *conn,
 				   struct ts_log **logs,
 				   const struct ts_start *starts, size_t n,
-				   const struct ts_request *req, bool head,
-				   void **con_cls)
+				   bool merged, const struct ts_request *req,
+				   bool head, void **con_cls)
 {
 	struct ts_filter *filter = NULL;
 	char ferr[TS_ERR_MAX];
@@ -736,7 +737,8 @@ static enum MHD_Result open_stream(struct ts_http *h,
 		return queue_stream(h, conn, r);
 	}
 	struct ts_conn *s = ts_conn_new(h->ctx.env, conn, logs, starts, n,
-					filter, req->json, req->ngrep > 0);
+					merged, filter, req->json,
+					req->ngrep > 0);
 	if (!s)
 		return MHD_NO;
 	/* The end of the file, nothing before it: no reading back, no
@@ -771,7 +773,7 @@ static enum MHD_Result serve_events(struct ts_http *h, struct route_req *q)
 		st.kind = TS_START_ID;
 		st.pos = req.id;
 	}
-	return open_stream(h, q->conn, &q->log, &st, 1, &req, q->head,
+	return open_stream(h, q->conn, &q->log, &st, 1, false, &req, q->head,
 			   q->con_cls);
 }
 
@@ -797,8 +799,8 @@ static enum MHD_Result serve_multi(struct ts_http *h, struct route_req *q)
 			starts[i].pos = req.cursor[i];
 		}
 	}
-	return open_stream(h, q->conn, logs, starts, req.nlogs, &req, q->head,
-			   q->con_cls);
+	return open_stream(h, q->conn, logs, starts, req.nlogs, true, &req,
+			   q->head, q->con_cls);
 }
 
 static enum MHD_Result finish_lines(const struct ts_http *h,
