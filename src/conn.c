@@ -74,6 +74,7 @@ void ts_conn_free(void *cls)
 	struct ts_conn *c = cls;
 	if (!c)
 		return;
+	ts_hub_unwatch_hangup(&c->hub);
 	for (size_t i = 0; i < c->ncur; i++)
 		ts_cursor_release(&c->cur[i]);
 	ts_hub_conn_destroy(&c->hub);
@@ -210,11 +211,13 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 	ts_buf_reset(out);
 	unsigned nevents = 0;
 	for (int round = 0; round < 8 && out->len == 0; round++) {
-		bool ping;
-		uint32_t woken = ts_hub_begin(&c->hub, &ping);
+		bool ping, gone;
+		uint32_t woken = ts_hub_begin(&c->hub, &ping, &gone);
 		for (size_t i = 0; i < c->ncur; i++)
 			if (woken & (1u << i))
 				ts_hub_done(&c->cur[i].link);
+		if (gone)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 		if (ping && ts_sse_comment(out, "ping"))
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		bool rest;
@@ -237,4 +240,14 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 		return 0; /* read far into a long line: yield */
 	atomic_fetch_add(&c->env->events_sent, nevents);
 	return deliver(c, buf, max, out->data, out->len, true);
+}
+
+void ts_conn_watch_hangup(struct ts_conn *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		c->mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+	/* without it, a hang-up is noticed at the next line or heartbeat */
+	if (ci && c->env->hangups)
+		(void)ts_hub_watch_hangup(c->env->hangups, &c->hub,
+					  ci->connect_fd);
 }

@@ -61,6 +61,10 @@ int ts_conn_start(struct ts_conn *c);
 #define TS_REPLAY_MAX 64
 bool ts_conn_take_replay(struct ts_conn *c);
 
+/* Watch the client's socket for a hang-up (env->hangups), so that a
+ * client leaving a quiet stream is freed at once.  HTTP thread. */
+void ts_conn_watch_hangup(struct ts_conn *c);
+
 /* libmicrohttpd content reader and its free callback. */
 ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max);
 void ts_conn_free(void *cls);

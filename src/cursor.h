@@ -37,6 +37,7 @@ struct ts_stream_env {
 	atomic_uint nreplay;        /* streams with a replay's buffer */
 	atomic_ullong events_sent;  /* lines and control events */
 	atomic_ullong bytes_sent;
+	struct ts_hub_hangups *hangups; /* NULL: no hang-up watch */
 };
 
 /* 0 or -errno; the filter cache is created here. */

@@ -656,6 +656,7 @@ static enum MHD_Result respond_stream(struct ts_http *h,
 		return send_text(h, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				 "cannot start stream: %s", strerror(-rc));
 	}
+	ts_conn_watch_hangup(s);
 	bool replay = ts_conn_take_replay(s);
 	struct MHD_Response *r = MHD_create_response_from_callback(
 		MHD_SIZE_UNKNOWN, replay ? TS_REPLAY_BLOCK : TS_BLOCK_SIZE,

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "hub.h"
@@ -23,6 +24,10 @@ int ts_hub_conn_init(struct ts_hub_conn *hc, void (*resume)(void *),
 		     void *arg)
 {
 	hc->suspended = false;
+	hc->gone = false;
+	hc->hs = NULL;
+	hc->fd = -1;
+	hc->watched = false;
 	hc->pending = false;
 	hc->ping_due = false;
 	hc->woken = 0;
@@ -115,9 +120,10 @@ void ts_hub_changed(struct ts_hub_log *hl, bool ping, int64_t idle_before_ms)
 	pthread_mutex_unlock(&hl->lock);
 }
 
-uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due)
+uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due, bool *gone)
 {
 	pthread_mutex_lock(&hc->lock);
+	*gone = hc->gone;
 	hc->pending = false;
 	uint32_t woken = hc->woken;
 	hc->woken = 0;
@@ -165,4 +171,81 @@ unsigned ts_hub_nlinks(struct ts_hub_log *hl)
 	unsigned n = hl->nlinks;
 	pthread_mutex_unlock(&hl->lock);
 	return n;
+}
+
+int ts_hub_hangups_init(struct ts_hub_hangups *hs)
+{
+	hs->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (hs->epfd < 0)
+		return -errno;
+	int rc = pthread_mutex_init(&hs->lock, NULL);
+	if (rc) {
+		close(hs->epfd);
+		hs->epfd = -1;
+		return -rc;
+	}
+	return 0;
+}
+
+void ts_hub_hangups_destroy(struct ts_hub_hangups *hs)
+{
+	if (hs->epfd < 0)
+		return;
+	close(hs->epfd);
+	hs->epfd = -1;
+	pthread_mutex_destroy(&hs->lock);
+}
+
+int ts_hub_watch_hangup(struct ts_hub_hangups *hs, struct ts_hub_conn *hc,
+			int fd)
+{
+	/* level-triggered; removed at the first report, so it fires once */
+	struct epoll_event ev = { EPOLLRDHUP | EPOLLHUP | EPOLLERR,
+				  { .ptr = hc } };
+	pthread_mutex_lock(&hs->lock);
+	int rc = epoll_ctl(hs->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+	if (rc == 0) {
+		hc->hs = hs;
+		hc->fd = fd;
+		hc->watched = true;
+	}
+	pthread_mutex_unlock(&hs->lock);
+	return rc;
+}
+
+void ts_hub_unwatch_hangup(struct ts_hub_conn *hc)
+{
+	struct ts_hub_hangups *hs = hc->hs;
+	if (!hs)
+		return;
+	pthread_mutex_lock(&hs->lock);
+	if (hc->watched) {
+		epoll_ctl(hs->epfd, EPOLL_CTL_DEL, hc->fd, NULL);
+		hc->watched = false;
+	}
+	pthread_mutex_unlock(&hs->lock);
+}
+
+void ts_hub_hangups_run(struct ts_hub_hangups *hs)
+{
+	struct epoll_event evs[64];
+	/* under the lock: a connection is unwatched (then freed) only while
+	 * this is not looking at its events */
+	pthread_mutex_lock(&hs->lock);
+	int n = epoll_wait(hs->epfd, evs, 64, 0);
+	for (int i = 0; i < n; i++) {
+		struct ts_hub_conn *hc = evs[i].data.ptr;
+		epoll_ctl(hs->epfd, EPOLL_CTL_DEL, hc->fd, NULL);
+		hc->watched = false;
+		pthread_mutex_lock(&hc->lock);
+		hc->gone = true;
+		if (hc->suspended) {
+			hc->suspended = false;
+			hc->resume(hc->arg);
+		} else {
+			hc->pending = true;
+		}
+		pthread_mutex_unlock(&hc->lock);
+	}
+	pthread_mutex_unlock(&hs->lock);
 }

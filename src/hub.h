@@ -25,16 +25,50 @@
 /* At most this many logs per connection (bits of `woken`). */
 #define TS_HUB_MAX_LINKS 32
 
+struct ts_hub_hangups;
+
 struct ts_hub_conn {
 	pthread_mutex_t lock;   /* protects the fields below */
 	bool suspended;         /* waiting for a change, resumable */
+	bool gone;              /* the client hung up: end the stream */
 	bool pending;           /* a log changed since the reader looked */
 	bool ping_due;          /* a heartbeat is due */
 	uint32_t woken;         /* bit i: link i's log resumed it */
 	int64_t last_sent_ms;   /* monotonic: the last write to the client */
 	void (*resume)(void *arg); /* resumes the HTTP connection */
 	void *arg;
+	/* the hang-up watch of its socket: hs is set once by the thread
+	 * that owns the connection; `watched` changes under hs->lock */
+	struct ts_hub_hangups *hs;
+	int fd;
+	bool watched;
 };
+
+/* The sockets of streaming connections, watched for the client hanging
+ * up: libmicrohttpd does not look at a suspended connection's socket, so
+ * a client that leaves while its logs are quiet would keep its place (and
+ * its file descriptor) until the next line or heartbeat.  One epoll set;
+ * the watcher thread runs it.  `lock` protects the set's registrations. */
+struct ts_hub_hangups {
+	int epfd;
+	pthread_mutex_t lock;
+};
+
+int ts_hub_hangups_init(struct ts_hub_hangups *hs);
+void ts_hub_hangups_destroy(struct ts_hub_hangups *hs);
+
+/* Watch `fd` (the connection's socket) for the client going away; when it
+ * does, the connection is marked gone and resumed once.  0 or -errno.  Any
+ * thread. */
+int ts_hub_watch_hangup(struct ts_hub_hangups *hs, struct ts_hub_conn *hc,
+			int fd);
+
+/* Stop watching (before the connection is freed).  Any thread. */
+void ts_hub_unwatch_hangup(struct ts_hub_conn *hc);
+
+/* Handle the hang-ups that are ready (hs->epfd is readable).  Watcher
+ * thread. */
+void ts_hub_hangups_run(struct ts_hub_hangups *hs);
 
 struct ts_hub_log;
 
@@ -79,9 +113,9 @@ void ts_hub_unlink(struct ts_hub_link *l);
 void ts_hub_changed(struct ts_hub_log *hl, bool ping, int64_t idle_before_ms);
 
 /* The reader of a connection starts a round: clear `pending`, take the
- * `woken` bits (the caller settles each with ts_hub_done) and whether a
- * ping is due.  Reader's thread. */
-uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due);
+ * `woken` bits (the caller settles each with ts_hub_done), whether a ping
+ * is due and whether the client is gone.  Reader's thread. */
+uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due, bool *gone);
 
 /* Link `l`'s log resumed its connection and the reader has run: count it
  * off (and tell the watcher when it was the last).  Reader's thread. */

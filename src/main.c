@@ -26,6 +26,7 @@ struct ts_daemon {
 	size_t nlogs;
 	struct ts_stream_env env;
 	bool env_ready;
+	struct ts_hub_hangups hangups;  /* epfd -1 until set up */
 	struct ts_watch *watch;
 	struct ts_http *http;
 	int lfd;        /* bound, not yet handed to ts_http_start; else -1 */
@@ -72,6 +73,7 @@ static void daemon_free(struct ts_daemon *d)
 		close(d->lfd);
 	d->lfd = -1;
 	ts_watch_free(d->watch);
+	ts_hub_hangups_destroy(&d->hangups);
 	for (size_t i = 0; i < d->nlogs; i++)
 		ts_log_free(d->logs[i]);
 	free(d->logs);
@@ -171,10 +173,17 @@ static int start(struct ts_daemon *d, const char *www, char *err,
 	if (ts_stream_env_init(&d->env, d->cfg.max_line, d->cfg.retry_ms) != 0)
 		goto oom;
 	d->env_ready = true;
+	int hrc = ts_hub_hangups_init(&d->hangups);
+	if (hrc) {
+		snprintf(err, errlen, "epoll: %s", strerror(-hrc));
+		return -1;
+	}
+	d->env.hangups = &d->hangups;
 	d->watch = ts_watch_new(d->logs, d->nlogs, d->cfg.heartbeat, err,
 				errlen);
 	if (!d->watch)
 		return -1;
+	ts_watch_set_hangups(d->watch, &d->hangups);
 	struct ts_http_ctx hctx = { &d->cfg, d->logs, d->nlogs, &d->env, www,
 				    d->lfd };
 	d->lfd = -1; /* the server's now, even if it fails to start */
@@ -231,6 +240,7 @@ int main(int argc, char **argv)
 	int c;
 
 	memset(&d, 0, sizeof(d));
+	d.hangups.epfd = -1;
 	d.lfd = -1;
 	while ((c = getopt_long(argc, argv, "c:l:w:hV", opts, NULL)) != -1) {
 		switch (c) {

@@ -65,6 +65,7 @@ struct ts_watch {
 	struct logw **queue; /* dirty logs, each once */
 	size_t nqueue;
 	unsigned long overflows; /* IN_Q_OVERFLOW seen */
+	struct ts_hub_hangups *hangups; /* NULL: none to run */
 };
 
 /* When a log changes, its streams are woken at once if the HTTP thread has
@@ -448,6 +449,11 @@ fail:
 	return NULL;
 }
 
+void ts_watch_set_hangups(struct ts_watch *w, struct ts_hub_hangups *hs)
+{
+	w->hangups = hs;
+}
+
 static void mark_all(struct ts_watch *w)
 {
 	for (size_t i = 0; i < w->nlogs; i++) {
@@ -599,10 +605,13 @@ static void *watch_main(void *arg)
 		int64_t until = due < next_tick ? due : next_tick;
 		int64_t wait = until > now ? until - now : 0;
 		struct timespec ts = { wait / 1000000, (wait % 1000000) * 1000 };
-		struct pollfd pfd[3] = { { w->ifd, POLLIN, 0 },
-					 { w->efd, POLLIN, 0 },
-					 { w->kfd, POLLIN, 0 } };
-		int r = ppoll(pfd, 3, &ts, NULL);
+		struct pollfd pfd[4] = {
+			{ w->ifd, POLLIN, 0 },
+			{ w->efd, POLLIN, 0 },
+			{ w->kfd, POLLIN, 0 },
+			{ w->hangups ? w->hangups->epfd : -1, POLLIN, 0 },
+		};
+		int r = ppoll(pfd, 4, &ts, NULL);
 		if (r < 0 && errno != EINTR) {
 			fprintf(stderr, "tailsse: poll: %s\n", strerror(errno));
 			break;
@@ -613,6 +622,8 @@ static void *watch_main(void *arg)
 			drain_inotify(w);
 		if (r > 0 && pfd[2].revents)
 			drain_eventfd(w->kfd);
+		if (r > 0 && pfd[3].revents)
+			ts_hub_hangups_run(w->hangups);
 		now = now_us();
 		if (now >= next_tick) {
 			tick(w, now / 1000);

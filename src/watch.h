@@ -20,6 +20,10 @@ struct ts_watch;
 struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 			      unsigned heartbeat_s, char *err, size_t errlen);
 
+/* Also run the hang-up watch of the streaming connections (hub.h) on this
+ * thread.  Before ts_watch_start; main thread. */
+void ts_watch_set_hangups(struct ts_watch *w, struct ts_hub_hangups *hs);
+
 /* Start / stop (and join) the thread.  Main thread. */
 int ts_watch_start(struct ts_watch *w);
 void ts_watch_stop(struct ts_watch *w);

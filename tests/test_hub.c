@@ -13,6 +13,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,15 +62,15 @@ static void test_resumed_once_by_two_logs(void **state)
 	ts_hub_link(&b, &lb, &hc, 1);
 	assert_int_equal(ts_hub_nlinks(&a), 1);
 
-	bool ping;
-	assert_int_equal(ts_hub_begin(&hc, &ping), 0);
+	bool ping, gone;
+	assert_int_equal(ts_hub_begin(&hc, &ping, &gone), 0);
 	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
 	ts_hub_changed(&a, false, 0);
 	ts_hub_changed(&b, false, 0);
 	assert_int_equal(atomic_load(&f.resumes), 1);
 	assert_int_equal(a.nwoken, 1);
 	assert_int_equal(b.nwoken, 0); /* b found it awake: only pending */
-	uint32_t woken = ts_hub_begin(&hc, &ping);
+	uint32_t woken = ts_hub_begin(&hc, &ping, &gone);
 	assert_int_equal(woken, 1u);
 	assert_false(ping);
 	ts_hub_done(&la);
@@ -78,7 +79,7 @@ static void test_resumed_once_by_two_logs(void **state)
 	/* a change while it reads: it must look again, not suspend */
 	ts_hub_changed(&b, false, 0);
 	assert_false(ts_hub_try_suspend(&hc, fake_suspend, &f));
-	ts_hub_begin(&hc, &ping);
+	ts_hub_begin(&hc, &ping, &gone);
 	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
 	assert_int_equal(atomic_load(&f.errors), 0);
 
@@ -103,15 +104,15 @@ static void test_ping_only_idle(void **state)
 	assert_int_equal(ts_hub_conn_init(&hc, fake_resume, &f), 0);
 	ts_hub_link(&a, &la, &hc, 0);
 	hc.last_sent_ms = 1000;
-	bool ping;
-	ts_hub_begin(&hc, &ping);
+	bool ping, gone;
+	ts_hub_begin(&hc, &ping, &gone);
 	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
 	ts_hub_changed(&a, true, 999); /* sent since: no ping */
 	assert_int_equal(atomic_load(&f.resumes), 0);
 	ts_hub_changed(&a, true, 1000);
 	assert_int_equal(atomic_load(&f.resumes), 1);
 	assert_int_equal(a.nwoken, 0); /* heartbeats do not count */
-	assert_int_equal(ts_hub_begin(&hc, &ping), 0);
+	assert_int_equal(ts_hub_begin(&hc, &ping, &gone), 0);
 	assert_true(ping);
 	ts_hub_unlink(&la);
 	ts_hub_conn_destroy(&hc);
@@ -144,14 +145,14 @@ static void test_kick_when_all_ran(void **state)
 	assert_int_equal(ts_hub_conn_init(&h2, fake_resume, &f), 0);
 	ts_hub_link(&a, &l1, &h1, 0);
 	ts_hub_link(&a, &l2, &h2, 0);
-	bool ping;
+	bool ping, gone;
 	assert_true(ts_hub_idle_or_kick(&a));
 	assert_true(ts_hub_try_suspend(&h1, fake_suspend, &f));
 	assert_true(ts_hub_try_suspend(&h2, fake_suspend, &f));
 	ts_hub_changed(&a, false, 0);
 	assert_int_equal(a.nwoken, 2);
 	assert_false(ts_hub_idle_or_kick(&a));
-	assert_int_equal(ts_hub_begin(&h1, &ping), 1u);
+	assert_int_equal(ts_hub_begin(&h1, &ping, &gone), 1u);
 	ts_hub_done(&l1);
 	assert_false(kicked(efd));
 	ts_hub_unlink(&l2); /* gone before its reader ran */
@@ -202,8 +203,8 @@ static void *reader(void *arg)
 	struct race *r = arg;
 	unsigned want = 2 * ROUNDS; /* two writers */
 	for (unsigned guard = 0; guard < 100 * ROUNDS; guard++) {
-		bool ping, all = true;
-		uint32_t woken = ts_hub_begin(&r->hc, &ping);
+		bool ping, gone, all = true;
+		uint32_t woken = ts_hub_begin(&r->hc, &ping, &gone);
 		for (unsigned i = 0; i < NLOGS; i++) {
 			if (woken & (1u << i))
 				ts_hub_done(&r->links[i]);
@@ -259,12 +260,58 @@ static void test_race_no_lost_no_double_wakeup(void **state)
 	sem_destroy(&r.f.wake);
 }
 
+/* A client that hangs up is noticed while its connection is suspended:
+ * marked gone and resumed once; unwatching after that is harmless. */
+static void test_hangup(void **state)
+{
+	(void)state;
+	struct fake f;
+	fake_init(&f);
+	struct ts_hub_hangups hs;
+	struct ts_hub_conn hc;
+	assert_int_equal(ts_hub_hangups_init(&hs), 0);
+	assert_int_equal(ts_hub_conn_init(&hc, fake_resume, &f), 0);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(ts_hub_watch_hangup(&hs, &hc, sv[0]), 0);
+	bool ping, gone;
+	ts_hub_begin(&hc, &ping, &gone);
+	assert_false(gone);
+	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
+	ts_hub_hangups_run(&hs); /* nothing yet */
+	assert_int_equal(atomic_load(&f.resumes), 0);
+	close(sv[1]);
+	ts_hub_hangups_run(&hs);
+	ts_hub_hangups_run(&hs); /* reported once */
+	assert_int_equal(atomic_load(&f.resumes), 1);
+	ts_hub_begin(&hc, &ping, &gone);
+	assert_true(gone);
+	ts_hub_unwatch_hangup(&hc);
+	close(sv[0]);
+
+	/* unwatched before the hang-up: never reported */
+	struct ts_hub_conn h2;
+	assert_int_equal(ts_hub_conn_init(&h2, fake_resume, &f), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(ts_hub_watch_hangup(&hs, &h2, sv[0]), 0);
+	ts_hub_unwatch_hangup(&h2);
+	close(sv[1]);
+	ts_hub_hangups_run(&hs);
+	assert_int_equal(atomic_load(&f.resumes), 1);
+	close(sv[0]);
+	ts_hub_conn_destroy(&h2);
+	ts_hub_conn_destroy(&hc);
+	ts_hub_hangups_destroy(&hs);
+	sem_destroy(&f.wake);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resumed_once_by_two_logs),
 		cmocka_unit_test(test_ping_only_idle),
 		cmocka_unit_test(test_kick_when_all_ran),
+		cmocka_unit_test(test_hangup),
 		cmocka_unit_test(test_race_no_lost_no_double_wakeup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
