@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: run tailsse's benchmark scenarios and print a table.
 #
-#   bench/run.sh [--smoke] [--only NAME] [--list] [TAILSSE_BINARY]
+#   bench/run.sh [--smoke] [--only NAME[,NAME...]] [--list] [TAILSSE_BINARY]
 #
 # The binary is the argument, else $TAILSSE.  Every scenario runs in its own
 # temp dir with its own daemon on a free 127.0.0.1 port; the 1 GiB file of
@@ -21,14 +21,15 @@ DURATION=${BENCH_DURATION:-20}           # seconds of writing in live scenarios
 REPEAT=${BENCH_REPEAT:-3}                # replays per throughput figure: the best counts
 HOSTILE_K=${BENCH_HOSTILE:-16}           # looping clients of the hostile scenario
 HOSTILE_SIZE=${BENCH_HOSTILE_SIZE:-50M}  # its big log (ts-writer -g: K/M/G suffixes)
-SCENARIOS="idle10k live100 live1k live100x10k replay tail grep1k filter hostile"
+SCENARIOS="idle10k live100 live1k live100x10k multi100 idle1k8 replay tail grep1k filter hostile"
 
 usage() {
 	cat <<EOF
-Usage: $0 [--smoke] [--only NAME] [--list] [TAILSSE_BINARY]
+Usage: $0 [--smoke] [--only NAME[,NAME...]] [--list] [TAILSSE_BINARY]
   --smoke      one tiny scenario (20 streams, 200 lines/s, 2 s); exit status
                non-zero only if the programs fail to run or lines are lost
-  --only NAME  run one scenario: $SCENARIOS
+  --only NAME  run these scenarios only, in this order (comma-separated, or
+               --only repeated): $SCENARIOS
   --list       list the scenarios
 Environment: TAILSSE (binary), TS_LOAD, TS_WRITER, TS_HOSTILE (tools),
 BENCH_BIG_SIZE (bytes, default 1 GiB), BENCH_DURATION (s, default 20),
@@ -43,8 +44,10 @@ TAILSSE_BIN=${TAILSSE:-}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) SMOKE=1 ;;
-	--only) shift; ONLY=${1:-} ;;
-	--only=*) ONLY=${1#--only=} ;;
+	--only|--only=*)
+		if [ "$1" = --only ]; then shift; v=${1:-}; else v=${1#--only=}; fi
+		[ -n "$v" ] || { echo "run.sh: --only needs a scenario name" >&2; exit 2; }
+		ONLY+=" $v" ;;
 	--list) echo "$SCENARIOS"; exit 0 ;;
 	-h|--help) usage; exit 0 ;;
 	-*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -52,10 +55,15 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-if [ -n "$ONLY" ] && ! [[ " $SCENARIOS smoke " == *" $ONLY "* ]]; then
-	echo "run.sh: unknown scenario '$ONLY' (one of: $SCENARIOS smoke)" >&2
-	exit 2
-fi
+# several scenarios in one invocation: their figures come from the same
+# run (e.g. a multi-log scenario beside its single-log reference)
+ONLY=${ONLY//,/ }
+for s in $ONLY; do
+	if ! [[ " $SCENARIOS smoke " == *" $s "* ]]; then
+		echo "run.sh: unknown scenario $s (one of: $SCENARIOS smoke)" >&2
+		exit 2
+	fi
+done
 if [ -z "$TAILSSE_BIN" ] || [ ! -x "$TAILSSE_BIN" ]; then
 	echo "run.sh: give the tailsse binary as argument or in \$TAILSSE" \
 	     "(got '${TAILSSE_BIN}')" >&2
@@ -342,6 +350,55 @@ sc_smoke() {
 		"lossless" "$LIVE_VERDICT"
 }
 
+IDLE_HB=10     # heartbeat of the idle scenarios, s
+IDLE_HOLD=25   # how long their streams stay open, s
+
+# idle_hold N PATH [ts-load args]: N streams on PATH against the running
+# daemon, held IDLE_HOLD s; the daemon's RSS before the first connection and
+# with every stream open, its CPU over 20 s of idleness once all are up (two
+# heartbeat rounds).  Stops the daemon; sets RESULT, IDLE_RSS0, IDLE_RSS1,
+# IDLE_CPU, IDLE_WALL and IDLE_BUSY.
+idle_hold() {
+	local n=$1 path=$2
+	shift 2
+	sleep 0.5
+	IDLE_RSS0=$(rss_kb "$DAEMON_PID")
+	rm -f "$CUR_DIR/ready"
+	"$LOAD" -p "$PORT" -R "$CUR_DIR/ready" -n "$n" -r 2000 -u "$path" \
+		-d "$IDLE_HOLD" -w 0 "$@" >"$CUR_DIR/load.out" 2>"$CUR_DIR/load.err" &
+	LOAD_PID=$!
+	while [ ! -e "$CUR_DIR/ready" ] && kill -0 "$LOAD_PID" 2>/dev/null; do
+		sleep 0.05
+	done
+	sleep 1
+	local c0 t0 c1 t1 m0 m1
+	c0=$(cpu_s "$DAEMON_PID"); t0=$(now); m0=$(machine_busy_s)
+	sleep 20
+	c1=$(cpu_s "$DAEMON_PID"); t1=$(now); m1=$(machine_busy_s)
+	IDLE_RSS1=$(rss_kb "$DAEMON_PID")
+	wait "$LOAD_PID"
+	LOAD_RC=$?
+	LOAD_PID=""
+	stop_daemon
+	RESULT=$(grep '^RESULT' "$CUR_DIR/load.out" | tail -1)
+	sed 's/^/    /' "$CUR_DIR/load.err" >&2
+	IDLE_CPU=$(calc "\"%.3f\", $c1 - $c0")
+	IDLE_WALL=$(calc "\"%.1f\", $t1 - $t0")
+	IDLE_BUSY=$(calc "\"%.1f\", ($m1 - $m0) / $IDLE_WALL")
+}
+
+idle_per() { # N: KiB of daemon RSS per stream (or connection)
+	calc "\"%.2f\", ($IDLE_RSS1 - $IDLE_RSS0) / ($1 > 0 ? $1 : 1)"
+}
+
+# idle_line N UNIT: idle_hold's figures in words, per UNIT (stream,
+# connection).
+idle_line() {
+	local n=$1 unit=$2 pings
+	pings=$(kv pings "$RESULT")
+	echo "$(kv conns_ok "$RESULT")/$n up in $(kv connect_s "$RESULT") s; daemon RSS $((IDLE_RSS0 / 1024)) MiB idle -> $((IDLE_RSS1 / 1024)) MiB: $(idle_per "$n") KiB/$unit; CPU $IDLE_CPU s in $IDLE_WALL s ($(calc "\"%.2f\", 100 * $IDLE_CPU / $IDLE_WALL")% of a core) with heartbeat $IDLE_HB s; pings received $pings ($(calc "\"%.1f\", $pings / ($n > 0 ? $n : 1)")/$unit in $IDLE_HOLD s), closed by server $(kv closed_early "$RESULT"); machine $IDLE_BUSY of $NCPU cores busy"
+}
+
 sc_idle10k() {
 	local n=10000 hard
 	hard=$(ulimit -Hn)
@@ -355,43 +412,95 @@ sc_idle10k() {
 	ulimit -Sn "$hard" 2>/dev/null   # the daemon inherits it
 	new_dir idle10k
 	: >"$CUR_DIR/app.log"
-	local hb=10 hold=25
 	start_daemon "$CUR_DIR" "$CUR_DIR/app.log" "max_clients=$n" \
-		"heartbeat=$hb" || { row "$label" "daemon did not start" "-" FAIL; return; }
-	sleep 0.5
-	local rss_idle
-	rss_idle=$(rss_kb "$DAEMON_PID")
-	rm -f "$CUR_DIR/ready"
-	"$LOAD" -p "$PORT" -R "$CUR_DIR/ready" -n "$n" -r 2000 \
-		-u "/api/logs/bench/events?tail=0" -d "$hold" -w 0 \
-		>"$CUR_DIR/load.out" 2>"$CUR_DIR/load.err" &
-	LOAD_PID=$!
-	while [ ! -e "$CUR_DIR/ready" ] && kill -0 "$LOAD_PID" 2>/dev/null; do
-		sleep 0.05
-	done
-	sleep 1
-	local c0 t0 c1 t1 m0 m1 rss_full
-	c0=$(cpu_s "$DAEMON_PID"); t0=$(now); m0=$(machine_busy_s)
-	sleep 20
-	c1=$(cpu_s "$DAEMON_PID"); t1=$(now); m1=$(machine_busy_s)
-	rss_full=$(rss_kb "$DAEMON_PID")
-	wait "$LOAD_PID"
-	LOAD_RC=$?
-	LOAD_PID=""
-	stop_daemon
-	RESULT=$(grep '^RESULT' "$CUR_DIR/load.out" | tail -1)
-	sed 's/^/    /' "$CUR_DIR/load.err" >&2
-	local ok pings cpu wall per
-	ok=$(kv conns_ok "$RESULT")
-	pings=$(kv pings "$RESULT")
-	cpu=$(calc "\"%.3f\", $c1 - $c0")
-	wall=$(calc "\"%.1f\", $t1 - $t0")
-	per=$(calc "\"%.2f\", ($rss_full - $rss_idle) / ($n > 0 ? $n : 1)")
-	local res
-	res="$ok/$n up in $(kv connect_s "$RESULT") s; daemon RSS $((rss_idle / 1024)) MiB idle -> $((rss_full / 1024)) MiB: $per KiB/stream; CPU $cpu s in $wall s ($(calc "\"%.2f\", 100 * $cpu / $wall")% of a core) with heartbeat $hb s; pings received $pings ($(calc "\"%.1f\", $pings / ($n > 0 ? $n : 1)")/stream in $hold s), closed by server $(kv closed_early "$RESULT"); machine $(calc "\"%.1f\", ($m1 - $m0) / $wall") of $NCPU cores busy"
-	local verdict=FAIL
-	[ "$ok" = "$n" ] && [ "$(kv closed_early "$RESULT")" = 0 ] && verdict=ok
+		"heartbeat=$IDLE_HB" || { row "$label" "daemon did not start" "-" FAIL; return; }
+	idle_hold "$n" "/api/logs/bench/events?tail=0"
+	local res verdict=FAIL
+	res=$(idle_line "$n" stream)
+	[ "$(kv conns_ok "$RESULT")" = "$n" ] && [ "$(kv closed_early "$RESULT")" = 0 ] && verdict=ok
 	row "$label" "$res" "all connected; RSS/stream and CPU between heartbeats reported" "$verdict"
+}
+
+# ---- several logs on one connection (/api/events) ----
+
+# multi_logs DIR N: N empty logs m0..m{N-1} in DIR; sets MLOG_CONF (the
+# start_daemon arguments that declare them) and MLOG_QUERY (log=m0&log=m1...).
+multi_logs() {
+	local dir=$1 n=$2 i
+	MLOG_CONF=()
+	MLOG_QUERY=""
+	for ((i = 0; i < n; i++)); do
+		: >"$dir/m$i.log"
+		MLOG_CONF+=("log:m$i=$dir/m$i.log")
+		MLOG_QUERY+="${MLOG_QUERY:+&}log=m$i"
+	done
+}
+
+# writers_cmd DIR SECONDS RATE...: the sh command that runs one ts-writer
+# per rate, the i-th on DIR/mi.log, all at once, each with its own output
+# (DIR/writeri.out: their WROTE lines must not mix); it exits non-zero
+# when one of them failed (a bare `wait` would always say 0).
+writers_cmd() {
+	local dir=$1 secs=$2 i=0 rate cmd="" pids=""
+	shift 2
+	for rate in "$@"; do
+		cmd+="$(printf '%q ' "$WRITER" -f "$dir/m$i.log" -r "$rate" -s 100 -d "$secs")"
+		cmd+=">$(printf %q "$dir/writer$i.out") & p$i=\$!; "
+		pids+=" \$p$i"
+		i=$((i + 1))
+	done
+	echo "${cmd}rc=0; for p in$pids; do wait \$p || rc=1; done; exit \$rc"
+}
+
+# multi_wrote DIR: one WROTE line for all the writers of DIR (lines and
+# rates summed), for live_summary.
+multi_wrote() {
+	cat "$1"/writer*.out 2>/dev/null | awk '
+		/^WROTE/ { n++; for (i = 2; i <= NF; i++) { split($i, f, "="); s[f[1]] += f[2] } }
+		END { printf "WROTE lines=%d rate=%.1f writers=%d\n", s["lines"], s["rate"], n }'
+}
+
+# 100 connections, each on the same 4 logs written at 250 lines/s each:
+# lines are accounted per (connection, log).
+sc_multi100() {
+	local n=100 nlogs=4 rate=250 i rates=()
+	local label="multi: $n connections x $nlogs logs x $rate lines/s each, ${DURATION} s"
+	local target="lossless, p99 <= 5 ms"
+	new_dir multi100
+	multi_logs "$CUR_DIR" "$nlogs"
+	start_daemon "$CUR_DIR" "" "max_clients=$((n + 100))" "${MLOG_CONF[@]}" || {
+		row "$label" "daemon did not start" "$target" FAIL; return; }
+	for ((i = 0; i < nlogs; i++)); do rates+=("$rate"); done
+	run_load "$CUR_DIR" --multi -n "$n" -r 2000 -u "/api/events?$MLOG_QUERY" \
+		-e $((rate * DURATION)) -w 5 \
+		-x "$(writers_cmd "$CUR_DIR" "$DURATION" "${rates[@]}")"
+	stop_daemon
+	WROTE=$(multi_wrote "$CUR_DIR")
+	local verdict
+	verdict=$(live_verdict "$n")
+	awk -v a="$(kv p99_ms "$RESULT")" 'BEGIN { exit !(a != "" && a <= 5) }' ||
+		verdict=FAIL
+	row "$label" "$(live_summary); (connection, log) complete $(kv logs_complete "$RESULT") of $((n * nlogs)); unexpected $(kv unexpected "$RESULT")" \
+		"$target" "$verdict"
+}
+
+# 1,000 idle connections, each on the same 8 logs: the memory a merged
+# connection costs.
+sc_idle1k8() {
+	local n=1000 nlogs=8
+	local label="idle: $n connections x $nlogs logs"
+	local target="all connected, <= 16 KiB/connection; CPU between heartbeats reported"
+	new_dir idle1k8
+	multi_logs "$CUR_DIR" "$nlogs"
+	ulimit -Sn "$(ulimit -Hn)" 2>/dev/null   # the daemon inherits it
+	start_daemon "$CUR_DIR" "" "max_clients=$((n + 100))" "heartbeat=$IDLE_HB" \
+		"${MLOG_CONF[@]}" || { row "$label" "daemon did not start" "$target" FAIL; return; }
+	idle_hold "$n" "/api/events?$MLOG_QUERY&tail=0" --multi
+	local res verdict=FAIL
+	res=$(idle_line "$n" connection)
+	[ "$(kv conns_ok "$RESULT")" = "$n" ] && [ "$(kv closed_early "$RESULT")" = 0 ] &&
+		awk -v k="$(idle_per "$n")" 'BEGIN { exit !(k <= 16) }' && verdict=ok
+	row "$label" "$res" "$target" "$verdict"
 }
 
 sc_live100() {

@@ -10,6 +10,11 @@
  * and follows seq per connection to count lost, duplicated and reordered
  * lines.  Lines without seq= (generated logs) are only counted.
  *
+ * With --multi the streams are merged ones (/api/events?log=A&log=B...):
+ * each event's data is {"log":"A","line":"...","offset":N}, and the same
+ * accounting is kept per (connection, log); a connection is complete when
+ * every log's last line arrived.  The log names are the URL's log= values.
+ *
  * Output: one "RESULT key=value ..." line on stdout, a summary on stderr.
  * Every wait is bounded: the program always stops by itself.
  *
@@ -49,6 +54,13 @@
 #define CONNECT_TIMEOUT_NS (10 * NS_PER_S)
 #define NS_PER_S 1000000000LL
 #define NS_PER_MS 1000000LL
+#define MAX_LOGS 32     /* logs of one merged stream: the daemon's limit */
+#define NAME_CAP 65     /* a log name: 64 bytes (the daemon's limit) + NUL */
+#define LOG_NONE 0xff   /* an event of no requested log */
+/* Bytes of a merged event's line unescaped for parse_data: "seq=N t=NS"
+ * takes at most 47 (two 20-digit numbers); not the whole line, which would
+ * triple the client's cost per event. */
+#define LINE_HEAD 64
 
 /* ---- time ---- */
 
@@ -143,6 +155,12 @@ static struct {
 	double wait;          /* -w */
 	uint64_t expect;      /* -e: lines (or events) each stream must get */
 	bool have_expect;
+	bool multi;           /* --multi: merged streams of several logs */
+	unsigned nlogs;       /* their log= names, in the URL's order */
+	char log_name[MAX_LOGS][NAME_CAP];
+	size_t log_len[MAX_LOGS];
+	uint64_t expect_log[MAX_LOGS]; /* -e per log (one value: every log) */
+	unsigned nexpect;
 	double rate;          /* -r connects per second, 0: no limit */
 	unsigned max_pending; /* connects in flight */
 	uint64_t replay_bytes;
@@ -170,6 +188,7 @@ static struct {
 	uint64_t lost, dup, reordered, unexpected;
 	uint64_t truncated;   /* lines longer than LINE_CAP (only counted) */
 	unsigned ok, failed, closed_early, complete, done;
+	unsigned logs_complete; /* --multi: (connection, log) pairs complete */
 	unsigned pending, started;
 	unsigned finished;    /* connections complete, failed or closed */
 	int http_error;       /* first non-200 status seen */
@@ -192,6 +211,17 @@ static void on_signal(int sig)
 enum cstate { C_NEW, C_CONNECTING, C_HEADERS, C_BODY, C_DONE };
 enum chstate { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_END, CH_TRAILER, CH_END };
 
+/* The line accounting of one log on one connection: a single-log stream's
+ * own, or one log of a merged stream (--multi). */
+struct track {
+	uint64_t next_seq;      /* expected, in units of seq_mod */
+	uint64_t window;        /* bit i: next_seq-1-i was received */
+	uint64_t nevents;
+	uint32_t lost;          /* this log's gaps (for completeness) */
+	bool seq_started;
+	bool complete;          /* merged streams: this log is complete */
+};
+
 struct conn {
 	int fd;
 	uint32_t idx;
@@ -201,24 +231,23 @@ struct conn {
 	bool has_length;
 	bool line_trunc;        /* the current line went past LINE_CAP */
 	bool ev_control, ev_has_id, ev_has_seq, ev_has_t, ev_has_data;
-	bool seq_started;
 	bool got_event;
 	bool complete;
 	bool finished;          /* complete, failed or closed */
+	uint8_t ev_log;         /* --multi: the event's log, or LOG_NONE */
+	uint8_t logs_complete;  /* --multi: logs that got every line */
 	uint16_t llen;
 	uint16_t status;
-	uint32_t lost;          /* this stream's gaps (for streams_complete) */
 	uint64_t body_left;     /* chunk bytes left, or Content-Length left */
 	int64_t t_start;
 	uint64_t ev_off, ev_seq, ev_t;
-	uint64_t next_seq;      /* expected, in units of seq_mod */
-	uint64_t window;        /* bit i: next_seq-1-i was received */
-	uint64_t nevents;
+	struct track trk;       /* a single-log stream's lines */
 	uint64_t last_off;
 	char line[LINE_CAP];
 };
 
 static struct conn *conns;
+static struct track *tracks; /* --multi: nconns * nlogs, by (idx, log) */
 static int epfd = -1;
 
 static void conn_close(struct conn *c)
@@ -248,13 +277,21 @@ static void conn_fail(struct conn *c, const char *what, int err)
 }
 
 /* How many lines of seq < expect stream c should get. */
-static uint64_t expected_count(const struct conn *c)
+static uint64_t expected_count(const struct conn *c, uint64_t expect)
 {
 	if (!opt.seq_mod)
-		return opt.expect;
+		return expect;
 	uint64_t r = c->idx % opt.seq_mod;
-	return opt.expect > r ? (opt.expect - r + opt.seq_mod - 1) / opt.seq_mod
-			      : 0;
+	return expect > r ? (expect - r + opt.seq_mod - 1) / opt.seq_mod : 0;
+}
+
+/* Did the log of t get every line it must (-e), c being its connection? */
+static bool track_done(const struct conn *c, const struct track *t,
+		       uint64_t expect)
+{
+	return t->seq_started ? (t->lost == 0 &&
+				 t->next_seq >= expected_count(c, expect))
+			      : t->nevents >= expect;
 }
 
 static void mark_complete(struct conn *c, int64_t now)
@@ -274,12 +311,14 @@ static void check_complete(struct conn *c, int64_t now)
 {
 	if (c->complete || !opt.have_expect)
 		return;
-	if (c->seq_started ? (c->lost == 0 && c->next_seq >= expected_count(c))
-			   : c->nevents >= opt.expect)
+	if (track_done(c, &c->trk, opt.expect))
 		mark_complete(c, now);
 }
 
-static void account_seq(struct conn *c, uint64_t s)
+/* Line s of the log that t follows, on connection c.  Inlined as
+ * parse_data is. */
+static inline __attribute__((always_inline))
+void account_seq(const struct conn *c, struct track *t, uint64_t s)
 {
 	if (opt.seq_mod) {
 		if (s % opt.seq_mod != c->idx % opt.seq_mod) {
@@ -289,29 +328,29 @@ static void account_seq(struct conn *c, uint64_t s)
 		}
 		s /= opt.seq_mod;
 	}
-	if (!c->seq_started) {
-		c->seq_started = true;
+	if (!t->seq_started) {
+		t->seq_started = true;
 		/* with -e the stream must start at seq 0, else where it joined */
-		c->next_seq = opt.have_expect ? 0 : s;
-		c->window = 0;
+		t->next_seq = opt.have_expect ? 0 : s;
+		t->window = 0;
 	}
-	if (s == c->next_seq) {
-		c->window = (c->window << 1) | 1;
-		c->next_seq++;
-	} else if (s > c->next_seq) {
-		uint64_t gap = s - c->next_seq;
+	if (s == t->next_seq) {
+		t->window = (t->window << 1) | 1;
+		t->next_seq++;
+	} else if (s > t->next_seq) {
+		uint64_t gap = s - t->next_seq;
 		g.lost += gap;
-		c->lost += (uint32_t)gap;
-		c->window = gap + 1 >= 64 ? 1 : (c->window << (gap + 1)) | 1;
-		c->next_seq = s + 1;
+		t->lost += (uint32_t)gap;
+		t->window = gap + 1 >= 64 ? 1 : (t->window << (gap + 1)) | 1;
+		t->next_seq = s + 1;
 	} else {
-		uint64_t back = c->next_seq - 1 - s;
-		if (back < 64 && !(c->window >> back & 1)) {
+		uint64_t back = t->next_seq - 1 - s;
+		if (back < 64 && !(t->window >> back & 1)) {
 			/* counted as lost when the gap opened: it came late */
-			c->window |= 1ULL << back;
+			t->window |= 1ULL << back;
 			g.reordered++;
 			g.lost--;
-			c->lost--;
+			t->lost--;
 		} else {
 			g.dup++; /* (or older than the 64-line window) */
 		}
@@ -329,8 +368,11 @@ static bool parse_u64(const char *p, const char *end, uint64_t *v)
 }
 
 /* The first data: line of an event: ts-writer's lines start "seq=N t=NS"
- * (only there: a replayed log's lines are not searched through). */
-static void parse_data(struct conn *c, const char *v, size_t n)
+ * (only there: a replayed log's lines are not searched through).  Inlined:
+ * with a second caller (parse_merged) gcc would make it a call, and the
+ * single-log path is the client's hot loop. */
+static inline __attribute__((always_inline))
+void parse_data(struct conn *c, const char *v, size_t n)
 {
 	const char *end = v + n;
 	const char *p = n >= 4 && memcmp(v, "seq=", 4) == 0 ? v : NULL;
@@ -340,6 +382,142 @@ static void parse_data(struct conn *c, const char *v, size_t n)
 		if (q && parse_u64(q + 3, end, &c->ev_t))
 			c->ev_has_t = true;
 	}
+}
+
+/* The JSON string at *pp (after its opening quote) into out[0..cap): only
+ * \" \\ and \/ are decoded, any other escape is kept as it is (the
+ * writer's lines are plain ASCII: nothing else is escaped before the fields
+ * parsed).  Stops after the closing quote (*closed), at end, or when out is
+ * full; *pp is where it stopped.  Returns the length written. */
+static size_t json_str(const char **pp, const char *end, char *out,
+		       size_t cap, bool *closed)
+{
+	const char *p = *pp;
+	size_t o = 0;
+	*closed = false;
+	while (p < end && o < cap) {
+		char ch = *p++;
+		if (ch == '"') {
+			*closed = true;
+			break;
+		}
+		if (ch == '\\' && p < end &&
+		    (*p == '"' || *p == '\\' || *p == '/'))
+			ch = *p++;
+		out[o++] = ch;
+	}
+	*pp = p;
+	return o;
+}
+
+/* At most cap bytes of the JSON string at *pp (after its opening quote):
+ * in place when they hold no escape (the usual case: two memchr, no copy),
+ * else unescaped into buf by json_str.  Sets *len and *closed (the closing
+ * quote was within them) and moves *pp past what was read. */
+static const char *json_head(const char **pp, const char *end, char *buf,
+			     size_t cap, size_t *len, bool *closed)
+{
+	const char *p = *pp;
+	size_t w = (size_t)(end - p) < cap ? (size_t)(end - p) : cap;
+	const char *q = memchr(p, '"', w);
+	size_t n = q ? (size_t)(q - p) : w;
+	if (memchr(p, '\\', n)) {
+		*len = json_str(pp, end, buf, cap, closed);
+		return buf;
+	}
+	*len = n;
+	*closed = q != NULL;
+	*pp = q ? q + 1 : p + n;
+	return p;
+}
+
+/* The first data: line of a merged stream's event,
+ * {"log":"NAME","line":"LINE","offset":N} (the daemon writes the keys in
+ * this order): NAME picks the log (ev_log; LOG_NONE when it is no requested
+ * log or the data is not of this shape), and the start of LINE, unescaped,
+ * is parsed as a single-log stream's data is.  Control events' data (no
+ * "line") is looked at too, and ignored by dispatch.  Never inlined, nor
+ * merged_event: inlined into sse_line, they cost the single-log path
+ * instructions per event. */
+static __attribute__((noinline))
+void parse_merged(struct conn *c, const char *v, size_t n)
+{
+	static const char k_log[] = "{\"log\":\"", k_line[] = ",\"line\":\"";
+	const char *p = v, *end = v + n;
+	char nbuf[NAME_CAP], lbuf[LINE_HEAD];
+	size_t nl, ll;
+	bool closed;
+
+	c->ev_log = LOG_NONE;
+	if (n < sizeof(k_log) - 1 || memcmp(p, k_log, sizeof(k_log) - 1) != 0)
+		return;
+	p += sizeof(k_log) - 1;
+	const char *name = json_head(&p, end, nbuf, sizeof(nbuf), &nl, &closed);
+	if (!closed || (size_t)(end - p) < sizeof(k_line) - 1 ||
+	    memcmp(p, k_line, sizeof(k_line) - 1) != 0)
+		return;
+	p += sizeof(k_line) - 1;
+	for (unsigned i = 0; i < opt.nlogs; i++) {
+		if (opt.log_len[i] == nl &&
+		    memcmp(opt.log_name[i], name, nl) == 0) {
+			c->ev_log = (uint8_t)i;
+			break;
+		}
+	}
+	if (c->ev_log == LOG_NONE)
+		return;
+	/* only its start: it holds seq= and t= */
+	const char *line = json_head(&p, end, lbuf, sizeof(lbuf), &ll, &closed);
+	parse_data(c, line, ll);
+}
+
+/* A merged stream's line: the accounting of its log on c, as a single-log
+ * stream's; c is complete when each of its logs is. */
+static __attribute__((noinline))
+void merged_event(struct conn *c, int64_t now)
+{
+	if (c->ev_log == LOG_NONE) {
+		static unsigned shown;
+		g.unexpected++;
+		if (shown++ < 3)
+			fprintf(stderr, "ts-load: connection %u: an event of no "
+				"requested log, or not {\"log\":...,\"line\":...}"
+				"\n", c->idx);
+		return;
+	}
+	struct track *t = &tracks[(size_t)c->idx * opt.nlogs + c->ev_log];
+	t->nevents++;
+	if (c->ev_has_seq)
+		account_seq(c, t, c->ev_seq);
+	if (t->complete || !opt.have_expect ||
+	    !track_done(c, t, opt.expect_log[c->ev_log]))
+		return;
+	t->complete = true;
+	g.logs_complete++;
+	if (++c->logs_complete == opt.nlogs)
+		mark_complete(c, now);
+}
+
+/* Lines of t's log that c never received, when the run ended. */
+static uint64_t missing(const struct conn *c, const struct track *t,
+			uint64_t expect)
+{
+	if (!t->seq_started && t->nevents)
+		return 0; /* lines without seq: nothing to say */
+	uint64_t want = expected_count(c, expect);
+	uint64_t got = t->seq_started ? t->next_seq : 0;
+	return got < want ? want - got : 0;
+}
+
+static uint64_t merged_missing(const struct conn *c)
+{
+	uint64_t n = 0;
+	for (unsigned l = 0; l < opt.nlogs; l++) {
+		const struct track *t = &tracks[(size_t)c->idx * opt.nlogs + l];
+		if (!t->complete)
+			n += missing(c, t, opt.expect_log[l]);
+	}
+	return n;
 }
 
 static void finish_conn(struct conn *c, int64_t now)
@@ -359,7 +537,7 @@ static void dispatch(struct conn *c, int64_t now)
 				"(id %" PRIu64 ")\n", c->idx, c->ev_off);
 	} else if (c->ev_has_data) {
 		g.events++;
-		c->nevents++;
+		c->trk.nevents++;
 		if (!g.t_first_ev)
 			g.t_first_ev = now;
 		g.t_last_ev = now;
@@ -370,11 +548,15 @@ static void dispatch(struct conn *c, int64_t now)
 		if (c->ev_has_t)
 			hist_add(&g.lat, now > (int64_t)c->ev_t
 						 ? (uint64_t)now - c->ev_t : 0);
-		if (c->ev_has_seq)
-			account_seq(c, c->ev_seq);
+		if (opt.multi) {
+			merged_event(c, now);
+		} else {
+			if (c->ev_has_seq)
+				account_seq(c, &c->trk, c->ev_seq);
+			check_complete(c, now);
+		}
 		if (c->ev_has_id)
 			c->last_off = c->ev_off;
-		check_complete(c, now);
 		if (opt.replay_bytes && c->ev_has_id &&
 		    c->ev_off >= opt.replay_bytes) {
 			g.replay_sum += c->ev_off;
@@ -412,7 +594,10 @@ static void sse_line(struct conn *c, const char *l, size_t n, int64_t now)
 	if (flen == 4 && memcmp(l, "data", 4) == 0) {
 		if (!c->ev_has_data) {
 			c->ev_has_data = true;
-			parse_data(c, v, vlen);
+			if (opt.multi)
+				parse_merged(c, v, vlen);
+			else
+				parse_data(c, v, vlen);
 		}
 	} else if (flen == 2 && memcmp(l, "id", 2) == 0) {
 		/* INODE:OFFSET or OFFSET: the offset is the last number */
@@ -821,7 +1006,9 @@ static void usage(FILE *f)
 	      "  -w SECONDS     extra wait for stragglers after -d or after the -x\n"
 	      "                 command exited (default 5)\n"
 	      "  -e COUNT       lines each stream must get (seq 0..COUNT-1): loss at the\n"
-	      "                 end, streams_complete, and an early stop once all have them\n"
+	      "                 end, streams_complete, and an early stop once all have them;\n"
+	      "                 with --multi COUNT applies to each log, or COUNT,COUNT,...\n"
+	      "                 gives each log's (in the order of the path's log=)\n"
 	      "  -r RATE        connects per second (default: no limit)\n"
 	      "  -P N           connects in flight at most (default 256)\n"
 	      "  -x CMD         run CMD (sh -c) once every stream is up; the run ends -w\n"
@@ -834,6 +1021,10 @@ static void usage(FILE *f)
 	      "      --ttfb     a stream is done at its first line (time to first event)\n"
 	      "      --seq-mod M  stream i only gets lines with seq == i (mod M): a\n"
 	      "                 per-stream filter; other lines count as unexpected\n"
+	      "      --multi    merged streams (/api/events?log=A&log=B...): data is\n"
+	      "                 {\"log\":\"A\",\"line\":\"...\",...}; lines are accounted per\n"
+	      "                 (stream, log), the logs being the path's log= values; a\n"
+	      "                 stream is complete when each of its logs is\n"
 	      "\n"
 	      "Output: RESULT key=value ... on stdout; a summary on stderr.\n", f);
 }
@@ -876,7 +1067,8 @@ static void print_result(void)
 	       " pings=%" PRIu64 " ttfb_p50_ms=%.3f ttfb_p99_ms=%.3f "
 	       "ttfb_max_ms=%.3f complete_p50_ms=%.3f complete_max_ms=%.3f "
 	       "replay_s=%.3f file_bytes_per_s=%.0f connect_s=%.3f "
-	       "elapsed_s=%.3f client_cpu_s=%.3f http_error=%d\n",
+	       "elapsed_s=%.3f client_cpu_s=%.3f http_error=%d logs=%u "
+	       "logs_complete=%u\n",
 	       opt.nconns, g.ok, g.failed, g.closed_early, g.events, eps,
 	       g.bytes, bps, hist_ms(&g.lat, 0.5), hist_ms(&g.lat, 0.99),
 	       (double)g.lat.max / NS_PER_MS, g.lost, g.dup, g.reordered,
@@ -884,7 +1076,8 @@ static void print_result(void)
 	       hist_ms(&g.ttfb, 0.5), hist_ms(&g.ttfb, 0.99),
 	       (double)g.ttfb.max / NS_PER_MS, hist_ms(&g.compl, 0.5),
 	       (double)g.compl.max / NS_PER_MS, replay_s, fbps, ready_s,
-	       elapsed, cpu, g.http_error);
+	       elapsed, cpu, g.http_error, opt.multi ? opt.nlogs : 1,
+	       opt.multi ? g.logs_complete : g.complete);
 	fflush(stdout);
 
 	fprintf(stderr,
@@ -901,6 +1094,10 @@ static void print_result(void)
 		hist_ms(&g.lat, 0.5), hist_ms(&g.lat, 0.99),
 		(double)g.lat.max / NS_PER_MS, g.lat.count, g.lost, g.dup,
 		g.reordered, g.unexpected, g.complete);
+	if (opt.multi && opt.have_expect)
+		fprintf(stderr, "ts-load: merged streams of %u logs: %u of %u "
+			"(stream, log) complete\n", opt.nlogs, g.logs_complete,
+			opt.nconns * opt.nlogs);
 	if (g.ttfb.count)
 		fprintf(stderr, "ts-load: first event after p50 %.3f ms, p99 "
 			"%.3f ms, max %.3f ms\n", hist_ms(&g.ttfb, 0.5),
@@ -918,13 +1115,110 @@ static void print_result(void)
 			g.http_error_msg);
 }
 
-int main(int argc, char **argv)
+/* -e COUNT[,COUNT...]: one count, or with --multi one per log. */
+static void parse_expect(const char *arg)
 {
-	enum { O_REPLAY = 256, O_TTFB, O_SEQMOD };
+	char buf[1024];
+	snprintf(buf, sizeof(buf), "%s", arg);
+	opt.nexpect = 0;
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (opt.nexpect == MAX_LOGS) {
+			fprintf(stderr, "ts-load: -e: more than %d counts\n",
+				MAX_LOGS);
+			exit(2);
+		}
+		opt.expect_log[opt.nexpect++] = (uint64_t)parse_num(tok, "-e");
+	}
+	if (opt.nexpect == 0)
+		parse_num(arg, "-e"); /* says it is bad and exits */
+	opt.expect = opt.expect_log[0];
+	opt.have_expect = true;
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch = (char)(ch | 0x20);
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* The log= values of the URL's query, percent-decoded, into opt.log_name:
+ * the logs a merged stream carries.  -1 when there are none, too many, or
+ * one is too long. */
+static int url_logs(const char *url)
+{
+	const char *q = strchr(url, '?');
+	while (q && *q) {
+		q++;
+		size_t len = strcspn(q, "&");
+		if (len >= 4 && memcmp(q, "log=", 4) == 0) {
+			if (opt.nlogs == MAX_LOGS)
+				return -1;
+			char *o = opt.log_name[opt.nlogs];
+			size_t k = 0;
+			for (size_t i = 4; i < len; i++) {
+				char ch = q[i];
+				if (k == NAME_CAP - 1)
+					return -1;
+				if (ch == '%' && i + 2 < len &&
+				    hexval(q[i + 1]) >= 0 && hexval(q[i + 2]) >= 0) {
+					ch = (char)(hexval(q[i + 1]) * 16 +
+						    hexval(q[i + 2]));
+					i += 2;
+				}
+				o[k++] = ch;
+			}
+			o[k] = '\0';
+			opt.log_len[opt.nlogs++] = k;
+		}
+		q += len;
+	}
+	return opt.nlogs ? 0 : -1;
+}
+
+/* The options that go with --multi, and the -e count of each log. */
+static int check_multi(void)
+{
+	if (!opt.multi) {
+		if (opt.nexpect > 1) {
+			fprintf(stderr, "ts-load: -e takes several counts "
+				"with --multi only\n");
+			return -1;
+		}
+		return 0;
+	}
+	if (url_logs(opt.url) != 0) {
+		fprintf(stderr, "ts-load: --multi: the path needs 1 to %d "
+			"log=NAME parameters (names of at most %d bytes)\n",
+			MAX_LOGS, NAME_CAP - 1);
+		return -1;
+	}
+	if (opt.replay_bytes) {
+		fprintf(stderr, "ts-load: --replay-bytes does not go with "
+			"--multi (an id holds one offset per log)\n");
+		return -1;
+	}
+	if (opt.nexpect > 1 && opt.nexpect != opt.nlogs) {
+		fprintf(stderr, "ts-load: -e: %u counts for %u logs\n",
+			opt.nexpect, opt.nlogs);
+		return -1;
+	}
+	for (unsigned l = opt.nexpect; l < opt.nlogs; l++)
+		opt.expect_log[l] = opt.expect;
+	return 0;
+}
+
+/* The command line into opt; exits on a bad one. */
+static void parse_args(int argc, char **argv)
+{
+	enum { O_REPLAY = 256, O_TTFB, O_SEQMOD, O_MULTI };
 	static const struct option lopts[] = {
 		{ "replay-bytes", required_argument, NULL, O_REPLAY },
 		{ "ttfb", no_argument, NULL, O_TTFB },
 		{ "seq-mod", required_argument, NULL, O_SEQMOD },
+		{ "multi", no_argument, NULL, O_MULTI },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -942,10 +1236,7 @@ int main(int argc, char **argv)
 			have_duration = true;
 			break;
 		case 'w': opt.wait = parse_num(optarg, "-w"); break;
-		case 'e':
-			opt.expect = (uint64_t)parse_num(optarg, "-e");
-			opt.have_expect = true;
-			break;
+		case 'e': parse_expect(optarg); break;
 		case 'r': opt.rate = parse_num(optarg, "-r"); break;
 		case 'P': opt.max_pending = (unsigned)parse_num(optarg, "-P"); break;
 		case 'x': opt.exec_cmd = optarg; break;
@@ -959,20 +1250,23 @@ int main(int argc, char **argv)
 		case O_SEQMOD:
 			opt.seq_mod = (uint64_t)parse_num(optarg, "--seq-mod");
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case O_MULTI: opt.multi = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
 		}
 	}
 	if (optind != argc || opt.nconns == 0 || opt.port <= 0 ||
 	    opt.port > 65535 || opt.url[0] != '/' || opt.max_pending == 0) {
 		usage(stderr);
-		return 2;
+		exit(2);
 	}
 	if (set_address(opt.host, opt.port) != 0) {
 		fprintf(stderr, "ts-load: %s: only loopback addresses "
 			"(127.x.x.x, ::1) are allowed\n", opt.host);
-		return 2;
+		exit(2);
 	}
+	if (check_multi() != 0)
+		exit(2);
 	if (opt.exec_cmd && have_duration)
 		fprintf(stderr, "ts-load: -x given: -d is ignored (the run ends "
 			"-w s after the command)\n");
@@ -981,14 +1275,21 @@ int main(int argc, char **argv)
 		opt.max_time = connect + 60 + opt.wait +
 			       (opt.exec_cmd ? 3600 : opt.duration);
 	}
+}
+
+int main(int argc, char **argv)
+{
+	parse_args(argc, argv);
 	raise_nofile(opt.nconns);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
 	conns = calloc(opt.nconns, sizeof(*conns));
+	if (opt.multi)
+		tracks = calloc((size_t)opt.nconns * opt.nlogs, sizeof(*tracks));
 	epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!conns || epfd < 0) {
+	if (!conns || (opt.multi && !tracks) || epfd < 0) {
 		fprintf(stderr, "ts-load: %s\n", strerror(errno));
 		return 1;
 	}
@@ -1093,19 +1394,15 @@ int main(int argc, char **argv)
 	/* lines never received at the end of each stream count as lost */
 	for (unsigned i = 0; i < opt.nconns; i++) {
 		struct conn *cn = &conns[i];
-		if (opt.have_expect && cn->status == 200 && !cn->complete) {
-			uint64_t want = expected_count(cn);
-			uint64_t got = cn->seq_started ? cn->next_seq : 0;
-			if (!cn->seq_started && cn->nevents)
-				continue; /* lines without seq: nothing to say */
-			if (got < want)
-				g.lost += want - got;
-		}
+		if (opt.have_expect && cn->status == 200 && !cn->complete)
+			g.lost += opt.multi ? merged_missing(cn)
+					    : missing(cn, &cn->trk, opt.expect);
 		if (cn->fd >= 0)
 			close(cn->fd);
 	}
 	print_result();
 	free(conns);
+	free(tracks);
 	close(epfd);
 	if (g.ok == 0 || child_status > 0)
 		return 1;

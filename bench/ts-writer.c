@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -364,6 +365,19 @@ fail:
 
 /* ---- main ---- */
 
+/* Several writers (one per log) run in the background of one shell, which
+ * ts-load stops when the run ends early (a signal, its time limit): they
+ * must stop with it, not write on for minutes into a scenario directory
+ * that is being removed while the next scenario runs. */
+static void stop_with_parent(void)
+{
+	pid_t parent = getppid();
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+		return; /* only tidier: the writer still stops by itself */
+	if (getppid() != parent)
+		stop_signal = SIGTERM; /* the parent died before the prctl */
+}
+
 static void usage(FILE *f)
 {
 	fputs("Usage: ts-writer -f FILE (-r RATE -d SECONDS | -n LINES) [options]\n"
@@ -449,6 +463,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	stop_with_parent();
 	int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC |
 				    (gen ? O_TRUNC : O_APPEND), 0644);
 	if (fd < 0) {
