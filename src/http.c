@@ -41,6 +41,11 @@
 #define TS_BLOCK_SIZE 512
 #endif
 #define TS_REPLAY_BLOCK (64 * 1024)
+/* An HTTP/1.0 client (nginx's default proxy_http_version) is never sent
+ * chunked encoding, so its writes come from the block too: 512 bytes would
+ * send a burst in hundreds of small writes.  16 KiB carries one as a
+ * chunked stream's pool would, for 16 KiB more per such stream. */
+#define TS_HTTP10_BLOCK (16 * 1024)
 
 struct ts_http {
 	struct ts_http_ctx ctx;   /* ctx.lfd is ours: closed by ts_http_stop */
@@ -648,9 +653,8 @@ static enum MHD_Result queue_stream(const struct ts_http *h,
 /* Answer with a started stream (rc: how its start went); takes it over. */
 static enum MHD_Result respond_stream(struct ts_http *h,
 				      struct MHD_Connection *conn,
-				      struct ts_conn *s, int rc)
+				      struct ts_conn *s, int rc, bool http10)
 {
-	(void)h;
 	if (rc) {
 		ts_conn_free(s);
 		return send_text(h, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -658,9 +662,10 @@ static enum MHD_Result respond_stream(struct ts_http *h,
 	}
 	ts_conn_watch_hangup(s);
 	bool replay = ts_conn_take_replay(s);
+	size_t block = replay ? TS_REPLAY_BLOCK
+			      : http10 ? TS_HTTP10_BLOCK : TS_BLOCK_SIZE;
 	struct MHD_Response *r = MHD_create_response_from_callback(
-		MHD_SIZE_UNKNOWN, replay ? TS_REPLAY_BLOCK : TS_BLOCK_SIZE,
-		ts_conn_read, s, ts_conn_free);
+		MHD_SIZE_UNKNOWN, block, ts_conn_read, s, ts_conn_free);
 	if (!r) {
 		ts_conn_free(s);
 		return MHD_NO;
@@ -703,6 +708,16 @@ static struct ts_start fresh_start(const struct ts_http *h,
 	return st;
 }
 
+/* What a route's handler gets. */
+struct route_req {
+	struct MHD_Connection *conn;
+	const char *url;
+	struct ts_log *log;     /* routes with a log's name */
+	bool head;
+	void **con_cls;
+	bool http10;            /* an HTTP/1.0 request */
+};
+
 /* Open a stream of `n` logs starting at `starts` (a stream of one log, or
  * with `merged` the merged stream of /api/events), with the request's
  * filters and format. */
@@ -711,8 +726,10 @@ static enum MHD_Result open_stream(struct ts_http *h,
 				   struct ts_log **logs,
 				   const struct ts_start *starts, size_t n,
 				   bool merged, const struct ts_request *req,
-				   bool head, void **con_cls)
+				   const struct route_req *q)
 {
+	bool head = q->head, http10 = q->http10;
+	void **con_cls = q->con_cls;
 	struct ts_filter *filter = NULL;
 	char ferr[TS_ERR_MAX];
 	int frc = ts_filter_new(h->ctx.env->filters, req->grep, req->ngrep,
@@ -749,18 +766,10 @@ static enum MHD_Result open_stream(struct ts_http *h,
 	for (size_t i = 0; i < n; i++)
 		cheap &= starts[i].kind == TS_START_END && starts[i].tail == 0;
 	if (cheap)
-		return respond_stream(h, conn, s, ts_conn_start(s));
+		return respond_stream(h, conn, s, ts_conn_start(s), http10);
 	return start_later(h, conn, s, con_cls);
 }
 
-/* What a route's handler gets. */
-struct route_req {
-	struct MHD_Connection *conn;
-	const char *url;
-	struct ts_log *log;     /* routes with a log's name */
-	bool head;
-	void **con_cls;
-};
 
 static enum MHD_Result serve_events(struct ts_http *h, struct route_req *q)
 {
@@ -774,8 +783,7 @@ static enum MHD_Result serve_events(struct ts_http *h, struct route_req *q)
 		st.kind = TS_START_ID;
 		st.pos = req.id;
 	}
-	return open_stream(h, q->conn, &q->log, &st, 1, false, &req, q->head,
-			   q->con_cls);
+	return open_stream(h, q->conn, &q->log, &st, 1, false, &req, q);
 }
 
 static enum MHD_Result serve_multi(struct ts_http *h, struct route_req *q)
@@ -801,7 +809,7 @@ static enum MHD_Result serve_multi(struct ts_http *h, struct route_req *q)
 		}
 	}
 	return open_stream(h, q->conn, logs, starts, req.nlogs, true, &req,
-			   q->head, q->con_cls);
+			   q);
 }
 
 static enum MHD_Result finish_lines(const struct ts_http *h,
@@ -1027,7 +1035,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		struct ts_conn *s = p->s;
 		int rc = p->rc;
 		free(p);
-		return respond_stream(h, conn, s, rc);
+		return respond_stream(h, conn, s, rc,
+				      strcmp(version, MHD_HTTP_VERSION_1_0) == 0);
 	}
 
 	char shown[256];
@@ -1051,7 +1060,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 				 "missing or wrong token: send it as "
 				 "Authorization: Bearer, ?token= or the "
 				 "tailsse_token cookie");
-	struct route_req q = { conn, url, NULL, head, con_cls };
+	struct route_req q = { conn, url, NULL, head, con_cls,
+			       strcmp(version, MHD_HTTP_VERSION_1_0) == 0 };
 	const char *bad;
 	size_t bad_len = 0;
 	const struct route *rt = find_route(h, &q, &bad, &bad_len);

@@ -276,6 +276,24 @@ class Heartbeat(unittest.TestCase):
             self.assertFalse(any(tsutil.is_message(e) for e in evs), evs)
             self.assertIn(b"\n: ping\n", bytes(c.raw))
 
+    def test_ping_follows_each_streams_last_write(self):
+        # each stream's first ping comes a heartbeat after its own last
+        # write, within the 0.1 s tick (not at a global second), and a
+        # stream that writes gets none meanwhile
+        with Daemon(server={"heartbeat": 1}) as d:
+            late = []
+            for k in range(4):
+                time.sleep(0.27)   # spread the streams over the second
+                c = d.stream("app")
+                c.next_event()     # retry: written now
+                t0 = time.monotonic()
+                c.read_until(lambda e: "ping" in e["comments"], timeout=3)
+                late.append(time.monotonic() - t0 - 1.0)
+                c.close()
+            # generous for a loaded machine: 0.1 s tick + scheduling
+            self.assertLess(max(late), 0.35, late)
+            self.assertGreater(min(late), -0.05, late)
+
 
 class ManyStreams(unittest.TestCase):
     def test_20_streams_get_the_same_200_lines(self):

@@ -240,6 +240,36 @@ class ClientErrorsAreCounted(unittest.TestCase):
                 self.assertNotIn("\n", line)
 
 
+class Http10(unittest.TestCase):
+    def test_http10_client_gets_a_burst_unchunked(self):
+        # nginx's default proxy_http_version: no chunked encoding, the body
+        # ends when the connection closes; every line of a burst arrives
+        import socket
+        with Daemon(content={"app": b""}) as d:
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            try:
+                s.sendall(b"GET /api/logs/app/events HTTP/1.0\r\n\r\n")
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk)
+                    buf += chunk
+                head, _, body = buf.partition(b"\r\n\r\n")
+                self.assertNotIn(b"chunked", head.lower())
+                self.assertIn(b"connection: close", head.lower())
+                d.write("app", "".join("line%05d %s\n" % (i, "x" * 90)
+                                       for i in range(3000)))
+                while body.count(b"\ndata: line") < 3000:
+                    chunk = s.recv(1 << 16)
+                    self.assertTrue(chunk, "closed early")
+                    body += chunk
+                nums = [int(x[10:15]) for x in body.split(b"\n")
+                        if x.startswith(b"data: line")]
+                self.assertEqual(nums, list(range(3000)))
+            finally:
+                s.close()
+
+
 class Stopping(unittest.TestCase):
     def stop_with_streams(self, sig):
         with Daemon(content={"app": b"a\nb\n"}) as d:
