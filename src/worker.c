@@ -2,9 +2,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "worker.h"
 
@@ -27,10 +25,9 @@ struct ts_worker {
 static void *worker_main(void *arg)
 {
 	struct ts_worker *w = arg;
-	/* Its jobs are a few clients' starts; the HTTP thread serves every
-	 * stream: on a busy machine it must win the core (Linux's nice is
-	 * per thread).  Failing to lower it is no reason to stop. */
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
+	/* (Not reniced: at nice 19 on a busy machine it held a log's lock
+	 * for hundreds of ms while starved, and the watcher, waiting for that
+	 * lock, stalled every log: a priority inversion.) */
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->head && !w->stop)
