@@ -377,7 +377,7 @@ struct parser {
 	/* Per server_keys[] entry with `unsupported`: the line of its value
 	 * when that value (the last one, as later values win) is non-empty,
 	 * else 0.  Checked once the whole file is read. */
-	size_t unsupported_line[N_SERVER_KEYS];
+	size_t value_line[N_SERVER_KEYS]; /* of a K_STR key's value; 0: empty */
 };
 
 #define perr(ps, ...) parse_err((ps), (ps)->lineno, __VA_ARGS__)
@@ -476,9 +476,7 @@ static int set_server_key(struct parser *ps, const struct server_key *k,
 	case K_STR:
 		if (set_str((char **)(void *)base, val, vlen, true) < 0)
 			return oom(ps);
-		if (k->unsupported != NULL)
-			ps->unsupported_line[k - server_keys] =
-				vlen > 0 ? ps->lineno : 0;
+		ps->value_line[k - server_keys] = vlen > 0 ? ps->lineno : 0;
 		return 0;
 	case K_STR_NONEMPTY:
 		if (vlen == 0) {
@@ -614,7 +612,7 @@ static int check_unsupported(struct parser *ps)
 	size_t first = 0, line = 0;
 
 	for (size_t i = 0; i < N_SERVER_KEYS; i++) {
-		size_t l = ps->unsupported_line[i];
+		size_t l = server_keys[i].unsupported ? ps->value_line[i] : 0;
 
 		if (l != 0 && (line == 0 || l < line)) {
 			line = l;
@@ -627,6 +625,33 @@ static int check_unsupported(struct parser *ps)
 		  "remove it (%s)", server_keys[first].name,
 		  server_keys[first].unsupported);
 	return -EINVAL;
+}
+
+static size_t line_of(const struct parser *ps, const char *key)
+{
+	for (size_t i = 0; i < N_SERVER_KEYS; i++)
+		if (strcmp(server_keys[i].name, key) == 0)
+			return ps->value_line[i];
+	return 0;
+}
+
+/* After the whole file (later values win): keys that go together. */
+static int check_pairs(struct parser *ps)
+{
+	const struct ts_config *c = ps->c;
+	if (!c->tls_cert != !c->tls_key) {
+		const char *set = c->tls_cert ? "tls_cert" : "tls_key";
+		parse_err(ps, line_of(ps, set), "%s is set without %s: HTTPS "
+			  "needs both", set, c->tls_cert ? "tls_key" : "tls_cert");
+		return -EINVAL;
+	}
+	if (c->token && c->token_file) {
+		size_t a = line_of(ps, "token"), b = line_of(ps, "token_file");
+		parse_err(ps, a > b ? a : b, "token and token_file are both "
+			  "set: keep one");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int ts_config_parse(struct ts_config *c, const char *text, size_t len,
@@ -663,17 +688,9 @@ int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 	rc = end_section(&ps);
 	if (rc < 0)
 		return rc;
-	if (!c->tls_cert != !c->tls_key) {
-		set_err(err, errlen, "%s: %s is set without %s: HTTPS needs "
-			"both", ps.fname, c->tls_cert ? "tls_cert" : "tls_key",
-			c->tls_cert ? "tls_key" : "tls_cert");
-		return -EINVAL;
-	}
-	if (c->token && c->token_file) {
-		set_err(err, errlen, "%s: token and token_file are both set: "
-			"keep one", ps.fname);
-		return -EINVAL;
-	}
+	rc = check_pairs(&ps);
+	if (rc < 0)
+		return rc;
 	return check_unsupported(&ps);
 }
 
