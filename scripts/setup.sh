@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 pkgs="gcc make libc6-dev autoconf automake pkg-config libmicrohttpd-dev libpcre2-dev libcmocka-dev curl ca-certificates"
 if [ "${1:-}" = "--test" ]; then
-	pkgs="$pkgs python3 logrotate"
+	# clang builds the fuzz targets (make fuzz-smoke); its libFuzzer
+	# runtime (libclang_rt.fuzzer) is only recommended by clang's
+	# packages, which --no-install-recommends skips: named here
+	pkgs="$pkgs python3 logrotate clang libclang-rt-14-dev"
 fi
 
 missing=""
