@@ -568,9 +568,13 @@ static void fuzz_cursor(const struct decoded *d)
 {
 	struct ts_request r;
 	memset(&r, 0, sizeof(r));
-	for (size_t i = 0; i < d->nq && r.nlogs < TS_REQ_MAX_LOGS; i++) {
+	for (size_t i = 0; i < d->nq && r.nlogs <= TS_REQ_MAX_LOGS; i++) {
 		if (strcmp(d->q[i].key, "log") != 0 || !d->q[i].value)
 			continue;
+		if (r.nlogs == TS_REQ_MAX_LOGS) {
+			r.nlogs++; /* one too many: refused before any is read */
+			break;
+		}
 		r.log[r.nlogs] = d->q[i].value;
 		r.log_len[r.nlogs++] = d->q[i].value_len;
 	}
@@ -596,10 +600,15 @@ static void fuzz_cursor(const struct decoded *d)
 				   "entry %zu differs from the reference", i);
 		if (rc) {
 			check_line(err, sizeof(err));
-			FUZZ_CHECK(strncmp(err, "bad cursor: ", 12) == 0,
+			FUZZ_CHECK(strncmp(err, r.nlogs > TS_REQ_MAX_LOGS
+							? "bad log: "
+							: "bad cursor: ",
+					   r.nlogs > TS_REQ_MAX_LOGS ? 9 : 12) == 0,
 				   "error \"%s\"", err);
 			continue;
 		}
+		FUZZ_CHECK(r.nlogs <= TS_REQ_MAX_LOGS, "%zu logs accepted",
+			   r.nlogs);
 		/* write back, parse again: the same */
 		char *buf = fuzz_alloc(TS_REQ_MAX_LOGS * (TS_NAME_MAX + 44));
 		size_t n = write_cursor(&r, buf);
