@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 pkgs="gcc make libc6-dev autoconf automake pkg-config libmicrohttpd-dev libpcre2-dev libcmocka-dev curl ca-certificates"
 if [ "${1:-}" = "--test" ]; then
-	pkgs="$pkgs python3 logrotate openssl"
+	pkgs="$pkgs python3 logrotate openssl clang libclang-rt-14-dev"
 fi
 
 missing=""

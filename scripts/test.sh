@@ -1,6 +1,7 @@
 #!/bin/sh
 # test.sh: set up, build with -Werror under AddressSanitizer and UBSan, and
-# run every test (unit and integration).  Ends with "N passed, N failed".
+# run every test (unit and integration), the benchmarks' and the fuzz
+# targets' smoke runs.  Ends with "N passed, N failed".
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh --test
@@ -15,6 +16,11 @@ make -s -j2 check || status=$?
 # the benchmarks in their short smoke form: they run, nothing is lost
 if [ "$status" = 0 ]; then
 	make -s bench-smoke || status=$?
+fi
+# the fuzz targets, five seconds each over their seeds and regression inputs
+# (it says it is skipped when configure found no clang with libFuzzer)
+if [ "$status" = 0 ]; then
+	make -s fuzz-smoke || status=$?
 fi
 # Count test cases, not programs: cmocka's "[  PASSED  ] N test(s)." and
 # "[  FAILED  ] N test(s)", the integration tests' "N passed, N failed".

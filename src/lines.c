@@ -143,7 +143,9 @@ int ts_lines_tail_match(int fd, uint64_t size, uint64_t n, uint64_t max_bytes,
 		return rc;
 	*end = e;
 	*start = e;
-	if (n == 0 || e == 0)
+	/* max_bytes 0: no line within the bound (the window below would be
+	 * empty, and its scan start before it) */
+	if (n == 0 || e == 0 || max_bytes == 0)
 		return 0;
 	uint64_t bound = e > max_bytes ? e - max_bytes : 0;
 

@@ -516,6 +516,42 @@ static void test_tail_hole_only(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* ts_lines_tail_match                                                  */
+
+static int keep_all(const char *line, size_t len, void *arg)
+{
+	(void)line;
+	(void)len;
+	(void)arg;
+	return 1;
+}
+
+/* The bound at its smallest: max_bytes 0 reads nothing and starts at the
+ * end (it once scanned from before its empty window: fuzz_tail found it);
+ * 1 byte holds no whole line; 2 bytes hold the last one. */
+static void test_tail_match_tiny_bound(void **state)
+{
+	struct fixture *f = *state;
+	static const char d[] = "a\nb\nc\n";
+	static const struct {
+		uint64_t max_bytes, start;
+	} cases[] = { { 0, 6 }, { 1, 6 }, { 2, 4 }, { 4, 2 }, { 100, 0 } };
+	fixture_file(f, d, sizeof(d) - 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t s = 7777, e = 8888;
+		assert_int_equal(ts_lines_tail_match(f->fd, sizeof(d) - 1, 5,
+						     cases[i].max_bytes,
+						     keep_all, NULL, &s, &e),
+				 0);
+		assert_int_equal(e, 6);
+		if (s != cases[i].start)
+			fail_msg("max_bytes %" PRIu64 ": start %" PRIu64
+				 ", want %" PRIu64,
+				 cases[i].max_bytes, s, cases[i].start);
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* ts_lines_at_start                                                    */
 
 static void test_at_start(void **state)
@@ -594,6 +630,7 @@ int main(void)
 		T(test_tail_bounded),
 		T(test_tail_bounded_two_blocks),
 		T(test_tail_hole_only),
+		T(test_tail_match_tiny_bound),
 		T(test_at_start),
 		T(test_at_start_matches_data),
 	};
