@@ -346,9 +346,18 @@ static int dcache_refresh(struct ts_log *log)
 {
 	uint64_t seq = atomic_load(&log->dir_seq);
 	int64_t now = ts_now_ms();
+	/* The directory's own modification time says whether a name came or
+	 * went since the listing, also before the watcher has read its event
+	 * (a client reconnecting right after logrotate ran); one in the clock
+	 * tick of the listing itself proves nothing. */
+	struct stat dst;
+	int64_t dmtime = stat(log->dir, &dst) == 0 ? mtime_ns(&dst) : -1;
 	if (log->dcache_valid && seq == log->dcache_seq &&
-	    now - log->dcache_ms < TS_DCACHE_MS)
+	    now - log->dcache_ms < TS_DCACHE_MS &&
+	    dmtime == log->dcache_mtime_ns &&
+	    log->dcache_rt_ns - dmtime > 20 * 1000 * 1000)
 		return 0;
+	int64_t listed_rt = realtime_ns();
 	uint64_t seen[TS_SEEN];
 	unsigned nseen;
 	pthread_mutex_lock(&log->lock);
@@ -406,6 +415,8 @@ static int dcache_refresh(struct ts_log *log)
 	log->dcache_valid = true;
 	log->dcache_seq = seq;
 	log->dcache_ms = now;
+	log->dcache_mtime_ns = dmtime;
+	log->dcache_rt_ns = listed_rt;
 	return 0;
 }
 

@@ -137,17 +137,20 @@ struct ts_log {
 				     * last, while it is open (no reference) */
 	char *dir;                  /* the path's directory */
 	const char *base;           /* the path's file name, in `path` */
-	/* The directory's candidates for generations, cached between
-	 * changes of the directory (the watcher bumps dir_seq on each event
-	 * there) and for at most TS_DCACHE_MS: a resume id that names no
-	 * file must not cost a directory scan each time.  scan_lock
-	 * protects them; it is taken before `lock`, never while holding it. */
+	/* The directory's candidates for generations, cached while the
+	 * directory's modification time and dir_seq (bumped by the watcher on
+	 * each event there, and when the seen list changes) stay the same,
+	 * and for at most TS_DCACHE_MS: a resume id that names no file must
+	 * not cost a directory scan each time.  scan_lock protects them; it
+	 * is taken before `lock`, never while holding it. */
 	pthread_mutex_t scan_lock;
 	struct ts_dent *dcache;
 	size_t ndcache;
 	bool dcache_valid;
 	int64_t dcache_ms;
 	uint64_t dcache_seq;
+	int64_t dcache_mtime_ns;    /* the directory's, when listed */
+	int64_t dcache_rt_ns;       /* wall clock of the listing */
 	_Atomic uint64_t dir_seq;
 };
 
