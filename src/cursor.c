@@ -196,18 +196,32 @@ int ts_cursor_write_id(const struct ts_cursor *c, struct ts_buf *out,
 		return ts_sse_id(out, ino, off);
 	/* every log's position: this one's new one, the others' as their
 	 * client has them */
-	int rc = ts_buf_puts(out, "id: ");
-	for (size_t i = 0; i < fmt->nall && rc == 0; i++) {
+	/* "id: " + per log NAME=INO:OFF, with room for the digits */
+	size_t need = 5;
+	for (size_t i = 0; i < fmt->nall; i++)
+		need += strlen(fmt->all[i]->log->name) + 3 + 2 * TS_U64_DIGITS;
+	if (ts_buf_reserve(out, need))
+		return -ENOMEM;
+	char *p = out->data + out->len;
+	memcpy(p, "id: ", 4);
+	p += 4;
+	for (size_t i = 0; i < fmt->nall; i++) {
 		const struct ts_cursor *k = fmt->all[i];
 		uint64_t ki = k == c ? ino : k->file ? k->file->ino : 0;
 		uint64_t ko = k == c ? off : k->file ? k->id_off : 0;
-		rc = ts_buf_printf(out, "%s%s=%llu:%llu", i ? "," : "",
-				   k->log->name, (unsigned long long)ki,
-				   (unsigned long long)ko);
+		size_t nl = strlen(k->log->name);
+		if (i)
+			*p++ = ',';
+		memcpy(p, k->log->name, nl);
+		p += nl;
+		*p++ = '=';
+		p = ts_u64_put(p, ki);
+		*p++ = ':';
+		p = ts_u64_put(p, ko);
 	}
-	if (rc == 0)
-		rc = ts_buf_puts(out, "\n");
-	return rc;
+	*p++ = '\n';
+	out->len = (size_t)(p - out->data);
+	return 0;
 }
 
 /* A control event: `type` with JSON data {FIELDS} (plus the log's name in
@@ -521,12 +535,17 @@ static int data_of_merged(const struct ts_cursor *s, struct ts_scratch *sc,
 			  const char *text, uint64_t next)
 {
 	struct ts_buf *o = &sc->out;
-	int rc = ts_buf_printf(o, "{\"log\":\"%s\",\"line\":", s->log->name);
+	int rc = ts_buf_puts(o, "{\"log\":\"");
+	if (rc == 0)
+		rc = ts_buf_puts(o, s->log->name);
+	if (rc == 0)
+		rc = ts_buf_puts(o, "\",\"line\":");
 	if (rc == 0)
 		rc = ts_json_string(o, text, sc->text.len);
 	if (rc == 0)
-		rc = ts_buf_printf(o, ",\"offset\":%llu",
-				   (unsigned long long)next);
+		rc = ts_buf_puts(o, ",\"offset\":");
+	if (rc == 0)
+		rc = ts_buf_u64(o, next);
 	if (rc == 0 && s->fmt->grep)
 		rc = ts_buf_puts(o, ",\"match\":[");
 	if (rc == 0 && s->fmt->grep && sc->ranges.len)

@@ -342,6 +342,33 @@ static void test_budget_invariance_filtered_json(void **state)
 	ts_buf_free(&norm);
 }
 
+/* A merged stream's id lists every log: the event's at its new position,
+ * the others where their client is ("0:0" for a log with no file). */
+static void test_merged_id(void **state)
+{
+	struct fx *f = *state;
+	struct ts_log *b = ts_log_new("b-2.x", "/nonexistent/b.log");
+	assert_non_null(b);
+	put(f->path, "x\n", "w");
+	ts_log_check(f->log);
+	struct ts_cursor c1, c2;
+	struct ts_cursor *all[2] = { &c1, &c2 };
+	struct ts_fmt fmt = { NULL, false, false, all, 2 };
+	ts_cursor_init(&c1, f->log, &f->env, &fmt);
+	ts_cursor_init(&c2, b, &f->env, &fmt);
+	struct ts_buf out = TS_BUF_INIT;
+	assert_int_equal(ts_cursor_write_id(&c2, &out, 0, 0), 0);
+	assert_int_equal(ts_cursor_write_id(&c1, &out, 18446744073709551615u,
+					    9223372036854775807u), 0);
+	assert_int_equal(ts_buf_append(&out, "", 1), 0);
+	assert_string_equal(out.data,
+			    "id: app=0:0,b-2.x=0:0\n"
+			    "id: app=18446744073709551615:9223372036854775807,"
+			    "b-2.x=0:0\n");
+	ts_buf_free(&out);
+	ts_log_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +382,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deleted_then_created,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merged_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_invariance_plain,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
