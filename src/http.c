@@ -87,10 +87,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	struct ts_http *h = cls;
 	char msg[512];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	/* A client going away mid-stream is how streams end: not news. */
+	/* A client going away mid-stream is how streams end: not news.  Nor
+	 * is a stream that the reader ended with an error: that is a client
+	 * that hung up, or a failure the reader has said itself. */
 	if (strstr(msg, "no longer available") ||
 	    strstr(msg, "Connection reset") || strstr(msg, "Broken pipe") ||
-	    strstr(msg, "forcibly closed"))
+	    strstr(msg, "forcibly closed") ||
+	    strstr(msg, "application error generating") ||
+	    strstr(msg, "application reported error generating"))
 		return;
 	size_t n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
