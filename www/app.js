@@ -66,10 +66,10 @@
     return "?" + q.join("&");
   }
 
-  // An API URL relative to the page: path plus [name, value] pairs.
-  function apiUrl(path, pairs, withToken) {
+  // An API URL relative to the page: path plus [name, value] pairs.  (The
+  // token goes in a header, never in a URL.)
+  function apiUrl(path, pairs) {
     const q = pairs.map(([k, v]) => k + "=" + encodeURIComponent(v));
-    if (withToken && token) q.push("token=" + encodeURIComponent(token));
     return path + (q.length ? "?" + q.join("&") : "");
   }
 
@@ -102,8 +102,8 @@
     const rest = [];
     let found = null;
     for (const p of parts) {
-      const name = decodeURIComponent(p.split("=")[0].replace(/\+/g, " "));
-      if (name === "token") found = new URLSearchParams(p).get("token");
+      const kv = new URLSearchParams(p);
+      if (kv.has("token")) found = kv.get("token");
       else rest.push(p);
     }
     if (found === null) return;
@@ -309,8 +309,14 @@
     showFilterError("");
     $("retry").hidden = true;
     $("jump").hidden = true;
-    if (st.logs.length === 0) current = openPicker(st);
-    else current = openViewer(st);
+    if (st.logs.length > 0) current = openViewer(st);
+    else if (!st.embed) current = openPicker(st);
+    else {
+      // embedded: no picker; say what is missing
+      show("view");
+      $("empty").textContent = "No log chosen: add log=NAME to this page's address.";
+      setStatus("idle", "");
+    }
   }
 
   // Move to another page state without reloading (keeps the token in
@@ -404,7 +410,7 @@
       if (!logs.length) { msg.className = "msg"; msg.textContent = "No logs are configured."; }
     }
 
-    async function load(first) {
+    async function load() {
       let r;
       try {
         r = await fetch("api/logs", { headers: authHeaders(), cache: "no-store" });
@@ -426,8 +432,15 @@
         msg.textContent = "api/logs: " + f.status + " " + f.text;
         return;
       }
-      const logs = await r.json();
+      let logs;
+      try { logs = await r.json(); } catch (e) { logs = null; }
       if (closed) return;
+      if (!Array.isArray(logs)) {
+        msg.hidden = false;
+        msg.className = "msg bad";
+        msg.textContent = "api/logs: not a list of logs";
+        return;
+      }
       setStatus("idle", "");
       show("picker");
       render(logs);
@@ -441,14 +454,14 @@
       go(queryOf(Object.assign({ logs: names }, look)));
     };
     updateMerge();
-    load(true);
+    load();
     // sizes change: look again now and then while the page is seen
-    timer = setInterval(() => { if (!document.hidden) load(false); }, 5000);
+    timer = setInterval(() => { if (!document.hidden) load(); }, 5000);
 
     return {
       close() { closed = true; clearInterval(timer); root.classList.remove("picker"); },
       keys() { return false; },
-      wake() { load(false); },
+      wake() { load(); },
     };
   }
 
@@ -489,6 +502,7 @@
     let count = 0;            // lines (and separators) in the view
     let chunks = [];          // the view's blocks, oldest first: { el, n }
     let unseen = 0;           // lines arrived while not following
+    let linesAbove = 0;       // while not following: lines above the block at the top of the screen
     let linesApi = null;      // whether the server has /lines (null: unknown)
     let atStart = false;      // "load earlier" reached the start of the file
     let hiddenSince = 0;
@@ -571,7 +585,7 @@
       if (closed || paused) return;
       const ctl = new AbortController();
       conn = ctl;
-      const url = apiUrl(streamPath, streamPairs(resume), false);
+      const url = apiUrl(streamPath, streamPairs(resume));
       setStatus(everOpen ? "reconnecting" : "connecting", everOpen ? "reconnecting" : "connecting");
       let r;
       try {
@@ -684,14 +698,16 @@
     function push(item) {
       pending.push(item);
       if (!raf) raf = requestAnimationFrame(flush);
-      if (following) {
-        // more than the view holds: the DOM's lines and the oldest pending
-        // ones would all be dropped, so drop them now (a hidden tab gets
-        // no frames, and a burst need not be drawn line by line)
-        if (pending.length - head >= 2 * MAX_LINES) trimPending();
-      } else if (!holdOff && count + pending.length - head >= MAX_LINES) {
-        hold();
-      }
+      // more than the view holds: the DOM's lines and the oldest pending
+      // ones would all be dropped, so drop them now (a hidden tab gets no
+      // frames, and a burst need not be drawn line by line)
+      if (following && pending.length - head >= 2 * MAX_LINES) trimPending();
+    }
+
+    // Whether one more line may come without dropping one that the user,
+    // scrolled up, is reading.
+    function room() {
+      return following || holdOff || count + pending.length - head + 1 - MAX_LINES <= linesAbove;
     }
 
     function trimPending() {
@@ -704,6 +720,10 @@
     // id-only events move too (see the head of the stream's events).
     function onEvent(type, data, id) {
       if (paused || closed) return;   // held while reading a chunk: the rest comes again
+      if (data !== null && type !== "filter-limit" && !room()) {
+        hold();                       // this line comes again on resume
+        return;
+      }
       if (id) lastId = id;
       if (data === null) return;
       if (type === "message") {
@@ -814,10 +834,12 @@
         box.insertBefore(c.el, box.firstChild);
       }
       count += nodes.length;
+      linesAbove = 0;   // measured again when the user scrolls
     }
 
     function dropOldest(k) {
       count -= k;
+      linesAbove = Math.max(0, linesAbove - k);
       while (k > 0) {
         const c = chunks[0];
         if (c.n <= k) {
@@ -909,6 +931,24 @@
       if (bottom && user) follow(true);
       else if (!bottom && following && user) follow(false);
       else if (following) pin();
+      if (!following) measureTop();
+    }
+
+    // How many lines are above the block at the top of the screen: the
+    // lines that may be dropped without taking what the user reads.
+    function measureTop() {
+      const bar = $("bar");
+      const y = root.classList.contains("embed") ? 2 : bar.getBoundingClientRect().bottom + 2;
+      const e = document.elementFromPoint(Math.min(40, window.innerWidth - 1), y);
+      const c = e && e.closest(".chunk");
+      let n = 0;
+      if (c) {
+        for (const ch of chunks) {
+          if (ch.el === c) break;
+          n += ch.n;
+        }
+      }
+      linesAbove = n;
     }
 
     function pin() {
@@ -945,7 +985,7 @@
 
     function linesUrl(before, n) {
       return apiUrl("api/logs/" + encodeURIComponent(single) + "/lines",
-        [["before", before], ["n", String(n)]].concat(filterPairs(st)), false);
+        [["before", before], ["n", String(n)]].concat(filterPairs(st)));
     }
 
     async function fetchLines(before, n) {

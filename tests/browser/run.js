@@ -338,7 +338,7 @@ test("theme: follows the system, theme=dark and theme=light override it", async 
   }
 });
 
-test("a 20,000-line burst keeps frames flowing and the newest 10,000 lines", async (s) => {
+test("a 20,000-line burst keeps frames flowing and the newest 10,000 lines; memory stays flat", async (s) => {
   const d = await s.daemon();
   const page = await s.open(d, "?log=app");
   await waitState(page, "live");
@@ -373,6 +373,27 @@ test("a 20,000-line burst keeps frames flowing and the newest 10,000 lines", asy
     const se = document.scrollingElement;
     return se.scrollTop + innerHeight >= se.scrollHeight - 20;
   }), "still following the newest line");
+  // memory stays flat: another 20,000 lines, then the same DOM and heap
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Performance.enable");
+  const metrics = async () => {
+    await cdp.send("HeapProfiler.collectGarbage");
+    const m = (await cdp.send("Performance.getMetrics")).metrics;
+    const get = (n) => m.find((x) => x.name === n).value;
+    return { nodes: get("Nodes"), heap: get("JSHeapUsedSize") };
+  };
+  const m1 = await metrics();
+  for (let k = 20; k < 40; k++) {
+    d.write("app", numbered(k * 1000 + 1, k * 1000 + 1000));
+    await L.sleep(45);
+  }
+  await waitLine(page, "n=040000 payload", 30000);
+  await L.sleep(200);
+  const m2 = await metrics();
+  console.log("#   after 20,000 and 40,000 lines: " + m1.nodes + " and " + m2.nodes + " DOM nodes, " +
+    (m1.heap / 1e6).toFixed(1) + " and " + (m2.heap / 1e6).toFixed(1) + " MB of JS heap");
+  assert(m2.nodes <= m1.nodes * 1.05 + 100, "DOM nodes grew: " + m1.nodes + " → " + m2.nodes);
+  assert(m2.heap <= m1.heap * 1.25 + 2e6, "JS heap grew: " + m1.heap + " → " + m2.heap);
 }, { timeout: 60000 });
 
 test("following stops when scrolled up; End follows again", async (s) => {
@@ -399,6 +420,26 @@ test("following stops when scrolled up; End follows again", async (s) => {
     return se.scrollTop + innerHeight >= se.scrollHeight - 20;
   }, null, { timeout: 3000 });
 });
+
+test("a full view read from its top holds new lines instead of dropping the reader's; End goes on", async (s) => {
+  const d = await s.daemon({ content: { app: numbered(1, 10000) } });
+  const page = await s.open(d, "?log=app&tail=10000");
+  await waitLine(page, "n=010000 payload", 15000);
+  await waitState(page, "live");
+  await blur(page);
+  await page.keyboard.press("Home");
+  await page.waitForSelector("#jump:not([hidden])", { timeout: 3000 });
+  d.write("app", numbered(10001, 10100));
+  await waitState(page, "paused");
+  assert(/holding/.test(await page.textContent("#detail")), "says why it paused");
+  let nums = await shownNumbers(page);
+  assertEqual([nums.length, nums[0], nums[nums.length - 1]], [10000, 1, 10000], "nothing dropped while held");
+  await page.keyboard.press("End");
+  await waitLine(page, "n=010100 payload");
+  await waitState(page, "live");
+  nums = await shownNumbers(page);
+  assertEqual(nums, range(101, 10100), "the newest 10,000, each once");
+}, { timeout: 60000 });
 
 test("usable at phone width (390 px): no sideways scrolling, controls on screen", async (s) => {
   const d = await s.daemon({ content: { app: syslogText(80) } });
