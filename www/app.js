@@ -256,10 +256,14 @@
   // ------------------------------------------------------------ status
 
   const statusEl = $("status"), stateEl = $("state"), detailEl = $("detail"), badge = $("badge");
-  function setStatus(state, word, detail) {
+  // state: the data-state (live, paused, reconnecting, offline, error,
+  // connecting, idle); word: what the bar says; detail: a few words after
+  // it; why: the longer story, in the tooltip.
+  function setStatus(state, word, detail, why) {
     statusEl.dataset.state = state;
     stateEl.textContent = word || state;
     detailEl.textContent = detail ? " " + detail : "";
+    statusEl.title = why || detail || "";
     badge.dataset.state = state;
     badge.textContent = word || state;
     badge.hidden = !root.classList.contains("embed") || state === "live" || state === "idle";
@@ -416,7 +420,7 @@
         r = await fetch("api/logs", { headers: authHeaders(), cache: "no-store" });
       } catch (e) {
         if (closed) return;
-        setStatus("offline", navigator.onLine ? "no answer" : "offline", "retrying");
+        setStatus("offline", navigator.onLine ? "no answer" : "offline", "", "api/logs: no answer; trying again every 5 s");
         return;
       }
       if (closed) return;
@@ -647,13 +651,14 @@
       }
       if (f.status === 400) {
         stopStream();
-        setStatus("error", "error", f.text);
+        setStatus("error", "error", "", f.text);
         showFilterError(f.text || "the server refused these filters");
+        $("empty").textContent = "Nothing is shown until the filter is fixed (Enter applies it).";
         return;
       }
       if (f.status === 404) {
         stopStream();
-        setStatus("error", "not found", f.text);
+        setStatus("error", "not found", "", f.text);
         if (merged && /endpoint/i.test(f.text)) {
           note("This server cannot merge logs on one connection (it has no api/events). Open them one at a time: " +
             st.logs.join(", ") + ".", "nomerge");
@@ -685,7 +690,7 @@
       const tick = () => {
         const word = navigator.onLine ? "reconnecting" : "offline";
         const s = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
-        setStatus(word, word, (why ? why + "; " : "") + "retry in " + s + " s");
+        setStatus(word, word, "retry in " + s + " s", why ? why + "; retry in " + s + " s" : "");
       };
       tick();
       tickTimer = setInterval(tick, 1000);
@@ -899,7 +904,8 @@
     }
 
     function showJump() {
-      jump.hidden = following || st.embed;
+      // (one layout read, once per frame at most)
+      jump.hidden = following || st.embed || se.scrollHeight <= window.innerHeight + 16;
       jump.textContent = unseen ? "↓ " + fmt.format(unseen) + " new line" + (unseen === 1 ? "" : "s") : "↓ newest";
     }
 
@@ -963,14 +969,15 @@
       paused = "held";
       stopStream();
       setPauseUi();
-      setStatus("paused", "paused", "holding " + fmt.format(MAX_LINES) + " lines while you read; End or Space goes on");
+      setStatus("paused", "paused", "End goes on", "The view holds " + fmt.format(MAX_LINES) +
+        " lines: the next would push out what you are reading. End or Space goes on.");
     }
 
     function pause() {
       paused = "user";
       stopStream();
       setPauseUi();
-      setStatus("paused", "paused", "Space resumes");
+      setStatus("paused", "paused", "Space resumes", "Paused: the stream is closed; Space or Resume goes on from the last line.");
     }
 
     function resume() {
@@ -1085,6 +1092,7 @@
         linesApi = false;
         note("This server cannot show the lines before a position (it has no api/logs/…/lines), so this " +
           "permalink opens with the lines after its line.", "nolines");
+        follow(true);   // no marked line to keep in view
         lastId = st.at;
         showJump();
         connect(st.at);
@@ -1160,7 +1168,7 @@
       keys,
       wake,
       hidden,
-      offline() { if (!paused && !closed) setStatus("offline", "offline", "waiting for the network"); },
+      offline() { if (!paused && !closed) setStatus("offline", "offline", "", "waiting for the network"); },
     };
   }
 

@@ -228,8 +228,8 @@ test("a stream refused (502s): jittered growing retries from the last id, at onc
   });
   const t0 = Date.now();
   await d.stop();
-  await page.waitForFunction(() => /answered 502/.test(document.getElementById("detail").textContent),
-    null, { timeout: 10000 });
+  await page.waitForFunction(() => /answered 502/.test(document.getElementById("status").title) &&
+    /retry in \d+ s/.test(document.getElementById("detail").textContent), null, { timeout: 10000 });
   assertEqual(await page.getAttribute("#status", "data-state"), "reconnecting", "state while refused");
   assert(await page.isVisible("#retry"), "a retry-now button while waiting");
   // one more try, later than the first was after the stream ended
@@ -431,7 +431,8 @@ test("a full view read from its top holds new lines instead of dropping the read
   await page.waitForSelector("#jump:not([hidden])", { timeout: 3000 });
   d.write("app", numbered(10001, 10100));
   await waitState(page, "paused");
-  assert(/holding/.test(await page.textContent("#detail")), "says why it paused");
+  assert(/End goes on/.test(await page.textContent("#detail")), "says how to go on");
+  assert(/push out what you are reading/.test(await page.getAttribute("#status", "title")), "says why it paused");
   let nums = await shownNumbers(page);
   assertEqual([nums.length, nums[0], nums[nums.length - 1]], [10000, 1, 10000], "nothing dropped while held");
   await page.keyboard.press("End");
