@@ -1099,8 +1099,9 @@
         return;
       }
       if (r.status === 410 || r.status === 400) {
-        note("This permalink's line is no longer in the log (" + (r.text || r.status) + "). Showing the log as it is now.", "gone");
-        following = true;
+        note((r.status === 410 ? "This permalink's line is no longer in the log (" : "This permalink is not valid (") +
+          (r.text || r.status) + "). Showing the log as it is now.", "gone");
+        follow(true);
         connect(null);
         return;
       }
@@ -1276,8 +1277,8 @@
       g.select();
       return;
     }
-    // Space on a button or link is theirs
-    if (e.key === " " && t && /^(BUTTON|A|SUMMARY)$/.test(t.tagName)) return;
+    // Space on a button is the button's (a link has no use for it)
+    if (e.key === " " && t && /^(BUTTON|SUMMARY)$/.test(t.tagName)) return;
     if (current && current.keys) current.keys(e);
   });
 

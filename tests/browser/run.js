@@ -214,7 +214,7 @@ test("daemon stopped and restarted: every line written meanwhile appears once", 
   assertEqual(await shownNumbers(page), range(1, 42), "every line once, in order");
 });
 
-test("a stream refused (502s): jittered growing retries from the last id, at once when online", async (s) => {
+test("a stream refused (502s): jittered growing retries from the last id, at once when online or shown again", async (s) => {
   const d = await s.daemon();
   const page = await s.open(d, "?log=app");
   await waitState(page, "live");
@@ -254,6 +254,32 @@ test("a stream refused (502s): jittered growing retries from the last id, at onc
   await waitLine(page, "n=000006 payload");
   await waitState(page, "live");
   assertEqual(await shownNumbers(page), range(1, 6), "every line once");
+  // refused again, twice (the next try 4-8 s away): the tab shown again
+  // tries at once
+  const again = [];
+  await page.route(/\/api\/logs\/app\/events/, (route) => {
+    again.push(Date.now());
+    route.fulfill({ status: 502, contentType: "text/plain", body: "bad gateway\n" });
+  });
+  await d.restart();
+  const until = Date.now() + 10000;
+  while (again.length < 2 && Date.now() < until) await L.sleep(20);
+  assert(again.length >= 2, "tries while refused again: " + again.length);
+  await page.unroute(/\/api\/logs\/app\/events/);
+  d.write("app", numbered(7, 7));
+  const shown = page.waitForRequest(L.isStream, { timeout: 1500 });
+  await page.evaluate(() => {
+    const set = (h) => {
+      Object.defineProperty(document, "hidden", { value: h, configurable: true });
+      Object.defineProperty(document, "visibilityState", { value: h ? "hidden" : "visible", configurable: true });
+      document.dispatchEvent(new Event("visibilitychange"));
+    };
+    set(true);
+    set(false);
+  });
+  await shown;
+  await waitLine(page, "n=000007 payload");
+  assertEqual(await shownNumbers(page), range(1, 7), "every line once");
 });
 
 test("a rotation and a truncation show a separator naming them, then the new lines", async (s) => {
