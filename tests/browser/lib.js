@@ -376,6 +376,14 @@ async function shownNumbers(page) {
   });
 }
 
+// The controls shown (inputs, buttons, selects) that have no name a
+// screen reader can say: no label, aria-label, text or title.
+function unlabelled(page) {
+  return page.$$eval("input, button, select", (es) => es.filter((e) => e.getClientRects().length > 0)
+    .filter((e) => !(e.getAttribute("aria-label") || (e.labels && e.labels.length && e.labels[0].textContent.trim()) ||
+      e.textContent.trim() || e.title)).map((e) => e.outerHTML));
+}
+
 const range = (a, b) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
 // ---------------------------------------------------------------- runner
@@ -430,5 +438,5 @@ async function runAll(filter) {
 
 module.exports = {
   Daemon, Session, Skip, startProxy, streamEnded, isStream, skip, assert, assertEqual, sleep, get, numbered, range, test, runAll,
-  viewRows, lineTexts, waitLine, waitState, shownNumbers, LAUNCH_ARGS,
+  viewRows, lineTexts, waitLine, waitState, shownNumbers, unlabelled, LAUNCH_ARGS,
 };

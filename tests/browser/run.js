@@ -74,10 +74,7 @@ test("picker lists every log with its size and whether it exists", async (s) => 
   assert(/KiB/.test(rows[1][1]), "size of web in KiB: " + rows[1][1]);
   assert(/not created yet/.test(rows[2][2]), "the missing file said so: " + rows[2][2]);
   // every control has a name a screen reader can say
-  const unnamed = await page.$$eval("input, button, select", (es) => es.filter((e) => !e.closest("[hidden]"))
-    .filter((e) => !(e.getAttribute("aria-label") || e.labels && e.labels.length && e.labels[0].textContent.trim() ||
-      e.textContent.trim() || e.title)).map((e) => e.outerHTML));
-  assertEqual(unnamed, [], "controls without a label");
+  assertEqual(await L.unlabelled(page), [], "controls without a label in the picker");
   // two ticked: the merged view's button
   assert(await page.isDisabled("#merge"), "merge button disabled with nothing ticked");
   await page.check('#loglist input[value="app"]');
@@ -104,6 +101,16 @@ test("an appended line appears within a second", async (s) => {
   }
   const st = await page.textContent("#status");
   assert(/live/.test(st), "status says live: " + st);
+  assertEqual(await L.unlabelled(page), [], "controls without a label in the view");
+});
+
+test("a filter that hits the server's time limit says so, once", async (s) => {
+  const d = await s.daemon({ content: { app: "a".repeat(5000) + "b\nplain aaa\n" } });
+  const page = await s.open(d, "?log=app&grep=" + encodeURIComponent("(a+)+$"));
+  await page.waitForSelector('.note[data-key="limit"]', { timeout: 5000 });
+  assert(/time limit/.test(await page.textContent("#notes")), "the note");
+  assertEqual(await page.$$eval(".note", (n) => n.length), 1, "one note");
+  await waitState(page, "live");
 });
 
 test("filters typed with the keyboard go to the query and the stream; matches highlighted", async (s) => {
