@@ -669,7 +669,11 @@
             span.append(" ", a);
           }
         } else {
-          note(f.text || "not found", "404");
+          note((f.text || "not found") + ". ", "404");
+          const a = el("a", null, "All logs");
+          a.href = queryOf({ theme: st.theme });
+          notes.querySelector('[data-key="404"] span').append(a);
+          $("empty").textContent = "";
         }
         return;
       }
@@ -1151,6 +1155,21 @@
     setPauseUi();
     if (st.at && !merged) openAt();
     else connect(null);
+    if (!merged) describeFile();
+
+    // What api/logs says of this log's file: not there yet, or unreadable
+    async function describeFile() {
+      let logs;
+      try {
+        const r = await fetch("api/logs", { headers: authHeaders(), cache: "no-store" });
+        logs = r.ok ? await r.json() : null;
+      } catch (e) { logs = null; }
+      if (closed || !Array.isArray(logs)) return;
+      const me = logs.find((l) => l.name === single);
+      if (!me) return;
+      if (me.error) note("The server cannot read this file: " + me.error + ".", "unreadable");
+      else if (!me.exists) $("empty").textContent = "The file does not exist yet. It is watched: its lines appear here when it is created.";
+    }
 
     return {
       close() {

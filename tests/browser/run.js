@@ -309,6 +309,18 @@ test("a rotation and a truncation show a separator naming them, then the new lin
     "n=000007 payload"], "lines and separators");
 });
 
+test("a log whose file does not exist yet says so, then shows it created and its lines", async (s) => {
+  const d = await s.daemon({ logs: ["later"], missing: ["later"] });
+  const page = await s.open(d, "?log=later");
+  await waitState(page, "live");
+  await page.waitForFunction(() => /does not exist yet/.test(document.getElementById("empty").textContent) &&
+    document.getElementById("empty").offsetParent !== null, null, { timeout: 5000 });
+  fs.writeFileSync(d.path("later"), "first line of a new file\n");
+  await waitLine(page, "first line of a new file");
+  const rows = (await viewRows(page)).map((r) => r.replace(/seen \d\d:\d\d:\d\d$/, "seen HH:MM:SS"));
+  assertEqual(rows, ["--sep: file created — following it seen HH:MM:SS", "first line of a new file"], "rows");
+});
+
 test("embed=1 shows the lines only", async (s) => {
   const d = await s.daemon({ content: { app: syslogText(30) } });
   const page = await s.open(d, "?log=app&embed=1", { viewport: { width: 900, height: 360 } });
