@@ -293,6 +293,10 @@ class Session {
     ctx.on("request", (r) => this.requests.push({ url: r.url(), type: r.resourceType(), origin }));
     const page = await ctx.newPage();
     page.on("pageerror", (e) => this.errors.push(String(e)));
+    // the page's Content-Security-Policy refusing something is a bug too
+    page.on("console", (m) => {
+      if (/Content Security Policy|Refused to/i.test(m.text())) this.errors.push("console: " + m.text());
+    });
     return page;
   }
 
