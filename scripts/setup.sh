@@ -6,7 +6,12 @@ cd "$(dirname "$0")/.."
 
 pkgs="gcc make libc6-dev autoconf automake pkg-config libmicrohttpd-dev libpcre2-dev libcmocka-dev curl ca-certificates"
 if [ "${1:-}" = "--test" ]; then
+	# the browser tests: Debian's Chromium, fonts for its screenshots, and
+	# node + npm (Debian's, unless a node is there already)
 	pkgs="$pkgs python3 logrotate openssl clang libclang-rt-14-dev"
+	pkgs="$pkgs chromium fonts-dejavu-core"
+	command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 fi
 
 missing=""
@@ -22,6 +27,18 @@ if [ -n "$missing" ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# playwright-core for the browser tests, at the version package-lock.json
+# pins (no browser download: the tests use Debian's chromium)
+if [ "${1:-}" = "--test" ]; then
+	want=$(sed -n 's/^ *"playwright-core": "\(.*\)"$/\1/p' tests/browser/package.json)
+	have=$(sed -n 's/^ *"version": "\(.*\)",$/\1/p' \
+		tests/browser/node_modules/playwright-core/package.json 2>/dev/null | head -n 1)
+	if [ "$want" != "$have" ]; then
+		echo "setup: npm ci in tests/browser (playwright-core $want)"
+		(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
 fi
 
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test.sh: set up, build with -Werror under AddressSanitizer and UBSan, and
-# run every test (unit and integration), the benchmarks' and the fuzz
-# targets' smoke runs.  Ends with "N passed, N failed".
+# run every test (unit, integration, browser), the benchmarks' and the
+# fuzz targets' smoke runs.  Ends with "N passed, N failed" (and ", N
+# skipped" when some tests wait for what is not there).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh --test
@@ -12,7 +13,8 @@ if [ ! -f Makefile ]; then
 fi
 make -s -j2
 status=0
-make -s -j2 check || status=$?
+# setup.sh has installed what the browser tests need: missing is a failure
+TAILSSE_BROWSER_TESTS=required make -s -j2 check || status=$?
 # the benchmarks in their short smoke form: they run, nothing is lost
 if [ "$status" = 0 ]; then
 	make -s bench-smoke || status=$?
@@ -23,16 +25,23 @@ if [ "$status" = 0 ]; then
 	make -s fuzz-smoke || status=$?
 fi
 # Count test cases, not programs: cmocka's "[  PASSED  ] N test(s)." and
-# "[  FAILED  ] N test(s)", the integration tests' "N passed, N failed".
+# "[  FAILED  ] N test(s)", the integration and browser tests' "N passed,
+# N failed" (", N skipped").
 [ "$status" = 0 ] || cat test-suite.log
 logs=$(find tests -name '*.log' ! -name test-suite.log)
+count='\([0-9]*\) passed, \([0-9]*\) failed\(, \([0-9]*\) skipped\)\{0,1\}$'
 pass=$(cat $logs | sed -n -e 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' \
-	-e 's/^\([0-9]*\) passed, [0-9]* failed$/\1/p' | awk '{s+=$1} END {print s+0}')
+	-e "s/^$count/\\1/p" | awk '{s+=$1} END {print s+0}')
 fail=$(cat $logs | sed -n -e 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' \
-	-e 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' | awk '{s+=$1} END {print s+0}')
+	-e "s/^$count/\\2/p" | awk '{s+=$1} END {print s+0}')
+skip=$(cat $logs | sed -n -e "s/^$count/\\4/p" | awk '{s+=$1} END {print s+0}')
 # a program that crashed counts as a failure even if it printed no count
 crashed=$(find tests -name '*.trs' -exec grep -l -E '^:test-result: (FAIL|ERROR)' {} + | wc -l)
 [ "$crashed" -gt "$fail" ] && fail=$crashed
 [ "$status" = 0 ] || [ "$fail" -gt 0 ] || fail=1
-echo "tests: $pass passed, $fail failed"
+if [ "$skip" -gt 0 ]; then
+	echo "tests: $pass passed, $fail failed, $skip skipped"
+else
+	echo "tests: $pass passed, $fail failed"
+fi
 exit $status
