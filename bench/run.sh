@@ -9,7 +9,9 @@
 # go in /var/tmp and are removed at the end.  ts-load, ts-writer and
 # ts-hostile are taken from $TS_LOAD / $TS_WRITER / $TS_HOSTILE, else from
 # bench/ when built there and newer than their sources, else compiled with gcc
-# into the temp dir.  See bench/README.md.
+# into the temp dir (ts-load with TLS when pkg-config finds GnuTLS).  The
+# tls-* scenarios run the daemon over HTTPS with a certificate made by
+# openssl in their temp dir.  See bench/README.md.
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +23,8 @@ DURATION=${BENCH_DURATION:-20}           # seconds of writing in live scenarios
 REPEAT=${BENCH_REPEAT:-3}                # replays per throughput figure: the best counts
 HOSTILE_K=${BENCH_HOSTILE:-16}           # looping clients of the hostile scenario
 HOSTILE_SIZE=${BENCH_HOSTILE_SIZE:-50M}  # its big log (ts-writer -g: K/M/G suffixes)
-SCENARIOS="idle10k live100 live1k live100x10k multi100 idle1k8 replay tail grep1k filter hostile"
+TLS_KEY=${BENCH_TLS_KEY:-ec}             # the tls-* certificate's key: ec (P-256) or rsa (2048)
+SCENARIOS="idle10k tls-idle1k tls-idle10k live100 tls-live100 live1k live100x10k multi100 idle1k8 replay tail grep1k filter hostile"
 
 usage() {
 	cat <<EOF
@@ -36,7 +39,9 @@ BENCH_BIG_SIZE (bytes, default 1 GiB), BENCH_DURATION (s, default 20),
 BENCH_REPEAT (runs of each throughput measurement, the best is kept;
 default 3), BENCH_CONF (extra server keys for every scenario, e.g.
 'conn_memory=262144'), BENCH_HOSTILE (looping clients of the hostile
-scenario, default 16), BENCH_HOSTILE_SIZE (its big log, default 50M).
+scenario, default 16), BENCH_HOSTILE_SIZE (its big log, default 50M),
+BENCH_TLS_KEY (key of the tls-* scenarios' certificate: ec, the default,
+for P-256, or rsa for RSA 2048).
 EOF
 }
 
@@ -58,6 +63,10 @@ done
 # several scenarios in one invocation: their figures come from the same
 # run (e.g. a multi-log scenario beside its single-log reference)
 ONLY=${ONLY//,/ }
+case $TLS_KEY in
+ec|rsa) ;;
+*) echo "run.sh: BENCH_TLS_KEY must be ec or rsa (got '$TLS_KEY')" >&2; exit 2 ;;
+esac
 for s in $ONLY; do
 	if ! [[ " $SCENARIOS smoke " == *" $s "* ]]; then
 		echo "run.sh: unknown scenario $s (one of: $SCENARIOS smoke)" >&2
@@ -105,8 +114,17 @@ build_tool() { # NAME -> path on stdout
 		fi
 	done
 	mkdir -p "$WORK/bin"
-	${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE "$src" \
-		-o "$WORK/bin/$name" -lm >&2 || return 1
+	# ts-load's --tls needs GnuTLS: without it, ts-load is built without
+	# TLS and the tls-* scenarios say n/a
+	local tls=() libs=(-lm)
+	if [ "$name" = ts-load ] && pkg-config --exists 'gnutls >= 3.6.3' 2>/dev/null; then
+		# shellcheck disable=SC2207 # pkg-config's words
+		tls=(-DTS_LOAD_TLS $(pkg-config --cflags gnutls))
+		# shellcheck disable=SC2207
+		libs+=($(pkg-config --libs gnutls))
+	fi
+	${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE "${tls[@]}" "$src" \
+		-o "$WORK/bin/$name" "${libs[@]}" >&2 || return 1
 	echo "$WORK/bin/$name"
 }
 LOAD=$(build_tool ts-load) || { log "cannot build ts-load"; exit 1; }
@@ -149,6 +167,60 @@ http_ok() { # PORT PATH: the answer is a 200
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The same over HTTPS (TLS_ARGS set): ts-load is the client; its complaint
+# stays in DIR/probe.err for when the daemon never answers.
+https_ok() { # PORT PATH DIR
+	"$LOAD" -p "$1" -n 1 -u "$2" -d 0 -w 0 -T 2 "${TLS_ARGS[@]}" \
+		2>"$3/probe.err" | grep -q ' conns_ok=1 '
+}
+
+# ---- TLS ----
+
+# The tls-* scenarios: the daemon with tls_cert and tls_key when TLS_KEYS
+# is set, every ts-load with TLS_ARGS; both empty for the others.
+TLS_KEYS=()
+TLS_ARGS=()
+
+# tls_setup: a self-signed certificate for 127.0.0.1 (and localhost) in
+# CUR_DIR, made with openssl as tests/integration/test_tls.py does; sets
+# TLS_KEYS, TLS_ARGS (ts-load verifies the certificate with --cafile, as a
+# real client does) and TLS_CERT_DESC.  Returns 1 with the reason in
+# TLS_WHY when TLS cannot be measured here.
+tls_setup() {
+	TLS_WHY=""
+	if ! command -v openssl >/dev/null 2>&1; then
+		TLS_WHY="openssl is not installed; Debian: apt-get install openssl"
+		return 1
+	fi
+	# a ts-load without TLS stops at --tls with status 2, before -h
+	if ! "$LOAD" --tls -h >/dev/null 2>&1; then
+		TLS_WHY="$LOAD was built without TLS; Debian: apt-get install libgnutls28-dev, then build it again"
+		return 1
+	fi
+	local key
+	if [ "$TLS_KEY" = rsa ]; then
+		key=(-newkey rsa:2048); TLS_CERT_DESC="RSA 2048 certificate"
+	else
+		key=(-newkey ec -pkeyopt ec_paramgen_curve:P-256); TLS_CERT_DESC="ECDSA P-256 certificate"
+	fi
+	if ! openssl req -x509 "${key[@]}" -nodes -days 2 -subj /CN=127.0.0.1 \
+		-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+		-keyout "$CUR_DIR/key.pem" -out "$CUR_DIR/cert.pem" >"$CUR_DIR/openssl.err" 2>&1; then
+		TLS_WHY="openssl could not make a certificate: $(tail -1 "$CUR_DIR/openssl.err")"
+		return 1
+	fi
+	TLS_KEYS=("tls_cert=$CUR_DIR/cert.pem" "tls_key=$CUR_DIR/key.pem")
+	TLS_ARGS=(--tls --cafile "$CUR_DIR/cert.pem")
+}
+
+# What the TLS streams negotiated (ts-load's "TLS:" line in FILE) and the
+# certificate, for a row.
+tls_desc() { # FILE
+	local d
+	d=$(sed -n 's/^ts-load: TLS: //p' "$1" | head -1)
+	echo "${d:-TLS not negotiated}, $TLS_CERT_DESC"
+}
+
 # start_daemon DIR LOGFILE [KEY=VALUE...] [log:NAME=PATH...]: config in
 # DIR, sets PORT and DAEMON_PID; LOGFILE is the log "bench" (none when
 # empty), each log:NAME=PATH one more log; the [server] keys given override
@@ -166,7 +238,7 @@ start_daemon() {
 			echo "www = $dir/www"
 			local kv
 			# shellcheck disable=SC2086 # words on purpose
-			for kv in "$@" $BENCH_CONF; do
+			for kv in "$@" "${TLS_KEYS[@]}" $BENCH_CONF; do
 				[[ $kv == log:* ]] || echo "${kv%%=*} = ${kv#*=}"
 			done
 			[ -z "$logfile" ] || printf '\n[log bench]\npath = %s\n' "$logfile"
@@ -180,7 +252,11 @@ start_daemon() {
 		DAEMON_PID=$!
 		local i
 		for i in $(seq 50); do
-			http_ok "$PORT" /healthz && return 0
+			if [ ${#TLS_KEYS[@]} -gt 0 ]; then
+				https_ok "$PORT" /healthz "$dir" && return 0
+			else
+				http_ok "$PORT" /healthz && return 0
+			fi
 			kill -0 "$DAEMON_PID" 2>/dev/null || break
 			sleep 0.1
 		done
@@ -191,6 +267,7 @@ start_daemon() {
 	done
 	log "the daemon did not start:"
 	sed 's/^/    /' "$dir/daemon.err" >&2
+	[ ! -s "$dir/probe.err" ] || grep -v '^ts-load: [0-9]' "$dir/probe.err" | head -3 | sed 's/^/    /' >&2
 	return 1
 }
 
@@ -241,7 +318,7 @@ run_load() {
 	local dir=$1
 	shift
 	rm -f "$dir/ready"
-	"$LOAD" -p "$PORT" -R "$dir/ready" "$@" >"$dir/load.out" 2>"$dir/load.err" &
+	"$LOAD" -p "$PORT" -R "$dir/ready" "$@" "${TLS_ARGS[@]}" >"$dir/load.out" 2>"$dir/load.err" &
 	LOAD_PID=$!
 	while [ ! -e "$dir/ready" ] && kill -0 "$LOAD_PID" 2>/dev/null; do
 		sleep 0.05
@@ -309,8 +386,9 @@ live() {
 	wargs=("$@")
 	new_dir "$name"
 	: >"$CUR_DIR/app.log"
+	# the caller makes the row: LIVE_LINE says what happened
 	start_daemon "$CUR_DIR" "$CUR_DIR/app.log" "max_clients=$((n + 100))" || {
-		row "$label" "daemon did not start" "-" FAIL; return; }
+		LIVE_LINE="daemon did not start"; LIVE_VERDICT=FAIL; RESULT=""; return; }
 	local lines
 	lines=$(calc "\"%d\", $rate * $secs")
 	local wcmd
@@ -365,7 +443,7 @@ idle_hold() {
 	IDLE_RSS0=$(rss_kb "$DAEMON_PID")
 	rm -f "$CUR_DIR/ready"
 	"$LOAD" -p "$PORT" -R "$CUR_DIR/ready" -n "$n" -r 2000 -u "$path" \
-		-d "$IDLE_HOLD" -w 0 "$@" >"$CUR_DIR/load.out" 2>"$CUR_DIR/load.err" &
+		-d "$IDLE_HOLD" -w 0 "$@" "${TLS_ARGS[@]}" >"$CUR_DIR/load.out" 2>"$CUR_DIR/load.err" &
 	LOAD_PID=$!
 	while [ ! -e "$CUR_DIR/ready" ] && kill -0 "$LOAD_PID" 2>/dev/null; do
 		sleep 0.05
@@ -399,27 +477,48 @@ idle_line() {
 	echo "$(kv conns_ok "$RESULT")/$n up in $(kv connect_s "$RESULT") s; daemon RSS $((IDLE_RSS0 / 1024)) MiB idle -> $((IDLE_RSS1 / 1024)) MiB: $(idle_per "$n") KiB/$unit; CPU $IDLE_CPU s in $IDLE_WALL s ($(calc "\"%.2f\", 100 * $IDLE_CPU / $IDLE_WALL")% of a core) with heartbeat $IDLE_HB s; pings received $pings ($(calc "\"%.1f\", $pings / ($n > 0 ? $n : 1)")/$unit in $IDLE_HOLD s), closed by server $(kv closed_early "$RESULT"); machine $IDLE_BUSY of $NCPU cores busy"
 }
 
-sc_idle10k() {
-	local n=10000 hard
+# idle_streams N LABEL: N idle streams of one log in CUR_DIR, held as
+# idle_hold does (over HTTPS when tls_setup ran), and their row; fewer when
+# the open-file hard limit is lower, which the row says.
+idle_streams() {
+	local n=$1 label=$2 hard
 	hard=$(ulimit -Hn)
-	local label="idle: $n streams"
 	if [ "$hard" != unlimited ] && [ "$hard" -lt $((n + 200)) ]; then
-		n=$((hard - 200))
 		log "open-file hard limit is $hard: scaling the idle scenario" \
-		    "down to $n streams (raise it with ulimit -Hn / LimitNOFILE)"
-		label="idle: $n streams (scaled down: ulimit -Hn $hard)"
+		    "down to $((hard - 200)) streams (raise it with ulimit -Hn / LimitNOFILE)"
+		label="$label (scaled down to $((hard - 200)): ulimit -Hn $hard)"
+		n=$((hard - 200))
 	fi
 	ulimit -Sn "$hard" 2>/dev/null   # the daemon inherits it
-	new_dir idle10k
 	: >"$CUR_DIR/app.log"
 	start_daemon "$CUR_DIR" "$CUR_DIR/app.log" "max_clients=$n" \
 		"heartbeat=$IDLE_HB" || { row "$label" "daemon did not start" "-" FAIL; return; }
 	idle_hold "$n" "/api/logs/bench/events?tail=0"
 	local res verdict=FAIL
 	res=$(idle_line "$n" stream)
+	if [ ${#TLS_ARGS[@]} -gt 0 ]; then
+		res="$(tls_desc "$CUR_DIR/load.err"); $res; client RSS $(($(kv client_maxrss_kb "$RESULT") / 1024)) MiB"
+	fi
 	[ "$(kv conns_ok "$RESULT")" = "$n" ] && [ "$(kv closed_early "$RESULT")" = 0 ] && verdict=ok
 	row "$label" "$res" "all connected; RSS/stream and CPU between heartbeats reported" "$verdict"
 }
+
+sc_idle10k() {
+	new_dir idle10k
+	idle_streams 10000 "idle: 10000 streams"
+}
+
+# idle_tls NAME N: N idle streams over HTTPS: what a TLS session adds to
+# a stream's memory (compare idle10k).
+idle_tls() {
+	local label="idle TLS: $2 streams"
+	new_dir "$1"
+	tls_setup || { row "$label" "n/a ($TLS_WHY)" "-" n/a; return; }
+	idle_streams "$2" "$label"
+}
+
+sc_tls_idle1k() { idle_tls tls-idle1k 1000; }
+sc_tls_idle10k() { idle_tls tls-idle10k 10000; }
 
 # ---- several logs on one connection (/api/events) ----
 
@@ -503,10 +602,42 @@ sc_idle1k8() {
 	row "$label" "$res" "$target" "$verdict"
 }
 
+# live100's figures, for tls-live100 to compare with when it runs right
+# after it (same invocation: same machine conditions)
+PLAIN100=""
+
 sc_live100() {
 	live live100 "" 100 1000 "$DURATION"
 	row "live: 100 streams x 1000 lines/s (100 B), ${DURATION} s" "$LIVE_LINE" \
 		"lossless; p50/p99" "$LIVE_VERDICT"
+	[ -z "$RESULT" ] || PLAIN100="$RESULT cpu=$CPU_S wall=$WALL_S"
+}
+
+# What TLS costs beside plain HTTP: ratios of tls-live100's figures (RESULT,
+# CPU_S, WALL_S) to live100's (PLAIN100).
+tls_vs_plain() {
+	local p=$PLAIN100 tls plain
+	tls=$(calc "\"%.4f\", $CPU_S / ($WALL_S > 0 ? $WALL_S : 1)")
+	plain=$(calc "\"%.4f\", $(kv cpu "$p") / ($(kv wall "$p") > 0 ? $(kv wall "$p") : 1)")
+	printf 'vs plain live100 of this run: server CPU %s%% vs %s%% of a core (x%s), ' \
+		"$(calc "\"%.0f\", 100 * $tls")" "$(calc "\"%.0f\", 100 * $plain")" \
+		"$(calc "\"%.2f\", $tls / ($plain > 0 ? $plain : 1)")"
+	printf 'client CPU %s vs %s s, latency p50 %s vs %s ms, p99 %s vs %s ms' \
+		"$(kv client_cpu_s "$RESULT")" "$(kv client_cpu_s "$p")" \
+		"$(kv p50_ms "$RESULT")" "$(kv p50_ms "$p")" \
+		"$(kv p99_ms "$RESULT")" "$(kv p99_ms "$p")"
+}
+
+sc_tls_live100() {
+	local label="live TLS: 100 streams x 1000 lines/s (100 B), ${DURATION} s"
+	local target="lossless; p50/p99 beside plain live100 (--only live100,tls-live100)"
+	new_dir tls-live100
+	tls_setup || { row "$label" "n/a ($TLS_WHY)" "$target" n/a; return; }
+	live tls-live100 "" 100 1000 "$DURATION"
+	local res
+	res="$(tls_desc "$CUR_DIR/load.err"); $LIVE_LINE"
+	[ -z "$PLAIN100" ] || res="$res; $(tls_vs_plain)"
+	row "$label" "$res" "$target" "$LIVE_VERDICT"
 }
 
 sc_live1k() {
@@ -734,9 +865,16 @@ elif [ -n "$ONLY" ]; then
 else
 	todo=$SCENARIOS
 fi
+# tls-live100 right after live100 when both run: its row compares the two,
+# taken under the same conditions
+if [[ " $todo " == *" live100 "* && " $todo " == *" tls-live100 "* ]]; then
+	todo=$(echo " $todo " | sed -e 's/ tls-live100 / /g' -e 's/ live100 / live100 tls-live100 /')
+fi
 for s in $todo; do
 	log "== $s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-	"sc_$s"
+	TLS_KEYS=()
+	TLS_ARGS=()
+	"sc_${s//-/_}"
 	stop_daemon
 done
 

@@ -15,10 +15,17 @@
  * accounting is kept per (connection, log); a connection is complete when
  * every log's last line arrived.  The log names are the URL's log= values.
  *
+ * With --tls the streams are HTTPS (GnuTLS): the handshake runs inside the
+ * same epoll loop, non-blocking, and the decrypted records go into the same
+ * parser.  TLS is a build option (TS_LOAD_TLS, set by configure and run.sh
+ * when GnuTLS is there); the plain path only tests a per-connection pointer
+ * once per wake-up.
+ *
  * Output: one "RESULT key=value ..." line on stdout, a summary on stderr.
  * Every wait is bounded: the program always stops by itself.
  *
  * Build: gcc -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE ts-load.c -o ts-load -lm
+ * with --tls: add -DTS_LOAD_TLS $(pkg-config --cflags --libs gnutls)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem, memrchr */
@@ -30,6 +37,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,6 +51,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef TS_LOAD_TLS
+#include <gnutls/gnutls.h>
+#endif
 
 /* Bytes of one line kept per connection: enough for the fields parsed (the
  * start of a data: line, an id:, a status line or header); the rest of a
@@ -61,6 +72,12 @@
  * takes at most 47 (two 20-digit numbers); not the whole line, which would
  * triple the client's cost per event. */
 #define LINE_HEAD 64
+/* TLS records read per wake-up at most (16 KiB each: 1 MiB, as the plain
+ * path's READS_PER_WAKE reads of RBUF_SIZE) */
+#define TLS_RECORDS_PER_WAKE 64
+/* GnuTLS's default priorities (the system's), TLS 1.2 and 1.3 only: the
+ * daemon accepts nothing older */
+#define TLS_PRIORITIES "-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /* ---- time ---- */
 
@@ -170,6 +187,9 @@ static struct {
 	const char *exec_cmd;
 	double max_time;
 	bool verbose;
+	bool tls;             /* --tls: HTTPS */
+	bool insecure;        /* --insecure: no check of the certificate */
+	const char *cafile;   /* --cafile: the certificates to trust */
 } opt = {
 	.host = "127.0.0.1",
 	.port = 8080,
@@ -208,7 +228,7 @@ static void on_signal(int sig)
 
 /* ---- connections ---- */
 
-enum cstate { C_NEW, C_CONNECTING, C_HEADERS, C_BODY, C_DONE };
+enum cstate { C_NEW, C_CONNECTING, C_HANDSHAKE, C_HEADERS, C_BODY, C_DONE };
 enum chstate { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_END, CH_TRAILER, CH_END };
 
 /* The line accounting of one log on one connection: a single-log stream's
@@ -243,8 +263,25 @@ struct conn {
 	uint64_t ev_off, ev_seq, ev_t;
 	struct track trk;       /* a single-log stream's lines */
 	uint64_t last_off;
+#ifdef TS_LOAD_TLS
+	gnutls_session_t tls;   /* NULL: plain HTTP (or no session yet) */
+#endif
 	char line[LINE_CAP];
 };
+
+/* Is c's stream TLS?  Constant false without TLS support, so that the
+ * plain build carries no TLS code at all. */
+#ifdef TS_LOAD_TLS
+#define CONN_TLS(c) ((c)->tls != NULL)
+#else
+#define CONN_TLS(c) false
+#endif
+
+/* TLS, below (never called in a build without it) */
+static void tls_start(struct conn *c);
+static void tls_readable(struct conn *c);
+static bool tls_send_all(struct conn *c, const char *p, size_t n);
+static void tls_end(struct conn *c);
 
 static struct conn *conns;
 static struct track *tracks; /* --multi: nconns * nlogs, by (idx, log) */
@@ -256,24 +293,33 @@ static void conn_close(struct conn *c)
 		c->finished = true;
 		g.finished++;
 	}
+	if (CONN_TLS(c))
+		tls_end(c); /* before close: it may send a close_notify */
 	if (c->fd >= 0) {
 		close(c->fd); /* also leaves the epoll set */
 		c->fd = -1;
 	}
-	if (c->state == C_CONNECTING || c->state == C_HEADERS)
+	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE ||
+	    c->state == C_HEADERS)
 		g.pending--;
 	c->state = C_DONE;
 	g.done++;
 }
 
-static void conn_fail(struct conn *c, const char *what, int err)
+/* c failed while connecting: what, and why (NULL: nothing more to say) */
+static void conn_fail_why(struct conn *c, const char *what, const char *why)
 {
 	static unsigned reported;
 	if (reported++ < 5)
 		fprintf(stderr, "ts-load: connection %u: %s%s%s\n", c->idx, what,
-			err ? ": " : "", err ? strerror(err) : "");
+			why ? ": " : "", why ? why : "");
 	g.failed++;
 	conn_close(c);
+}
+
+static void conn_fail(struct conn *c, const char *what, int err)
+{
+	conn_fail_why(c, what, err ? strerror(err) : NULL);
 }
 
 /* How many lines of seq < expect stream c should get. */
@@ -851,6 +897,35 @@ static void conn_start(struct conn *c, int64_t now)
 		conn_fail(c, "epoll_ctl", errno);
 }
 
+/* The GET (over c's TLS session once its handshake is done), then wait
+ * for the answer. */
+static void send_request(struct conn *c)
+{
+	char req[1400];
+	int n = build_request(c, req, sizeof(req));
+	if (n < 0) {
+		conn_fail(c, "URL too long", 0);
+		return;
+	}
+	if (CONN_TLS(c)) {
+		if (!tls_send_all(c, req, (size_t)n))
+			return; /* failed, and said so */
+	} else {
+		ssize_t w = send(c->fd, req, (size_t)n, MSG_NOSIGNAL);
+		if (w != n) {
+			conn_fail(c, "send", w < 0 ? errno : EAGAIN);
+			return;
+		}
+	}
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+	if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+		conn_fail(c, "epoll_ctl", errno);
+		return;
+	}
+	c->state = C_HEADERS;
+}
+
+/* The TCP connection is up (or failed). */
 static void conn_writable(struct conn *c)
 {
 	int err = 0;
@@ -861,29 +936,39 @@ static void conn_writable(struct conn *c)
 		conn_fail(c, "connect", err);
 		return;
 	}
-	char req[1400];
-	int n = build_request(c, req, sizeof(req));
-	if (n < 0) {
-		conn_fail(c, "URL too long", 0);
-		return;
+	if (opt.tls)
+		tls_start(c); /* the GET follows the handshake */
+	else
+		send_request(c);
+}
+
+/* c's connection ended (why: NULL when it was closed in order). */
+static void conn_eof(struct conn *c, const char *why)
+{
+	if (c->state == C_BODY && c->status == 200) {
+		static unsigned shown;
+		if (shown++ < 3)
+			fprintf(stderr, "ts-load: connection %u: closed by the "
+				"server%s%s\n", c->idx, why ? ": " : "",
+				why ? why : "");
+		g.closed_early++;
+		conn_close(c);
+	} else if (c->state == C_BODY) {
+		g.failed++; /* an error answer without length */
+		conn_close(c);
+	} else {
+		conn_fail_why(c, "closed before the headers", why);
 	}
-	ssize_t w = send(c->fd, req, (size_t)n, MSG_NOSIGNAL);
-	if (w != n) {
-		conn_fail(c, "send", w < 0 ? errno : EAGAIN);
-		return;
-	}
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
-	if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
-		conn_fail(c, "epoll_ctl", errno);
-		return;
-	}
-	c->state = C_HEADERS;
 }
 
 static char rbuf[RBUF_SIZE];
 
 static void conn_readable(struct conn *c)
 {
+	if (CONN_TLS(c)) {
+		tls_readable(c);
+		return;
+	}
 	for (int i = 0; i < READS_PER_WAKE && c->fd >= 0; i++) {
 		ssize_t r = read(c->fd, rbuf, sizeof(rbuf));
 		if (r < 0) {
@@ -894,22 +979,7 @@ static void conn_readable(struct conn *c)
 		}
 		int64_t now = now_ns();
 		if (r <= 0) {
-			int err = r < 0 ? errno : 0;
-			if (c->state == C_BODY && c->status == 200) {
-				static unsigned shown;
-				if (shown++ < 3)
-					fprintf(stderr, "ts-load: connection %u: "
-						"closed by the server%s%s\n", c->idx,
-						err ? ": " : "",
-						err ? strerror(err) : "");
-				g.closed_early++;
-				conn_close(c);
-			} else if (c->state == C_BODY) {
-				g.failed++; /* an error answer without length */
-				conn_close(c);
-			} else {
-				conn_fail(c, "closed before the headers", err);
-			}
+			conn_eof(c, r < 0 ? strerror(errno) : NULL);
 			return;
 		}
 		bytes_in(c, rbuf, (size_t)r, now);
@@ -928,11 +998,305 @@ static void check_timeouts(int64_t now)
 {
 	for (unsigned i = 0; i < g.started; i++) {
 		struct conn *c = &conns[i];
-		if ((c->state == C_CONNECTING || c->state == C_HEADERS) &&
+		if ((c->state == C_CONNECTING || c->state == C_HANDSHAKE ||
+		     c->state == C_HEADERS) &&
 		    now - c->t_start > CONNECT_TIMEOUT_NS)
 			conn_fail(c, "no answer within 10 s", 0);
 	}
 }
+
+/* ---- TLS (--tls) ---- */
+
+#ifdef TS_LOAD_TLS
+
+static gnutls_certificate_credentials_t tls_cred;
+static gnutls_priority_t tls_prio;
+static char tls_name[64]; /* checked against the certificate: -H, no [] */
+
+/* Once: the credentials (what to trust) and priorities every session
+ * shares.  -1 with a line on stderr. */
+static int tls_init(void)
+{
+	const char *where = NULL;
+	int r = gnutls_certificate_allocate_credentials(&tls_cred);
+	if (r >= 0 && opt.cafile) {
+		r = gnutls_certificate_set_x509_trust_file(tls_cred, opt.cafile,
+							   GNUTLS_X509_FMT_PEM);
+		if (r == 0) {
+			fprintf(stderr, "ts-load: --cafile %s: no PEM "
+				"certificate in it\n", opt.cafile);
+			return -1;
+		}
+		if (r < 0) {
+			fprintf(stderr, "ts-load: --cafile %s: %s\n",
+				opt.cafile, gnutls_strerror(r));
+			return -1;
+		}
+	}
+	if (r >= 0)
+		r = gnutls_priority_init2(&tls_prio, TLS_PRIORITIES, &where,
+					  GNUTLS_PRIORITY_INIT_DEF_APPEND);
+	if (r < 0) {
+		fprintf(stderr, "ts-load: TLS: %s%s%s\n", gnutls_strerror(r),
+			where ? " at " : "", where ? where : "");
+		return -1;
+	}
+	/* "[::1]" is "::1" in the certificate */
+	size_t n = strlen(opt.host);
+	const char *h = opt.host;
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	snprintf(tls_name, sizeof(tls_name), "%.*s", (int)n, h);
+	return 0;
+}
+
+static void tls_cleanup(void)
+{
+	if (tls_prio)
+		gnutls_priority_deinit(tls_prio);
+	if (tls_cred)
+		gnutls_certificate_free_credentials(tls_cred);
+}
+
+/* Read-ahead for TLS streams.  GnuTLS asks its pull function for exactly
+ * what it needs (a record's 5-byte header, then its body): two recv per
+ * record, ten times the plain path's syscalls on a live stream, which made
+ * the client the bottleneck.  Once the handshake is done, the pull reads
+ * what the socket has into this buffer and serves GnuTLS from it.  Only the
+ * connection being read owns it: tls_readable drains it before returning
+ * (and tls_end drops it), so no bytes of a connection wait in it while
+ * another is read, and epoll's readiness stays that of the socket.  As on
+ * the plain path, a short recv means the socket is drained: the next pull
+ * says EAGAIN without asking (level-triggered epoll tells again). */
+static struct {
+	const struct conn *owner;
+	size_t pos, len;
+	bool drained;
+	char buf[RBUF_SIZE];
+} ra;
+
+static bool ra_holds(const struct conn *c)
+{
+	return ra.owner == c && ra.pos < ra.len;
+}
+
+static ssize_t tls_pull(gnutls_transport_ptr_t p, void *data, size_t n)
+{
+	const struct conn *c = p;
+	/* exact reads while handshaking: nothing is left in ra when it ends
+	 * and the connection goes back to waiting for epoll */
+	if (c->state == C_HANDSHAKE)
+		return recv(c->fd, data, n, 0);
+	if (!ra_holds(c)) {
+		if (ra.owner == c && ra.drained) {
+			errno = EAGAIN;
+			return -1;
+		}
+		ssize_t r = recv(c->fd, ra.buf, sizeof(ra.buf), 0);
+		if (r <= 0)
+			return r; /* errno for GnuTLS: EAGAIN, or the error */
+		ra.owner = c;
+		ra.pos = 0;
+		ra.len = (size_t)r;
+		ra.drained = ra.len < sizeof(ra.buf);
+	}
+	size_t k = ra.len - ra.pos < n ? ra.len - ra.pos : n;
+	memcpy(data, ra.buf + ra.pos, k);
+	ra.pos += k;
+	return (ssize_t)k;
+}
+
+/* Only when GnuTLS waits with a timeout (it does not here: non-blocking
+ * sessions, no record timeout), but a replaced pull needs its own. */
+static int tls_pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
+{
+	const struct conn *c = p;
+	if (ra_holds(c))
+		return 1;
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
+static void tls_fail(struct conn *c, const char *what, int r)
+{
+	conn_fail_why(c, what, gnutls_strerror(r));
+}
+
+/* The handshake failed: with a certificate that did not verify, say why
+ * (not trusted, another name, expired...) rather than GnuTLS's generic
+ * "Error in the certificate verification". */
+static void tls_handshake_failed(struct conn *c, int r)
+{
+	gnutls_datum_t out = { NULL, 0 };
+	if (r != GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR ||
+	    gnutls_certificate_verification_status_print(
+		    gnutls_session_get_verify_cert_status(c->tls),
+		    GNUTLS_CRT_X509, &out, 0) < 0) {
+		tls_fail(c, "TLS handshake", r);
+		return;
+	}
+	conn_fail_why(c, "TLS handshake", (const char *)out.data);
+	gnutls_free(out.data);
+}
+
+/* What the first session negotiated (version, key exchange, signature,
+ * cipher), once: run.sh shows it beside the figures. */
+static void tls_describe(gnutls_session_t s)
+{
+	static bool shown;
+	if (shown)
+		return;
+	shown = true;
+	char *d = gnutls_session_get_desc(s);
+	fprintf(stderr, "ts-load: TLS: %s\n", d ? d : "?");
+	gnutls_free(d);
+}
+
+/* One step of c's non-blocking handshake; the GET goes out once it is
+ * done.  GnuTLS says whether it waits to write or to read: the epoll
+ * interest follows. */
+static void tls_handshake(struct conn *c)
+{
+	int r;
+	do
+		r = gnutls_handshake(c->tls);
+	while (r < 0 && r != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(r));
+	if (r == GNUTLS_E_AGAIN) {
+		struct epoll_event ev = {
+			.events = gnutls_record_get_direction(c->tls)
+					  ? EPOLLOUT : EPOLLIN,
+			.data.ptr = c,
+		};
+		if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+			conn_fail(c, "epoll_ctl", errno);
+		return;
+	}
+	if (r < 0) {
+		tls_handshake_failed(c, r);
+		return;
+	}
+	tls_describe(c->tls);
+	send_request(c);
+}
+
+/* The TCP connection of c is up: a client session on it (verifying the
+ * certificate and its name unless --insecure), and the first handshake
+ * step. */
+static void tls_start(struct conn *c)
+{
+	c->state = C_HANDSHAKE;
+	int r = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
+					     GNUTLS_NO_SIGNAL);
+	if (r < 0) {
+		c->tls = NULL;
+		tls_fail(c, "TLS", r);
+		return;
+	}
+	if ((r = gnutls_priority_set(c->tls, tls_prio)) < 0 ||
+	    (r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE,
+					tls_cred)) < 0) {
+		tls_fail(c, "TLS", r);
+		return;
+	}
+	/* SNI takes a DNS name, never an address */
+	if (strcmp(tls_name, "localhost") == 0)
+		gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, tls_name,
+				       strlen(tls_name));
+	if (!opt.insecure)
+		gnutls_session_set_verify_cert(c->tls, tls_name, 0);
+	/* reads through tls_pull (given c), writes by GnuTLS (given the fd) */
+	gnutls_transport_set_ptr2(c->tls, c,
+				  (gnutls_transport_ptr_t)(intptr_t)c->fd);
+	gnutls_transport_set_pull_function(c->tls, tls_pull);
+	gnutls_transport_set_pull_timeout_function(c->tls, tls_pull_timeout);
+	tls_handshake(c);
+}
+
+/* The request, whole (a few hundred bytes into an empty socket buffer: as
+ * the plain path, a short write is a failure).  false when c failed. */
+static bool tls_send_all(struct conn *c, const char *p, size_t n)
+{
+	ssize_t w;
+	do
+		w = gnutls_record_send(c->tls, p, n);
+	while (w == GNUTLS_E_INTERRUPTED);
+	if (w == (ssize_t)n)
+		return true;
+	tls_fail(c, "TLS send", w < 0 ? (int)w : GNUTLS_E_AGAIN);
+	return false;
+}
+
+/* c's socket is ready: a handshake step, or the stream's bytes, one record
+ * (at most 16 KiB) per gnutls_record_recv, into the plain path's parser.
+ * Stop after TLS_RECORDS_PER_WAKE records, for fairness between streams,
+ * but only once neither the read-ahead buffer nor GnuTLS holds bytes of c,
+ * which epoll cannot see; what is still in the socket wakes it
+ * (level-triggered) again. */
+static void tls_readable(struct conn *c)
+{
+	if (c->state == C_HANDSHAKE) {
+		tls_handshake(c);
+		return;
+	}
+	/* a new wake-up: c's socket has bytes (ra holds none of anyone's) */
+	ra.owner = c;
+	ra.pos = ra.len = 0;
+	ra.drained = false;
+	for (unsigned i = 0; c->fd >= 0; i++) {
+		if (i >= TLS_RECORDS_PER_WAKE && !ra_holds(c) &&
+		    gnutls_record_check_pending(c->tls) == 0)
+			return;
+		ssize_t r = gnutls_record_recv(c->tls, rbuf, sizeof(rbuf));
+		if (r == GNUTLS_E_AGAIN)
+			return;
+		if (r < 0 && !gnutls_error_is_fatal((int)r))
+			continue; /* interrupted, or a warning alert */
+		int64_t now = now_ns();
+		if (r <= 0) {
+			/* 0: close_notify; without it, the TCP close says the
+			 * same here (the chunked framing tells a cut stream) */
+			conn_eof(c, r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION
+					    ? NULL : gnutls_strerror((int)r));
+			return;
+		}
+		bytes_in(c, rbuf, (size_t)r, now);
+		if (c->state == C_BODY && c->chunked && c->ch == CH_END) {
+			g.closed_early++;
+			conn_close(c);
+			return;
+		}
+	}
+}
+
+/* The end of c's session: a close_notify when it carried HTTP (the
+ * orderly end of TLS: the daemon does not take it for an attack or a
+ * cut), not waited for. */
+static void tls_end(struct conn *c)
+{
+	if (ra.owner == c)
+		ra.owner = NULL; /* its unread bytes go with it */
+	if (c->state == C_HEADERS || c->state == C_BODY)
+		gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+	gnutls_deinit(c->tls);
+	c->tls = NULL;
+}
+
+#else /* no TLS support: parse_args refuses --tls, nothing below runs */
+
+static int tls_init(void) { return -1; }
+static void tls_cleanup(void) {}
+static void tls_start(struct conn *c) { (void)c; }
+static void tls_readable(struct conn *c) { (void)c; }
+static bool tls_send_all(struct conn *c, const char *p, size_t n)
+{
+	(void)c, (void)p, (void)n;
+	return false;
+}
+static void tls_end(struct conn *c) { (void)c; }
+
+#endif
 
 /* ---- the writer child (-x) ---- */
 
@@ -992,6 +1356,12 @@ static int set_address(const char *host, int port)
 	return -1;
 }
 
+#ifdef TS_LOAD_TLS
+#define TLS_BUILD ""
+#else
+#define TLS_BUILD " (not in this build: no GnuTLS then)"
+#endif
+
 static void usage(FILE *f)
 {
 	fputs("Usage: ts-load [options]\n"
@@ -1025,6 +1395,11 @@ static void usage(FILE *f)
 	      "                 {\"log\":\"A\",\"line\":\"...\",...}; lines are accounted per\n"
 	      "                 (stream, log), the logs being the path's log= values; a\n"
 	      "                 stream is complete when each of its logs is\n"
+	      "      --tls      HTTPS (GnuTLS, TLS 1.2 or 1.3); the handshake is part of\n"
+	      "                 connecting" TLS_BUILD "\n"
+	      "      --cafile FILE  with --tls: trust the certificate(s) of FILE (PEM);\n"
+	      "                 the server's must also name the -H address\n"
+	      "      --insecure with --tls: do not check the server's certificate\n"
 	      "\n"
 	      "Output: RESULT key=value ... on stdout; a summary on stderr.\n", f);
 }
@@ -1055,9 +1430,12 @@ static void print_result(void)
 	double ready_s = g.t_ready ? (double)(g.t_ready - g.t0) / NS_PER_S : -1;
 	struct rusage ru;
 	double cpu = 0;
-	if (getrusage(RUSAGE_SELF, &ru) == 0)
+	long maxrss = 0; /* KiB: with --tls, GnuTLS's sessions weigh */
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
 		cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		      (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+		maxrss = ru.ru_maxrss;
+	}
 
 	printf("RESULT conns=%u conns_ok=%u conns_failed=%u closed_early=%u "
 	       "events=%" PRIu64 " events_per_s=%.0f bytes=%" PRIu64
@@ -1068,7 +1446,7 @@ static void print_result(void)
 	       "ttfb_max_ms=%.3f complete_p50_ms=%.3f complete_max_ms=%.3f "
 	       "replay_s=%.3f file_bytes_per_s=%.0f connect_s=%.3f "
 	       "elapsed_s=%.3f client_cpu_s=%.3f http_error=%d logs=%u "
-	       "logs_complete=%u\n",
+	       "logs_complete=%u client_maxrss_kb=%ld\n",
 	       opt.nconns, g.ok, g.failed, g.closed_early, g.events, eps,
 	       g.bytes, bps, hist_ms(&g.lat, 0.5), hist_ms(&g.lat, 0.99),
 	       (double)g.lat.max / NS_PER_MS, g.lost, g.dup, g.reordered,
@@ -1077,7 +1455,7 @@ static void print_result(void)
 	       (double)g.ttfb.max / NS_PER_MS, hist_ms(&g.compl, 0.5),
 	       (double)g.compl.max / NS_PER_MS, replay_s, fbps, ready_s,
 	       elapsed, cpu, g.http_error, opt.multi ? opt.nlogs : 1,
-	       opt.multi ? g.logs_complete : g.complete);
+	       opt.multi ? g.logs_complete : g.complete, maxrss);
 	fflush(stdout);
 
 	fprintf(stderr,
@@ -1210,15 +1588,74 @@ static int check_multi(void)
 	return 0;
 }
 
+/* --tls: at once, so that a build without TLS says so before anything
+ * else (run.sh asks `ts-load --tls -h`: exit status 2 without TLS). */
+static void want_tls(void)
+{
+#ifndef TS_LOAD_TLS
+	fprintf(stderr, "ts-load: --tls: this ts-load was built without TLS "
+		"(no GnuTLS >= 3.6.3 headers then: install libgnutls28-dev "
+		"and build again, see bench/README.md)\n");
+	exit(2);
+#endif
+	opt.tls = true;
+}
+
+/* --tls, --cafile and --insecure go together: one of the last two. */
+static int check_tls(void)
+{
+	if (!opt.tls && (opt.cafile || opt.insecure)) {
+		fprintf(stderr, "ts-load: --cafile and --insecure go with "
+			"--tls\n");
+		return -1;
+	}
+	if (opt.tls && !opt.cafile == !opt.insecure) {
+		fprintf(stderr, "ts-load: --tls needs either --cafile FILE (the "
+			"certificate to trust) or --insecure\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* What parse_args cannot check one option at a time; exits on a bad
+ * combination. */
+static void check_args(bool have_duration)
+{
+	if (opt.nconns == 0 || opt.port <= 0 || opt.port > 65535 ||
+	    opt.url[0] != '/' || opt.max_pending == 0) {
+		usage(stderr);
+		exit(2);
+	}
+	if (set_address(opt.host, opt.port) != 0) {
+		fprintf(stderr, "ts-load: %s: only loopback addresses "
+			"(127.x.x.x, ::1) are allowed\n", opt.host);
+		exit(2);
+	}
+	if (check_multi() != 0 || check_tls() != 0)
+		exit(2);
+	if (opt.exec_cmd && have_duration)
+		fprintf(stderr, "ts-load: -x given: -d is ignored (the run ends "
+			"-w s after the command)\n");
+	if (opt.max_time <= 0) {
+		double connect = opt.rate > 0 ? opt.nconns / opt.rate : 0;
+		opt.max_time = connect + 60 + opt.wait +
+			       (opt.exec_cmd ? 3600 : opt.duration);
+	}
+}
+
 /* The command line into opt; exits on a bad one. */
 static void parse_args(int argc, char **argv)
 {
-	enum { O_REPLAY = 256, O_TTFB, O_SEQMOD, O_MULTI };
+	enum { O_REPLAY = 256, O_TTFB, O_SEQMOD, O_MULTI, O_TLS, O_CAFILE,
+	       O_INSECURE };
 	static const struct option lopts[] = {
 		{ "replay-bytes", required_argument, NULL, O_REPLAY },
 		{ "ttfb", no_argument, NULL, O_TTFB },
 		{ "seq-mod", required_argument, NULL, O_SEQMOD },
 		{ "multi", no_argument, NULL, O_MULTI },
+		{ "tls", no_argument, NULL, O_TLS },
+		{ "cafile", required_argument, NULL, O_CAFILE },
+		{ "insecure", no_argument, NULL, O_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1251,35 +1688,83 @@ static void parse_args(int argc, char **argv)
 			opt.seq_mod = (uint64_t)parse_num(optarg, "--seq-mod");
 			break;
 		case O_MULTI: opt.multi = true; break;
+		case O_TLS: want_tls(); break;
+		case O_CAFILE: opt.cafile = optarg; break;
+		case O_INSECURE: opt.insecure = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
 	}
-	if (optind != argc || opt.nconns == 0 || opt.port <= 0 ||
-	    opt.port > 65535 || opt.url[0] != '/' || opt.max_pending == 0) {
+	if (optind != argc) {
 		usage(stderr);
 		exit(2);
 	}
-	if (set_address(opt.host, opt.port) != 0) {
-		fprintf(stderr, "ts-load: %s: only loopback addresses "
-			"(127.x.x.x, ::1) are allowed\n", opt.host);
-		exit(2);
-	}
-	if (check_multi() != 0)
-		exit(2);
-	if (opt.exec_cmd && have_duration)
-		fprintf(stderr, "ts-load: -x given: -d is ignored (the run ends "
-			"-w s after the command)\n");
-	if (opt.max_time <= 0) {
-		double connect = opt.rate > 0 ? opt.nconns / opt.rate : 0;
-		opt.max_time = connect + 60 + opt.wait +
-			       (opt.exec_cmd ? 3600 : opt.duration);
-	}
+	check_args(have_duration);
 }
 
-int main(int argc, char **argv)
+/* Every stream is up (or failed): say so, create -R, start -x.  The
+ * deadline of the run, or 0 while the -x command runs. */
+static int64_t on_ready(int64_t now)
 {
-	parse_args(argc, argv);
+	g.t_ready = now;
+	fprintf(stderr, "ts-load: %u streams up, %u failed, in %.2f s\n", g.ok,
+		g.failed, (double)(now - g.t0) / NS_PER_S);
+	if (opt.ready_file) {
+		FILE *f = fopen(opt.ready_file, "w");
+		if (f) {
+			fprintf(f, "%u %u\n", g.ok, g.failed);
+			fclose(f);
+		}
+	}
+	if (opt.exec_cmd && g.ok > 0)
+		spawn(opt.exec_cmd);
+	if (child > 0)
+		return 0;
+	return now + (int64_t)(((opt.exec_cmd ? 0 : opt.duration) + opt.wait) *
+			       NS_PER_S);
+}
+
+/* After the run: stop the -x command, count what never came as lost, close
+ * everything and print the result.  The exit status. */
+static int finish(int child_status)
+{
+	if (stop_signal)
+		fprintf(stderr, "ts-load: stopped by signal %d\n", (int)stop_signal);
+	if (child > 0) {
+		fprintf(stderr, "ts-load: stopping the -x command (pid %d)\n",
+			(int)child);
+		kill(child, SIGTERM);
+		waitpid(child, NULL, 0);
+	}
+	if (child_status > 0)
+		fprintf(stderr, "ts-load: the -x command exited with %d\n",
+			child_status);
+
+	/* lines never received at the end of each stream count as lost */
+	for (unsigned i = 0; i < opt.nconns; i++) {
+		struct conn *cn = &conns[i];
+		if (opt.have_expect && cn->status == 200 && !cn->complete)
+			g.lost += opt.multi ? merged_missing(cn)
+					    : missing(cn, &cn->trk, opt.expect);
+		if (CONN_TLS(cn))
+			tls_end(cn);
+		if (cn->fd >= 0)
+			close(cn->fd);
+	}
+	print_result();
+	free(conns);
+	free(tracks);
+	close(epfd);
+	if (opt.tls)
+		tls_cleanup();
+	if (g.ok == 0 || child_status > 0)
+		return 1;
+	return 0;
+}
+
+/* Signals, limits, the connections and the epoll set; -1 on failure. */
+static int setup(void)
+{
 	raise_nofile(opt.nconns);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
@@ -1291,12 +1776,22 @@ int main(int argc, char **argv)
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!conns || (opt.multi && !tracks) || epfd < 0) {
 		fprintf(stderr, "ts-load: %s\n", strerror(errno));
-		return 1;
+		return -1;
 	}
 	for (unsigned i = 0; i < opt.nconns; i++) {
 		conns[i].fd = -1;
 		conns[i].idx = i;
 	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	parse_args(argc, argv);
+	if (opt.tls && tls_init() != 0)
+		return 2;
+	if (setup() != 0)
+		return 1;
 
 	struct epoll_event evs[MAX_EVENTS];
 	g.t0 = now_ns();
@@ -1316,22 +1811,7 @@ int main(int argc, char **argv)
 		}
 		if (!ready && g.started == opt.nconns && g.pending == 0) {
 			ready = true;
-			g.t_ready = now;
-			fprintf(stderr, "ts-load: %u streams up, %u failed, in "
-				"%.2f s\n", g.ok, g.failed,
-				(double)(now - g.t0) / NS_PER_S);
-			if (opt.ready_file) {
-				FILE *f = fopen(opt.ready_file, "w");
-				if (f) {
-					fprintf(f, "%u %u\n", g.ok, g.failed);
-					fclose(f);
-				}
-			}
-			if (opt.exec_cmd && g.ok > 0)
-				spawn(opt.exec_cmd);
-			if (child <= 0)
-				deadline = now + (int64_t)(((opt.exec_cmd ? 0 :
-					opt.duration) + opt.wait) * NS_PER_S);
+			deadline = on_ready(now);
 		}
 		if (child > 0) {
 			int st;
@@ -1379,32 +1859,5 @@ int main(int argc, char **argv)
 		}
 	}
 	g.t_end = now_ns();
-	if (stop_signal)
-		fprintf(stderr, "ts-load: stopped by signal %d\n", (int)stop_signal);
-	if (child > 0) {
-		fprintf(stderr, "ts-load: stopping the -x command (pid %d)\n",
-			(int)child);
-		kill(child, SIGTERM);
-		waitpid(child, NULL, 0);
-	}
-	if (child_status > 0)
-		fprintf(stderr, "ts-load: the -x command exited with %d\n",
-			child_status);
-
-	/* lines never received at the end of each stream count as lost */
-	for (unsigned i = 0; i < opt.nconns; i++) {
-		struct conn *cn = &conns[i];
-		if (opt.have_expect && cn->status == 200 && !cn->complete)
-			g.lost += opt.multi ? merged_missing(cn)
-					    : missing(cn, &cn->trk, opt.expect);
-		if (cn->fd >= 0)
-			close(cn->fd);
-	}
-	print_result();
-	free(conns);
-	free(tracks);
-	close(epfd);
-	if (g.ok == 0 || child_status > 0)
-		return 1;
-	return 0;
+	return finish(child_status);
 }
