@@ -24,7 +24,7 @@ REPEAT=${BENCH_REPEAT:-3}                # replays per throughput figure: the be
 HOSTILE_K=${BENCH_HOSTILE:-16}           # looping clients of the hostile scenario
 HOSTILE_SIZE=${BENCH_HOSTILE_SIZE:-50M}  # its big log (ts-writer -g: K/M/G suffixes)
 TLS_KEY=${BENCH_TLS_KEY:-ec}             # the tls-* certificate's key: ec (P-256) or rsa (2048)
-SCENARIOS="idle10k tls-idle1k tls-idle10k live100 tls-live100 live1k live100x10k multi100 idle1k8 replay tail grep1k filter hostile"
+SCENARIOS="idle10k tls-idle1k tls-idle10k live100 tls-live100 live1k live100x10k multi100 idle1k8 replay tail lines grep1k filter hostile"
 
 usage() {
 	cat <<EOF
@@ -697,6 +697,38 @@ sc_tail() {
 	res="20 connections one after another: first line after p50 $(kv ttfb_p50_ms "$RESULT") ms, max $(kv ttfb_max_ms "$RESULT") ms; all 1000 lines after p50 $(kv complete_p50_ms "$RESULT") ms, max $(kv complete_max_ms "$RESULT") ms; events $(kv events "$RESULT") (expect 20000)"
 	[ "$(kv streams_complete "$RESULT")" = 20 ] && [ "$(kv events "$RESULT")" = 20000 ] && verdict=ok
 	row "tail=1000 on a $BIG_LABEL file" "$res" "time to first byte" "$verdict"
+}
+
+# GET /api/logs/bench/lines?before=ID&n=100 at a line start in the middle
+# of the big file, 20 times: the time of each answer (curl's time_total:
+# connect to the last byte), and 100 lines each.
+sc_lines() {
+	big_file || { row "lines" "cannot generate the file" "-" FAIL; return; }
+	command -v curl >/dev/null || { row "lines" "n/a: no curl" "-" ok; return; }
+	new_dir lines
+	start_daemon "$CUR_DIR" "$BIG" || { row "lines" "daemon did not start" "-" FAIL; return; }
+	local size ino mid first off times t n ok=0 i
+	size=$(stat -c %s "$BIG")
+	ino=$(stat -c %i "$BIG")
+	mid=$((size / 2))
+	# the rest of the line the middle falls in, its newline included
+	first=$(tail -c +$((mid + 1)) "$BIG" | head -c 65536 | awk 'NR == 1 { print length($0) + 1; exit }')
+	off=$((mid + first))
+	times=""
+	for i in $(seq 20); do
+		t=$(curl -s -o "$CUR_DIR/lines.json" -w '%{time_total}' \
+			"http://127.0.0.1:$PORT/api/logs/bench/lines?before=$ino:$off&n=100")
+		n=$(grep -o '"id":' "$CUR_DIR/lines.json" | wc -l)
+		[ "$n" = 100 ] && ok=$((ok + 1))
+		times="$times $t"
+	done
+	stop_daemon
+	local res verdict=FAIL p50 max
+	p50=$(echo $times | tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { printf "%.2f", a[int((NR + 1) / 2)] * 1000 }')
+	max=$(echo $times | tr ' ' '\n' | sort -n | awk 'END { printf "%.2f", $1 * 1000 }')
+	res="20 requests for the 100 lines before the middle: p50 $p50 ms, max $max ms (connect to last byte); $ok of 20 with 100 lines"
+	[ "$ok" = 20 ] && awk "BEGIN { exit !($max < 5) }" && verdict=ok
+	row "lines: 100 before the middle of a $BIG_LABEL file" "$res" "under 5 ms" "$verdict"
 }
 
 # Does the daemon implement grep=?  A valid pattern must be a 200 and an
