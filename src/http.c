@@ -355,10 +355,16 @@ static enum MHD_Result serve_static(struct ts_http *h,
 		return MHD_NO;
 	}
 	if (strncmp(mime, "text/html", 9) == 0) {
-		char csp[4096];
-		snprintf(csp, sizeof(csp), "frame-ancestors %s",
-			 h->ctx.cfg->frame_ancestors);
+		/* as long as the config's list: cut, it would name an origin
+		 * that was not meant */
+		char *csp;
+		if (asprintf(&csp, "frame-ancestors %s",
+			     h->ctx.cfg->frame_ancestors) < 0) {
+			MHD_destroy_response(r);
+			return MHD_NO;
+		}
 		MHD_add_response_header(r, "Content-Security-Policy", csp);
+		free(csp);
 	}
 	return answer(h, conn, MHD_HTTP_OK, r, mime);
 }
@@ -951,14 +957,27 @@ static bool same_secret(const char *a, size_t al, const char *b, size_t bl)
 	return diff == 0;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* %XX-decode a cookie's value (the page writes it encodeURIComponent'ed)
- * into dst (size > 0).  Its length. */
+ * into dst (size > 0).  Its length.  Not sscanf("%1x"): it skips spaces,
+ * so "% 41" was taken for %41. */
 static size_t cookie_decode(char *dst, size_t size, const char *s)
 {
 	size_t o = 0;
 	for (; *s && o + 1 < size; s++) {
-		unsigned hi, lo;
-		if (s[0] == '%' && sscanf(s + 1, "%1x%1x", &hi, &lo) == 2) {
+		int hi, lo;
+		if (s[0] == '%' && (hi = hex_digit(s[1])) >= 0 &&
+		    (lo = hex_digit(s[2])) >= 0) {
 			dst[o++] = (char)(hi << 4 | lo);
 			s += 2;
 		} else {

@@ -115,6 +115,20 @@ class TokenFile(unittest.TestCase):
             os.unlink(f.name)
 
 
+class CookieDecode(unittest.TestCase):
+    def test_percent_then_space_is_not_an_escape(self):
+        # "% 6e" is not %6e: the cookie holds those four bytes (the
+        # decoder once skipped the space, as sscanf("%1x") does)
+        tok = "ab% 6ecd"
+        with Daemon(content={"app": b"a\n"}, server={"token": tok}) as d:
+            for value, status in (("ab%25%206ecd", 200), ("ab% 6ecd", 200),
+                                  ("ab%206ecd", 401)):
+                with self.subTest(value=value):
+                    r = d.get("/api/logs",
+                              headers={"Cookie": "tailsse_token=" + value})
+                    self.assertEqual(r.status, status)
+
+
 class Cors(unittest.TestCase):
     def test_star(self):
         with Daemon(content={"app": b"a\n"},

@@ -154,6 +154,17 @@ class Static(unittest.TestCase):
             self.assertIn("frame-ancestors 'none'",
                           r.headers.get("content-security-policy", ""))
 
+    def test_long_frame_ancestors_whole(self):
+        # more than 4 KiB of origins: the header is the whole list (cut,
+        # it once named an origin that was not meant)
+        origins = " ".join("https://host%03d.example.com" % i
+                           for i in range(200))
+        with Daemon(server={"frame_ancestors": origins}) as d:
+            r = d.get("/")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers.get("content-security-policy"),
+                             "frame-ancestors " + origins)
+
     def test_traversal_refused(self):
         d = Daemon()
         secret = b"TOPSECRET-4f1d2c"
