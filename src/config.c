@@ -712,7 +712,7 @@ static int read_pem(const char *key, const char *path, char **out, char *err,
 	size_t n = buf ? fread(buf, 1, PEM_MAX + 1, fp) : 0;
 	bool bad = !buf || ferror(fp) || n > PEM_MAX || n == 0 ||
 		   memchr(buf, '\0', n) || !memmem(buf, n, "-----BEGIN ", 11);
-	fclose(fp);
+	(void)fclose(fp); /* read only: all it read is checked */
 	if (bad) {
 		set_err(err, errlen, "%s = %s: %s", key, path,
 			!buf ? "out of memory"
@@ -755,7 +755,7 @@ int ts_config_read_token(struct ts_config *c, char *err, size_t errlen)
 	size_t cap = 0;
 	ssize_t n = getline(&line, &cap, fp);
 	bool failed = n < 0 && ferror(fp);
-	fclose(fp);
+	(void)fclose(fp); /* read only: all it read is checked */
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
 	if (n <= 0 || memchr(line, '\0', (size_t)n)) {
@@ -860,8 +860,8 @@ int ts_config_add_log_arg(struct ts_config *c, const char *arg, char *err,
 			if (b[i] >= 0x80 && b[i] < 0xc0 && i > 0 &&
 			    b[i - 1] >= 0x80)
 				continue;
-			name[namelen++] = is_name_char((char)b[i]) ?
-						  (char)b[i] : '_';
+			name[namelen++] =
+				(char)(is_name_char((char)b[i]) ? b[i] : '_');
 		}
 		if (!ts_config_valid_name(name, namelen)) {
 			set_err(err, errlen,

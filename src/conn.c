@@ -1,3 +1,4 @@
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 	if (!c->cur || !c->start || !c->bl_end || !c->bl_serial)
 		goto fail;
 	if (merged) {
+		/* an array of pointers: the size of one is meant */
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
 		c->all = calloc(nlogs, sizeof(*c->all));
 		if (!c->all)
 			goto fail;
@@ -147,6 +150,7 @@ static int serve_cursors(struct ts_conn *c, struct ts_scratch *sc,
 			 size_t budget, unsigned *nevents, bool *rest)
 {
 	struct ts_buf *out = ts_scratch_out(sc);
+	assert(c->ncur > 0); /* ts_conn_new: 1 to TS_HUB_MAX_LINKS logs */
 	*rest = true;
 	while (c->backlog < c->ncur) {
 		size_t i = c->backlog;

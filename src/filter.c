@@ -416,7 +416,7 @@ static bool scan_safe(const char *pat, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		char ch = pat[i];
-		char nx = i + 1 < len ? pat[i + 1] : '\0';
+		char nx = (char)(i + 1 < len ? pat[i + 1] : '\0');
 		if (ch == '\\') {
 			if (!strchr("dwSbBh.\\/-[](){}|*+?^$:#'\"@%&=!,<>~` ", nx) ||
 			    nx == '\0')
@@ -611,6 +611,7 @@ int ts_filter_new(struct ts_filter_cache *c, const char *const *grep,
 		return -ENOMEM;
 	f->cache = c;
 	f->ngrep = ngrep;
+	f->scan = -1;
 	int rc = 0;
 	for (size_t i = 0; i < ngrep + nexclude; i++) {
 		bool g = i < ngrep;
@@ -619,12 +620,10 @@ int ts_filter_new(struct ts_filter_cache *c, const char *const *grep,
 		if (rc)
 			goto fail;
 		f->interp |= !f->pat[i]->jit;
+		if (g && f->scan < 0 && f->pat[i]->scan)
+			f->scan = (int)i;
 		f->npat++;
 	}
-	f->scan = -1;
-	for (size_t i = 0; i < ngrep && f->scan < 0; i++)
-		if (f->pat[i]->scan)
-			f->scan = (int)i;
 	*out = f;
 	return 0;
 
@@ -897,11 +896,11 @@ int ts_json_string(struct ts_buf *out, const char *s, size_t len)
 		} else if (ch == '\b' || ch == '\f' || ch == '\n' ||
 			   ch == '\r' || ch == '\t') {
 			tmp[0] = '\\';
-			tmp[1] = ch == '\b'   ? 'b'
-				 : ch == '\f' ? 'f'
-				 : ch == '\n' ? 'n'
-				 : ch == '\r' ? 'r'
-					      : 't';
+			tmp[1] = (char)(ch == '\b'   ? 'b'
+					: ch == '\f' ? 'f'
+					: ch == '\n' ? 'n'
+					: ch == '\r' ? 'r'
+						     : 't');
 			elen = 2;
 		} else {
 			memcpy(tmp, "\\u00", 4);

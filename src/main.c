@@ -160,6 +160,8 @@ static int start(struct ts_daemon *d, const char *www, char *err,
 	raise_fd_limit(&d->cfg, d->cfg.nlogs);
 	if (bind_and_drop(d, err, errlen) != 0)
 		return -1;
+	/* an array of pointers: the size of one is meant */
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
 	d->logs = calloc(d->cfg.nlogs, sizeof(*d->logs));
 	if (!d->logs)
 		goto oom;
@@ -283,7 +285,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN); /* fails only for a bad signal */
 
 	if (start(&d, www, err, sizeof(err)) != 0)
 		goto fail_msg;

@@ -41,7 +41,12 @@ static int lookup(const char *user, uid_t *uid, gid_t *gid, char *err,
 {
 	struct passwd *pw;
 
+	/* no one until found: the analyzer cannot tell that -errno is never
+	 * 0, and so took a failed lookup's ids for used */
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
 	errno = 0;
+	/* cppcheck-suppress getpwnamCalled ; before any thread: see above */
 	pw = getpwnam(user);
 	if (pw == NULL) {
 		int e = errno;

@@ -132,6 +132,8 @@ static int ent_add_log(struct wdent *e, struct logw *log)
 			return 0;
 	if (e->n == e->cap) {
 		size_t cap = e->cap ? e->cap * 2 : 2;
+		/* an array of pointers: the size of one is meant */
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
 		struct logw **p = realloc(e->logs, cap * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
@@ -414,6 +416,8 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 		goto fail;
 	}
 	w->nlogs = nlogs;
+	/* an array of pointers: the size of one is meant */
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
 	w->queue = calloc(nlogs ? nlogs : 1, sizeof(*w->queue));
 	if (!w->queue) {
 		snprintf(err, errlen, "out of memory");
