@@ -12,6 +12,8 @@ if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs chromium fonts-dejavu-core"
 	command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+	# make lint (cppcheck, clang-tidy), and scan-build (clang-tools)
+	pkgs="$pkgs cppcheck clang-tidy clang-tools"
 fi
 
 missing=""
