@@ -1,8 +1,9 @@
 #!/bin/sh
-# test.sh: set up, build with -Werror under AddressSanitizer and UBSan, and
-# run every test (unit, integration, browser), the benchmarks' and the
-# fuzz targets' smoke runs.  Ends with "N passed, N failed" (and ", N
-# skipped" when some tests wait for what is not there).
+# test.sh: set up, build with -Werror under AddressSanitizer and UBSan, run
+# the static analysis (make lint), and run every test (unit, integration,
+# browser), the benchmarks' and the fuzz targets' smoke runs.  Ends with "N
+# passed, N failed" (and ", N skipped" when some tests wait for what is not
+# there).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh --test
@@ -12,6 +13,12 @@ if [ ! -f Makefile ]; then
 	../configure --enable-sanitizers --enable-werror >/dev/null
 fi
 make -s -j2
+# cppcheck and clang-tidy over src/ (half a minute); a finding fails the
+# run, after the tests have run too
+lint_status=0
+lint_start=$(date +%s)
+make -s lint LINT_JOBS=2 || lint_status=$?
+lint_time=$(($(date +%s) - lint_start))
 status=0
 # setup.sh has installed what the browser tests need: missing is a failure
 TAILSSE_BROWSER_TESTS=required make -s -j2 check || status=$?
@@ -39,6 +46,12 @@ skip=$(cat $logs | sed -n -e "s/^$count/\\4/p" | awk '{s+=$1} END {print s+0}')
 crashed=$(find tests -name '*.trs' -exec grep -l -E '^:test-result: (FAIL|ERROR)' {} + | wc -l)
 [ "$crashed" -gt "$fail" ] && fail=$crashed
 [ "$status" = 0 ] || [ "$fail" -gt 0 ] || fail=1
+if [ "$lint_status" = 0 ]; then
+	echo "lint: clean (${lint_time}s)"
+else
+	echo "lint: FAILED, findings above (${lint_time}s)"
+	[ "$status" != 0 ] || status=$lint_status
+fi
 if [ "$skip" -gt 0 ]; then
 	echo "tests: $pass passed, $fail failed, $skip skipped"
 else
