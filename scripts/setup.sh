@@ -12,8 +12,9 @@ if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs chromium fonts-dejavu-core"
 	command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
-	# make lint (cppcheck, clang-tidy), and scan-build (clang-tools)
-	pkgs="$pkgs cppcheck clang-tidy clang-tools"
+	# make lint (cppcheck, clang-tidy), make format-check (clang-format),
+	# scan-build (clang-tools)
+	pkgs="$pkgs cppcheck clang-tidy clang-format clang-tools"
 fi
 
 missing=""
