@@ -1,5 +1,6 @@
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,30 +19,43 @@ static void suspend_mhd(void *arg)
 	MHD_suspend_connection(arg);
 }
 
+/* Round up to the alignment of any object. */
+static size_t aligned(size_t n)
+{
+	size_t a = _Alignof(max_align_t);
+	return (n + a - 1) / a * a;
+}
+
 struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 			    struct MHD_Connection *mhd, struct ts_log **logs,
 			    const struct ts_start *starts, size_t nlogs,
 			    bool merged, struct ts_filter *filter, bool json,
 			    bool grep)
 {
-	struct ts_conn *c = calloc(1, sizeof(*c));
-	if (!c || nlogs == 0 || nlogs > TS_HUB_MAX_LINKS)
-		goto fail;
-	c->cur = calloc(nlogs, sizeof(*c->cur));
-	c->start = calloc(nlogs, sizeof(*c->start));
-	c->bl_end = calloc(nlogs, sizeof(*c->bl_end));
-	c->bl_serial = calloc(nlogs, sizeof(*c->bl_serial));
-	if (!c->cur || !c->start || !c->bl_end || !c->bl_serial)
-		goto fail;
-	if (merged) {
-		/* an array of pointers: the size of one is meant */
-		/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
-		c->all = calloc(nlogs, sizeof(*c->all));
-		if (!c->all)
-			goto fail;
+	if (nlogs == 0 || nlogs > TS_HUB_MAX_LINKS) {
+		ts_filter_free(filter);
+		return NULL;
 	}
-	if (ts_hub_conn_init(&c->hub, resume_mhd, mhd) != 0)
-		goto fail;
+	/* One block for the connection and its per-log arrays: an idle
+	 * stream's memory is counted in bytes (bench/ idle10k). */
+	size_t o_cur = aligned(sizeof(struct ts_conn));
+	size_t o_start = o_cur + aligned(nlogs * sizeof(struct ts_cursor));
+	size_t o_end = o_start + aligned(nlogs * sizeof(struct ts_start));
+	size_t o_serial = o_end + aligned(nlogs * sizeof(uint64_t));
+	size_t o_all = o_serial + aligned(nlogs * sizeof(uint64_t));
+	size_t size = o_all + (merged ? nlogs * sizeof(struct ts_cursor *) : 0);
+	char *block = calloc(1, size);
+	struct ts_conn *c = (struct ts_conn *)(void *)block;
+	if (!c || ts_hub_conn_init(&c->hub, resume_mhd, mhd) != 0) {
+		free(block);
+		ts_filter_free(filter);
+		return NULL;
+	}
+	c->cur = (struct ts_cursor *)(void *)(block + o_cur);
+	c->start = (struct ts_start *)(void *)(block + o_start);
+	c->bl_end = (uint64_t *)(void *)(block + o_end);
+	c->bl_serial = (uint64_t *)(void *)(block + o_serial);
+	c->all = merged ? (struct ts_cursor **)(void *)(block + o_all) : NULL;
 	c->env = env;
 	c->mhd = mhd;
 	c->ncur = nlogs;
@@ -59,17 +73,6 @@ struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 	c->hub.last_sent_ms = ts_now_ms();
 	atomic_fetch_add(&env->nstreams, 1);
 	return c;
-fail:
-	if (c) {
-		free(c->cur);
-		free(c->start);
-		free(c->bl_end);
-		free(c->bl_serial);
-		free(c->all);
-		free(c);
-	}
-	ts_filter_free(filter);
-	return NULL;
 }
 
 void ts_conn_free(void *cls)
@@ -86,12 +89,7 @@ void ts_conn_free(void *cls)
 		atomic_fetch_sub(&c->env->nreplay, 1);
 	ts_filter_free(c->fmt.filter);
 	ts_buf_free(&c->out);
-	free(c->cur);
-	free(c->start);
-	free(c->bl_end);
-	free(c->bl_serial);
-	free(c->all);
-	free(c);
+	free(c); /* the arrays are in its block */
 }
 
 int ts_conn_start(struct ts_conn *c)

@@ -1231,7 +1231,7 @@ void ts_http_stop(struct ts_http *h)
 		pthread_mutex_lock(&log->lock);
 		log->stopping = true;
 		pthread_mutex_unlock(&log->lock);
-		ts_hub_changed(&log->hub, false, 0);
+		ts_hub_changed(&log->hub);
 	}
 	/* streams being started are suspended until the worker is done:
 	 * libmicrohttpd must not stop with any suspended */

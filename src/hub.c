@@ -12,6 +12,7 @@ int ts_hub_log_init(struct ts_hub_log *hl)
 	hl->nwoken = 0;
 	hl->idle_kick = false;
 	hl->kick_fd = -1;
+	hl->next_ping_ms = 0;
 	return -pthread_mutex_init(&hl->lock, NULL);
 }
 
@@ -49,6 +50,8 @@ void ts_hub_link(struct ts_hub_log *hl, struct ts_hub_link *l,
 	l->idx = idx;
 	pthread_mutex_lock(&hl->lock);
 	l->log = hl;
+	/* a newcomer may be due before the time the last look found */
+	hl->next_ping_ms = 0;
 	l->prev = NULL;
 	l->next = hl->links;
 	if (l->next)
@@ -95,19 +98,13 @@ void ts_hub_unlink(struct ts_hub_link *l)
 	pthread_mutex_unlock(&hl->lock);
 }
 
-void ts_hub_changed(struct ts_hub_log *hl, bool ping, int64_t idle_before_ms)
+void ts_hub_changed(struct ts_hub_log *hl)
 {
 	pthread_mutex_lock(&hl->lock);
 	for (struct ts_hub_link *l = hl->links; l; l = l->next) {
 		struct ts_hub_conn *hc = l->conn;
 		pthread_mutex_lock(&hc->lock);
-		if (ping) {
-			if (hc->suspended && hc->last_sent_ms <= idle_before_ms) {
-				hc->ping_due = true;
-				hc->suspended = false;
-				hc->resume(hc->arg);
-			}
-		} else if (hc->suspended) {
+		if (hc->suspended) {
 			hc->suspended = false;
 			hc->woken |= 1u << l->idx;
 			hl->nwoken++;
@@ -117,6 +114,32 @@ void ts_hub_changed(struct ts_hub_log *hl, bool ping, int64_t idle_before_ms)
 		}
 		pthread_mutex_unlock(&hc->lock);
 	}
+	pthread_mutex_unlock(&hl->lock);
+}
+
+void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms)
+{
+	pthread_mutex_lock(&hl->lock);
+	if (now_ms < hl->next_ping_ms) {
+		pthread_mutex_unlock(&hl->lock);
+		return;
+	}
+	/* the earliest time one of them may be due: until then, nothing to
+	 * look at (a connection that writes only moves its time later) */
+	int64_t next = now_ms + every_ms;
+	for (struct ts_hub_link *l = hl->links; l; l = l->next) {
+		struct ts_hub_conn *hc = l->conn;
+		pthread_mutex_lock(&hc->lock);
+		if (hc->suspended && hc->last_sent_ms <= now_ms - every_ms) {
+			hc->ping_due = true;
+			hc->suspended = false;
+			hc->resume(hc->arg);
+		} else if (hc->last_sent_ms + every_ms < next) {
+			next = hc->last_sent_ms + every_ms;
+		}
+		pthread_mutex_unlock(&hc->lock);
+	}
+	hl->next_ping_ms = next;
 	pthread_mutex_unlock(&hl->lock);
 }
 

@@ -19,6 +19,7 @@
 #define TS_HUB_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,7 +35,8 @@ struct ts_hub_conn {
 	bool pending;           /* a log changed since the reader looked */
 	bool ping_due;          /* a heartbeat is due */
 	uint32_t woken;         /* bit i: link i's log resumed it */
-	int64_t last_sent_ms;   /* monotonic: the last write to the client */
+	_Atomic int64_t last_sent_ms; /* monotonic: the last write to the client
+				 * (written by the reader without the lock) */
 	void (*resume)(void *arg); /* resumes the HTTP connection */
 	void *arg;
 	/* the hang-up watch of its socket: hs is set once by the thread
@@ -90,6 +92,7 @@ struct ts_hub_log {
 	unsigned nwoken;
 	bool idle_kick;         /* signal kick_fd when nwoken drops to 0 */
 	int kick_fd;            /* the watcher's eventfd, or -1 */
+	int64_t next_ping_ms;   /* no heartbeat is due before this */
 };
 
 /* 0 or -errno. */
@@ -107,10 +110,13 @@ void ts_hub_link(struct ts_hub_log *hl, struct ts_hub_link *l,
 void ts_hub_unlink(struct ts_hub_link *l);
 
 /* The log changed: resume every waiting connection (once each), and mark
- * the others to look again.  With `ping`, only connections idle since
- * `idle_before_ms` are touched, and they are due a heartbeat.  Any
- * thread. */
-void ts_hub_changed(struct ts_hub_log *hl, bool ping, int64_t idle_before_ms);
+ * the others to look again.  Any thread. */
+void ts_hub_changed(struct ts_hub_log *hl);
+
+/* Heartbeats: resume, due a `: ping`, each waiting connection that has
+ * written nothing for `every_ms`.  Cheap to call often: the links are only
+ * looked at once the earliest of them may be due.  Watcher thread. */
+void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms);
 
 /* The reader of a connection starts a round: clear `pending`, take the
  * `woken` bits (the caller settles each with ts_hub_done), whether a ping

@@ -622,7 +622,7 @@ static void link_after(struct ts_log *log, struct ts_file *prev,
 	if (cur)
 		ts_file_unref(log, cur);
 	pthread_mutex_unlock(&log->lock);
-	ts_hub_changed(&log->hub, false, 0);
+	ts_hub_changed(&log->hub);
 }
 
 /* stat the path: what is there now.  *stat_errno: why it is unusable. */
@@ -764,7 +764,7 @@ enum ts_change ts_log_check(struct ts_log *log)
 	}
 	pthread_mutex_unlock(&log->lock);
 	if (ch != TS_UNCHANGED || old_grew)
-		ts_hub_changed(&log->hub, false, 0);
+		ts_hub_changed(&log->hub);
 	if (pl.due)
 		link_after(log, pl.prev, pl.cur, &pl.gone);
 	return ch;

@@ -549,15 +549,15 @@ static void tick(struct ts_watch *w)
 /* Every TS_PING_TICK_US: a `: ping` to each stream that has written
  * nothing for `heartbeat` seconds, so each gets its first one within a
  * tick of its own time, not of a global second (a proxy's read timeout
- * just above the heartbeat must not cut a quiet stream).  It costs a lock
- * per suspended stream and tick: measured in bench/ idle10k. */
+ * just above the heartbeat must not cut a quiet stream).  A log's streams
+ * are only looked at when the earliest of them may be due (ts_hub_ping). */
 #define TS_PING_TICK_US 100000
 
 static void ping_idle(struct ts_watch *w, int64_t now_ms)
 {
-	int64_t idle_before = now_ms - (int64_t)w->heartbeat_s * 1000;
 	for (size_t i = 0; i < w->nlogs; i++)
-		ts_hub_changed(&w->lw[i].log->hub, true, idle_before);
+		ts_hub_ping(&w->lw[i].log->hub, now_ms,
+			    (int64_t)w->heartbeat_s * 1000);
 }
 
 /* When may this dirty log be checked (and its streams woken)?  Not before

@@ -65,8 +65,8 @@ static void test_resumed_once_by_two_logs(void **state)
 	bool ping, gone;
 	assert_int_equal(ts_hub_begin(&hc, &ping, &gone), 0);
 	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
-	ts_hub_changed(&a, false, 0);
-	ts_hub_changed(&b, false, 0);
+	ts_hub_changed(&a);
+	ts_hub_changed(&b);
 	assert_int_equal(atomic_load(&f.resumes), 1);
 	assert_int_equal(a.nwoken, 1);
 	assert_int_equal(b.nwoken, 0); /* b found it awake: only pending */
@@ -77,7 +77,7 @@ static void test_resumed_once_by_two_logs(void **state)
 	assert_int_equal(a.nwoken, 0);
 
 	/* a change while it reads: it must look again, not suspend */
-	ts_hub_changed(&b, false, 0);
+	ts_hub_changed(&b);
 	assert_false(ts_hub_try_suspend(&hc, fake_suspend, &f));
 	ts_hub_begin(&hc, &ping, &gone);
 	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
@@ -107,9 +107,10 @@ static void test_ping_only_idle(void **state)
 	bool ping, gone;
 	ts_hub_begin(&hc, &ping, &gone);
 	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
-	ts_hub_changed(&a, true, 999); /* sent since: no ping */
+	ts_hub_ping(&a, 1999, 1000); /* sent since: no ping */
 	assert_int_equal(atomic_load(&f.resumes), 0);
-	ts_hub_changed(&a, true, 1000);
+	assert_int_equal(a.next_ping_ms, 2000); /* not looked at before */
+	ts_hub_ping(&a, 2000, 1000);
 	assert_int_equal(atomic_load(&f.resumes), 1);
 	assert_int_equal(a.nwoken, 0); /* heartbeats do not count */
 	assert_int_equal(ts_hub_begin(&hc, &ping, &gone), 0);
@@ -149,7 +150,7 @@ static void test_kick_when_all_ran(void **state)
 	assert_true(ts_hub_idle_or_kick(&a));
 	assert_true(ts_hub_try_suspend(&h1, fake_suspend, &f));
 	assert_true(ts_hub_try_suspend(&h2, fake_suspend, &f));
-	ts_hub_changed(&a, false, 0);
+	ts_hub_changed(&a);
 	assert_int_equal(a.nwoken, 2);
 	assert_false(ts_hub_idle_or_kick(&a));
 	assert_int_equal(ts_hub_begin(&h1, &ping, &gone), 1u);
@@ -187,7 +188,7 @@ static void *writer(void *arg)
 	for (unsigned k = 0; k < ROUNDS; k++) {
 		for (unsigned i = 0; i < NLOGS; i++) {
 			atomic_fetch_add(&r->seq[i], 1);
-			ts_hub_changed(&r->logs[i], false, 0);
+			ts_hub_changed(&r->logs[i]);
 		}
 		/* now and then let the reader catch up and suspend */
 		if (k % 4 == 0) {
