@@ -28,9 +28,8 @@ static size_t aligned(size_t n)
 
 struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 			    struct MHD_Connection *mhd, struct ts_log **logs,
-			    const struct ts_start *starts, size_t nlogs,
-			    bool merged, struct ts_filter *filter, bool json,
-			    bool grep)
+			    size_t nlogs, bool merged, struct ts_filter *filter,
+			    bool json, bool grep)
 {
 	if (nlogs == 0 || nlogs > TS_HUB_MAX_LINKS) {
 		ts_filter_free(filter);
@@ -39,8 +38,7 @@ struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 	/* One block for the connection and its per-log arrays: an idle
 	 * stream's memory is counted in bytes (bench/ idle10k). */
 	size_t o_cur = aligned(sizeof(struct ts_conn));
-	size_t o_start = o_cur + aligned(nlogs * sizeof(struct ts_cursor));
-	size_t o_end = o_start + aligned(nlogs * sizeof(struct ts_start));
+	size_t o_end = o_cur + aligned(nlogs * sizeof(struct ts_cursor));
 	size_t o_serial = o_end + aligned(nlogs * sizeof(uint64_t));
 	size_t o_all = o_serial + aligned(nlogs * sizeof(uint64_t));
 	size_t size = o_all + (merged ? nlogs * sizeof(struct ts_cursor *) : 0);
@@ -52,13 +50,12 @@ struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 		return NULL;
 	}
 	c->cur = (struct ts_cursor *)(void *)(block + o_cur);
-	c->start = (struct ts_start *)(void *)(block + o_start);
 	c->bl_end = (uint64_t *)(void *)(block + o_end);
 	c->bl_serial = (uint64_t *)(void *)(block + o_serial);
 	c->all = merged ? (struct ts_cursor **)(void *)(block + o_all) : NULL;
 	c->env = env;
 	c->mhd = mhd;
-	c->ncur = nlogs;
+	c->ncur = (uint8_t)nlogs;
 	c->fmt.filter = filter;
 	c->fmt.json = json;
 	c->fmt.grep = grep;
@@ -66,7 +63,6 @@ struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 	c->fmt.nall = c->all ? nlogs : 0;
 	for (size_t i = 0; i < nlogs; i++) {
 		ts_cursor_init(&c->cur[i], logs[i], env, &c->fmt);
-		c->start[i] = starts[i];
 		if (c->all)
 			c->all[i] = &c->cur[i];
 	}
@@ -92,18 +88,18 @@ void ts_conn_free(void *cls)
 	free(c); /* the arrays are in its block */
 }
 
-int ts_conn_start(struct ts_conn *c)
+int ts_conn_start(struct ts_conn *c, const struct ts_start *starts)
 {
 	int rc = ts_sse_retry(&c->out, c->env->retry_ms);
 	for (size_t i = 0; i < c->ncur && rc == 0; i++) {
 		struct ts_cursor *k = &c->cur[i];
-		rc = ts_cursor_start(k, &c->start[i], &c->out, &c->hub,
+		rc = ts_cursor_start(k, &starts[i], &c->out, &c->hub,
 				     (unsigned)i);
 		/* its backlog (tail=N): up to the end of its file as it is
 		 * now; a resumed log has none, it catches up beside the
 		 * others */
 		c->bl_end[i] = k->off;
-		if (c->start[i].kind != TS_START_ID)
+		if (starts[i].kind != TS_START_ID)
 			c->bl_end[i] += ts_cursor_behind(k);
 		c->bl_serial[i] = k->file ? k->file->serial : 0;
 	}
@@ -176,7 +172,7 @@ static int serve_cursors(struct ts_conn *c, struct ts_scratch *sc,
 			break;
 		}
 	}
-	c->next = (c->next + 1) % c->ncur;
+	c->next = (uint8_t)((c->next + 1) % c->ncur);
 	return rc;
 }
 

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "cursor.h"
@@ -25,17 +26,15 @@ struct ts_conn {
 	struct ts_fmt fmt;
 	struct ts_cursor *cur;  /* ncur cursors, in the order requested */
 	struct ts_cursor **all; /* fmt.all of a merged stream */
-	size_t ncur;
-	struct ts_start *start; /* where each cursor starts */
-	size_t backlog;         /* cursors before this one have sent their
-				 * backlog (tail=N, one log after another) */
 	uint64_t *bl_end;       /* each cursor's backlog ends there... */
 	uint64_t *bl_serial;    /* ...in that generation (0: none) */
-	size_t next;            /* the cursor served first on the next call */
+	uint8_t ncur;           /* 1..TS_HUB_MAX_LINKS */
+	uint8_t backlog;        /* cursors before this one have sent their
+				 * backlog (tail=N, one log after another) */
+	uint8_t next;           /* the cursor served first on the next call */
 	struct ts_buf out;      /* encoded bytes MHD had no room for */
 	struct ts_hub_conn hub;
 	bool replay;            /* holds one of env's replay places */
-	bool retry_sent;
 };
 
 /* A connection reading `nlogs` logs, as a stream of one log or, with
@@ -44,13 +43,13 @@ struct ts_conn {
  * NULL).  Counts in env->nstreams until freed.  NULL on ENOMEM. */
 struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 			    struct MHD_Connection *mhd, struct ts_log **logs,
-			    const struct ts_start *starts, size_t nlogs,
-			    bool merged, struct ts_filter *filter, bool json,
-			    bool grep);
+			    size_t nlogs, bool merged, struct ts_filter *filter,
+			    bool json, bool grep);
 
-/* Position every cursor (may read back far or search a directory: the
- * worker runs it).  0 or -errno (then free it with ts_conn_free). */
-int ts_conn_start(struct ts_conn *c);
+/* Position every cursor where `starts` (one per log) says (may read back
+ * far or search a directory: the worker runs it).  0 or -errno (then free
+ * it with ts_conn_free). */
+int ts_conn_start(struct ts_conn *c, const struct ts_start *starts);
 
 /* A stream that starts far behind the end of its file (a replay: more than
  * TS_REPLAY_BEHIND bytes) is better sent from a big buffer of its own than

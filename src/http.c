@@ -183,7 +183,10 @@ static enum MHD_Result answer(const struct ts_http *h,
 					"Bearer realm=\"tailsse\"");
 	MHD_add_response_header(r, "Content-Type", ctype);
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	/* (not on a stream: nothing sniffs an event stream, and each header
+	 * costs every idle stream its bytes) */
+	if (strncmp(ctype, "text/event-stream", 17) != 0)
+		MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, "Allow", "GET, HEAD");
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
@@ -540,6 +543,7 @@ static int parse_request(const struct ts_http *h, struct MHD_Connection *conn,
 struct pending {
 	struct MHD_Connection *conn;
 	struct ts_conn *s;
+	struct ts_start starts[TS_REQ_MAX_LOGS]; /* one per log of s */
 	int rc;             /* ts_conn_start's result */
 	struct lines_job *lines; /* instead of a stream: /lines */
 };
@@ -549,7 +553,7 @@ struct pending {
 static void start_job(void *arg)
 {
 	struct pending *p = arg;
-	p->rc = ts_conn_start(p->s);
+	p->rc = ts_conn_start(p->s, p->starts);
 	MHD_resume_connection(p->conn); /* the last use of p here */
 }
 
@@ -639,7 +643,8 @@ static enum MHD_Result run_later(struct ts_http *h, struct pending *p,
 /* Start the stream on the worker (see run_later). */
 static enum MHD_Result start_later(struct ts_http *h,
 				   struct MHD_Connection *conn,
-				   struct ts_conn *s, void **con_cls)
+				   struct ts_conn *s, const struct ts_start *starts,
+				   void **con_cls)
 {
 	struct pending *p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -648,6 +653,7 @@ static enum MHD_Result start_later(struct ts_http *h,
 	}
 	p->conn = conn;
 	p->s = s;
+	memcpy(p->starts, starts, s->ncur * sizeof(*starts));
 	return run_later(h, p, start_job, con_cls);
 }
 
@@ -764,9 +770,8 @@ static enum MHD_Result open_stream(struct ts_http *h,
 			return MHD_NO;
 		return queue_stream(h, conn, r);
 	}
-	struct ts_conn *s = ts_conn_new(h->ctx.env, conn, logs, starts, n,
-					merged, filter, req->json,
-					req->ngrep > 0);
+	struct ts_conn *s = ts_conn_new(h->ctx.env, conn, logs, n, merged,
+					filter, req->json, req->ngrep > 0);
 	if (!s)
 		return MHD_NO;
 	/* The end of the file, nothing before it: no reading back, no
@@ -776,8 +781,9 @@ static enum MHD_Result open_stream(struct ts_http *h,
 	for (size_t i = 0; i < n; i++)
 		cheap &= starts[i].kind == TS_START_END && starts[i].tail == 0;
 	if (cheap)
-		return respond_stream(h, conn, s, ts_conn_start(s), http10);
-	return start_later(h, conn, s, con_cls);
+		return respond_stream(h, conn, s, ts_conn_start(s, starts),
+				      http10);
+	return start_later(h, conn, s, starts, con_cls);
 }
 
 

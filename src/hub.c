@@ -129,13 +129,20 @@ void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms)
 	int64_t next = now_ms + every_ms;
 	for (struct ts_hub_link *l = hl->links; l; l = l->next) {
 		struct ts_hub_conn *hc = l->conn;
+		/* most are not due: their time is read without the lock */
+		int64_t due = hc->last_sent_ms + every_ms;
+		if (due > now_ms) {
+			if (due < next)
+				next = due;
+			continue;
+		}
 		pthread_mutex_lock(&hc->lock);
-		if (hc->suspended && hc->last_sent_ms <= now_ms - every_ms) {
+		if (hc->suspended) {
 			hc->ping_due = true;
 			hc->suspended = false;
 			hc->resume(hc->arg);
-		} else if (hc->last_sent_ms + every_ms < next) {
-			next = hc->last_sent_ms + every_ms;
+		} else if (now_ms + 100 < next) {
+			next = now_ms + 100; /* running now: look again soon */
 		}
 		pthread_mutex_unlock(&hc->lock);
 	}
