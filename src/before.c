@@ -28,22 +28,6 @@ static int keep(const char *line, size_t len, void *arg)
 	return m == TS_MATCH_YES;
 }
 
-static int pread_all(int fd, char *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t r = pread(fd, buf + got, len - got, (off_t)(off + got));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -EAGAIN; /* shrank under us */
-		got += (size_t)r;
-	}
-	return 0;
-}
-
 /* One {"id":...,"line":...[,"match":[...]]} for the line [p, p+len) whose
  * '\n' is at `nl_off`, if the filter keeps it.  1 written, 0 not, -errno. */
 static int put_line(const struct ts_before *b, struct keep_arg *k,
@@ -89,7 +73,8 @@ int ts_before_json(const struct ts_before *b, struct ts_buf *out)
 					 &end);
 	if (rc == 0 && end > start) {
 		buf = malloc((size_t)(end - start));
-		rc = buf ? pread_all(b->fd, buf, (size_t)(end - start), start)
+		rc = buf ? ts_lines_pread_full(b->fd, buf,
+					       (size_t)(end - start), start)
 			 : -ENOMEM;
 	}
 	if (rc == 0)

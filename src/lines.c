@@ -116,8 +116,7 @@ int ts_lines_at_start(int fd, uint64_t off)
 	}
 }
 
-/* Read [off, off + n) fully. */
-static int pread_full(int fd, char *buf, size_t n, uint64_t off)
+int ts_lines_pread_full(int fd, char *buf, size_t n, uint64_t off)
 {
 	size_t got = 0;
 	while (got < n) {
@@ -162,7 +161,7 @@ int ts_lines_tail_match(int fd, uint64_t size, uint64_t n, uint64_t max_bytes,
 			break;
 		}
 		buf = p;
-		rc = pread_full(fd, buf, len, w);
+		rc = ts_lines_pread_full(fd, buf, len, w);
 		if (rc)
 			break;
 		/* the window's first line is whole only at a line start */

@@ -23,6 +23,10 @@
 int ts_lines_tail(int fd, uint64_t size, uint64_t n, uint64_t *start,
 		  uint64_t *end);
 
+/* Read [off, off + n) fully: 0, -EAGAIN when the file ends before (it
+ * shrank under us), or -errno. */
+int ts_lines_pread_full(int fd, char *buf, size_t n, uint64_t off);
+
 /* 1 when offset is 0 or the byte before it is '\n' (a line starts there),
  * 0 when it is not, -errno on a read error (-ENODATA past the end). */
 int ts_lines_at_start(int fd, uint64_t off);
