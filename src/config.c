@@ -30,8 +30,7 @@
 /* Every message is one line: a newline or other control byte echoed from the
  * input (a command-line argument may hold one) is shown as '?', so a caller
  * can print err with a single "%s\n" and logs stay one record per error. */
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
+void ts_config_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -245,7 +244,7 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 		const char *rbr = strchr(s, ']');
 
 		if (rbr == NULL || rbr[1] != ':') {
-			set_err(err, errlen,
+			ts_config_err(err, errlen,
 				"listen: expected [IPV6]:PORT, got '%s'", s);
 			return -EINVAL;
 		}
@@ -256,7 +255,7 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 	} else {
 		colon = strrchr(s, ':');
 		if (colon == NULL) {
-			set_err(err, errlen,
+			ts_config_err(err, errlen,
 				"listen: missing port: expected ADDR:PORT, "
 				"[IPV6]:PORT or :PORT, got '%s'", s);
 			return -EINVAL;
@@ -264,7 +263,7 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 		host = s;
 		hostlen = (size_t)(colon - s);
 		if (memchr(host, ':', hostlen) != NULL) {
-			set_err(err, errlen,
+			ts_config_err(err, errlen,
 				"listen: an IPv6 address needs brackets, "
 				"e.g. [::1]:8080, got '%s'", s);
 			return -EINVAL;
@@ -273,13 +272,13 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 	}
 	port = colon + 1;
 	if (parse_ulong(port, strlen(port), 1, 65535, &portnum) < 0) {
-		set_err(err, errlen,
+		ts_config_err(err, errlen,
 			"listen: port must be an integer from 1 to 65535, "
 			"got '%s'", s);
 		return -EINVAL;
 	}
 	if (hostlen >= sizeof(hostbuf)) {
-		set_err(err, errlen,
+		ts_config_err(err, errlen,
 			"listen: expected ADDR:PORT with a numeric address, "
 			"got '%s'", s);
 		return -EINVAL;
@@ -302,7 +301,7 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 	} else if (inet_pton(v6 ? AF_INET6 : AF_INET, hostbuf,
 			     v6 ? (void *)&sin6.sin6_addr
 				: (void *)&sin.sin_addr) != 1) {
-		set_err(err, errlen,
+		ts_config_err(err, errlen,
 			"listen: expected ADDR:PORT with a numeric address, "
 			"got '%s'", s);
 		return -EINVAL;
@@ -332,33 +331,26 @@ struct server_key {
 	enum key_kind kind;
 	size_t off;             /* of the field in struct ts_config */
 	unsigned long min, max; /* for K_UINT and K_SIZE */
-	/* Non-NULL: a key of the contract whose feature does not exist yet.
-	 * Accepting a value and ignoring it would leave an admin who wrote
-	 * "token = x" with an open server and a config that checks ok, so
-	 * a non-empty value is refused, saying what would really happen.
-	 * Empty stays accepted: it means off, and the samples write it. */
-	const char *unsupported;
 };
 
 #define FIELD(f) offsetof(struct ts_config, f)
 
 static const struct server_key server_keys[] = {
-	{ "listen", K_LISTEN, FIELD(listen), 0, 0, NULL },
-	{ "www", K_STR, FIELD(www), 0, 0, NULL },
-	{ "heartbeat", K_UINT, FIELD(heartbeat), 1, 86400, NULL },
-	{ "retry", K_UINT, FIELD(retry_ms), 0, 3600000, NULL },
-	{ "max_clients", K_UINT, FIELD(max_clients), 1, 1000000, NULL },
-	{ "max_line", K_SIZE, FIELD(max_line), 16, 16777216, NULL },
-	{ "conn_memory", K_SIZE, FIELD(conn_memory), 4096, 16777216, NULL },
-	{ "backlog_default", K_UINT, FIELD(backlog_default), 0, 1000000, NULL },
-	{ "cors_origin", K_STR, FIELD(cors_origin), 0, 0, NULL },
-	{ "frame_ancestors", K_STR_NONEMPTY, FIELD(frame_ancestors), 0, 0,
-	  NULL },
-	{ "token", K_STR, FIELD(token), 0, 0, NULL },
-	{ "token_file", K_STR, FIELD(token_file), 0, 0, NULL },
-	{ "tls_cert", K_STR, FIELD(tls_cert), 0, 0, NULL },
-	{ "tls_key", K_STR, FIELD(tls_key), 0, 0, NULL },
-	{ "user", K_STR, FIELD(user), 0, 0, NULL },
+	{ "listen", K_LISTEN, FIELD(listen), 0, 0 },
+	{ "www", K_STR, FIELD(www), 0, 0 },
+	{ "heartbeat", K_UINT, FIELD(heartbeat), 1, 86400 },
+	{ "retry", K_UINT, FIELD(retry_ms), 0, 3600000 },
+	{ "max_clients", K_UINT, FIELD(max_clients), 1, 1000000 },
+	{ "max_line", K_SIZE, FIELD(max_line), 16, 16777216 },
+	{ "conn_memory", K_SIZE, FIELD(conn_memory), 4096, 16777216 },
+	{ "backlog_default", K_UINT, FIELD(backlog_default), 0, 1000000 },
+	{ "cors_origin", K_STR, FIELD(cors_origin), 0, 0 },
+	{ "frame_ancestors", K_STR_NONEMPTY, FIELD(frame_ancestors), 0, 0 },
+	{ "token", K_STR, FIELD(token), 0, 0 },
+	{ "token_file", K_STR, FIELD(token_file), 0, 0 },
+	{ "tls_cert", K_STR, FIELD(tls_cert), 0, 0 },
+	{ "tls_key", K_STR, FIELD(tls_key), 0, 0 },
+	{ "user", K_STR, FIELD(user), 0, 0 },
 };
 
 #define N_SERVER_KEYS (sizeof(server_keys) / sizeof(server_keys[0]))
@@ -374,10 +366,10 @@ struct parser {
 	enum section sec;
 	size_t log_idx;   /* the current [log] in c->logs */
 	size_t log_line;  /* its header line, where a missing path is reported */
-	/* Per server_keys[] entry with `unsupported`: the line of its value
-	 * when that value (the last one, as later values win) is non-empty,
-	 * else 0.  Checked once the whole file is read. */
-	size_t value_line[N_SERVER_KEYS]; /* of a K_STR key's value; 0: empty */
+	/* Per server_keys[] entry of kind K_STR: the line of its value when
+	 * that value (the last one, as later values win) is non-empty, else
+	 * 0: for the checks made once the whole file is read. */
+	size_t value_line[N_SERVER_KEYS];
 };
 
 #define perr(ps, ...) parse_err((ps), (ps)->lineno, __VA_ARGS__)
@@ -392,7 +384,7 @@ parse_err(struct parser *ps, size_t line, const char *fmt, ...)
 	if (vsnprintf(what, sizeof(what), fmt, ap) < 0)
 		what[0] = '\0';
 	va_end(ap);
-	set_err(ps->err, ps->errlen, "%s:%zu: %s", ps->fname, line, what);
+	ts_config_err(ps->err, ps->errlen, "%s:%zu: %s", ps->fname, line, what);
 }
 
 static int oom(struct parser *ps)
@@ -604,29 +596,6 @@ static int parse_line(struct parser *ps, const char *line, size_t len)
 	return parse_key(ps, line, len);
 }
 
-/* After the whole file: refuse the first line that gives a key of a
- * missing feature a value.  At the end rather than at the line, so that
- * "token = x" followed by "token =" is off, as later values win. */
-static int check_unsupported(struct parser *ps)
-{
-	size_t first = 0, line = 0;
-
-	for (size_t i = 0; i < N_SERVER_KEYS; i++) {
-		size_t l = server_keys[i].unsupported ? ps->value_line[i] : 0;
-
-		if (l != 0 && (line == 0 || l < line)) {
-			line = l;
-			first = i;
-		}
-	}
-	if (line == 0)
-		return 0;
-	parse_err(ps, line, "%s is not supported yet by this version: "
-		  "remove it (%s)", server_keys[first].name,
-		  server_keys[first].unsupported);
-	return -EINVAL;
-}
-
 static size_t line_of(const struct parser *ps, const char *key)
 {
 	for (size_t i = 0; i < N_SERVER_KEYS; i++)
@@ -667,7 +636,7 @@ int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 	if (text == NULL) {
 		if (len == 0)
 			return 0;
-		set_err(err, errlen, "%s: no text to parse", ps.fname);
+		ts_config_err(err, errlen, "%s: no text to parse", ps.fname);
 		return -EINVAL;
 	}
 	p = text;
@@ -688,10 +657,7 @@ int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 	rc = end_section(&ps);
 	if (rc < 0)
 		return rc;
-	rc = check_pairs(&ps);
-	if (rc < 0)
-		return rc;
-	return check_unsupported(&ps);
+	return check_pairs(&ps);
 }
 
 #define PEM_MAX (1024 * 1024)
@@ -704,7 +670,7 @@ static int read_pem(const char *key, const char *path, char **out, char *err,
 	FILE *fp = fopen(path, "re");
 	if (!fp) {
 		int e = errno;
-		set_err(err, errlen, "%s = %s: %s", key, path,
+		ts_config_err(err, errlen, "%s = %s: %s", key, path,
 			strerror_r(e, ebuf, sizeof(ebuf)));
 		return -e;
 	}
@@ -714,7 +680,7 @@ static int read_pem(const char *key, const char *path, char **out, char *err,
 		   memchr(buf, '\0', n) || !memmem(buf, n, "-----BEGIN ", 11);
 	(void)fclose(fp); /* read only: all it read is checked */
 	if (bad) {
-		set_err(err, errlen, "%s = %s: %s", key, path,
+		ts_config_err(err, errlen, "%s = %s: %s", key, path,
 			!buf ? "out of memory"
 			: n > PEM_MAX ? "too big for a PEM file"
 				      : "not a PEM file");
@@ -747,7 +713,7 @@ int ts_config_read_token(struct ts_config *c, char *err, size_t errlen)
 	FILE *fp = fopen(c->token_file, "re");
 	if (!fp) {
 		int e = errno;
-		set_err(err, errlen, "token_file = %s: %s", c->token_file,
+		ts_config_err(err, errlen, "token_file = %s: %s", c->token_file,
 			strerror_r(e, ebuf, sizeof(ebuf)));
 		return -e;
 	}
@@ -760,7 +726,7 @@ int ts_config_read_token(struct ts_config *c, char *err, size_t errlen)
 		line[--n] = '\0';
 	if (n <= 0 || memchr(line, '\0', (size_t)n)) {
 		free(line);
-		set_err(err, errlen, "token_file = %s: %s", c->token_file,
+		ts_config_err(err, errlen, "token_file = %s: %s", c->token_file,
 			failed ? "cannot be read" : "its first line is empty");
 		return -EINVAL;
 	}
@@ -780,7 +746,7 @@ int ts_config_load(struct ts_config *c, const char *path, char *err,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		rc = -errno;
-		set_err(err, errlen, "%s: %s", path,
+		ts_config_err(err, errlen, "%s: %s", path,
 			strerror_r(-rc, ebuf, sizeof(ebuf)));
 		return rc;
 	}
@@ -798,7 +764,7 @@ int ts_config_load(struct ts_config *c, const char *path, char *err,
 			nbuf = realloc(buf, ncap);
 			if (nbuf == NULL) {
 				rc = -ENOMEM;
-				set_err(err, errlen, "%s: out of memory", path);
+				ts_config_err(err, errlen, "%s: out of memory", path);
 				goto out;
 			}
 			buf = nbuf;
@@ -809,7 +775,7 @@ int ts_config_load(struct ts_config *c, const char *path, char *err,
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
-			set_err(err, errlen, "%s: %s", path,
+			ts_config_err(err, errlen, "%s: %s", path,
 				strerror_r(-rc, ebuf, sizeof(ebuf)));
 			goto out;
 		}
@@ -818,7 +784,7 @@ int ts_config_load(struct ts_config *c, const char *path, char *err,
 		len += (size_t)n;
 		if (len > CONFIG_MAX_BYTES) {
 			rc = -EFBIG;
-			set_err(err, errlen,
+			ts_config_err(err, errlen,
 				"%s: larger than %d KiB; not a config file?",
 				path, CONFIG_MAX_BYTES / 1024);
 			goto out;
@@ -864,7 +830,7 @@ int ts_config_add_log_arg(struct ts_config *c, const char *arg, char *err,
 				(char)(is_name_char((char)b[i]) ? b[i] : '_');
 		}
 		if (!ts_config_valid_name(name, namelen)) {
-			set_err(err, errlen,
+			ts_config_err(err, errlen,
 				"cannot derive a log name from '%s' "
 				"(give one: NAME=PATH)", arg);
 			return -EINVAL;
@@ -872,11 +838,11 @@ int ts_config_add_log_arg(struct ts_config *c, const char *arg, char *err,
 	}
 	name[namelen] = '\0';
 	if (find_log(c, name, namelen) != NULL) {
-		set_err(err, errlen, "duplicate log name '%s'", name);
+		ts_config_err(err, errlen, "duplicate log name '%s'", name);
 		return -EINVAL;
 	}
 	if (append_log(c, name, namelen, path, strlen(path)) < 0) {
-		set_err(err, errlen, "out of memory");
+		ts_config_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	return 0;

@@ -97,6 +97,12 @@ int ts_config_add_log_arg(struct ts_config *c, const char *arg, char *err,
 int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 			   socklen_t *len, char *err, size_t errlen);
 
+/* Write one line of printf text into err (errlen > 0), a control byte
+ * (a newline echoed from input, say) shown as '?': every error of the
+ * daemon's start is one line.  Any thread. */
+void ts_config_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* True when `s` is a valid log name. */
 bool ts_config_valid_name(const char *s, size_t len);
 

@@ -5,34 +5,16 @@
 #endif
 
 #include "priv.h"
+#include "config.h"
 
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
 
-/* One line in err: a control byte in the configured name (the config
- * parser lets ESC through) is shown as '?', as config.c does. */
-static void __attribute__((format(printf, 3, 4)))
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
-	va_end(ap);
-	for (char *p = err; *p != '\0'; p++) {
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-			*p = '?';
-	}
-}
 
 /* The ids of `user`.  getpwnam(3) rather than getpwnam_r: main calls this
  * before any other thread exists, so its static result is safe. */
@@ -55,15 +37,15 @@ static int lookup(const char *user, uid_t *uid, gid_t *gid, char *err,
 		 * on the NSS module (getpwnam(3)). */
 		if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF ||
 		    e == EPERM) {
-			say(err, errlen, "user = %s: no such user", user);
+			ts_config_err(err, errlen, "user = %s: no such user", user);
 			return -ENOENT;
 		}
-		say(err, errlen, "user = %s: cannot look it up: %s", user,
+		ts_config_err(err, errlen, "user = %s: cannot look it up: %s", user,
 		    strerror(e));
 		return -e;
 	}
 	if (pw->pw_uid == 0) {
-		say(err, errlen, "user = %s: that is root (uid 0), nothing "
+		ts_config_err(err, errlen, "user = %s: that is root (uid 0), nothing "
 		    "would be dropped: name an unprivileged user", user);
 		return -EINVAL;
 	}
@@ -95,13 +77,13 @@ static int verify(const char *user, uid_t uid, gid_t gid, char *err,
 	    getresgid(&rgid, &egid, &sgid) != 0) {
 		int e = errno;
 
-		say(err, errlen, "user = %s: cannot read the ids after the "
+		ts_config_err(err, errlen, "user = %s: cannot read the ids after the "
 		    "switch: %s", user, strerror(e));
 		return -e;
 	}
 	if (ruid != uid || euid != uid || suid != uid || rgid != gid ||
 	    egid != gid || sgid != gid || setuid(0) == 0 || seteuid(0) == 0) {
-		say(err, errlen, "user = %s: root could still be regained "
+		ts_config_err(err, errlen, "user = %s: root could still be regained "
 		    "after switching to it: refusing to run", user);
 		return -EPERM;
 	}
@@ -124,7 +106,7 @@ int ts_priv_drop(const char *user, char *err, size_t errlen)
 		 * drop, and nothing we could do as anyone else. */
 		if (geteuid() == uid && getuid() == uid)
 			return 0;
-		say(err, errlen, "user = %s: not running as root, cannot "
+		ts_config_err(err, errlen, "user = %s: not running as root, cannot "
 		    "switch users", user);
 		return -EPERM;
 	}
@@ -133,19 +115,19 @@ int ts_priv_drop(const char *user, char *err, size_t errlen)
 	 * /var/log) are what lets it read the logs it is meant to. */
 	if (initgroups(user, gid) != 0) {
 		rc = -errno;
-		say(err, errlen, "user = %s: initgroups: %s", user,
+		ts_config_err(err, errlen, "user = %s: initgroups: %s", user,
 		    strerror(-rc));
 		return rc;
 	}
 	if (setgid(gid) != 0) {
 		rc = -errno;
-		say(err, errlen, "user = %s: setgid(%lu): %s", user,
+		ts_config_err(err, errlen, "user = %s: setgid(%lu): %s", user,
 		    (unsigned long)gid, strerror(-rc));
 		return rc;
 	}
 	if (setuid(uid) != 0) {
 		rc = -errno;
-		say(err, errlen, "user = %s: setuid(%lu): %s", user,
+		ts_config_err(err, errlen, "user = %s: setuid(%lu): %s", user,
 		    (unsigned long)uid, strerror(-rc));
 		return rc;
 	}
