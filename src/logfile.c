@@ -469,58 +469,96 @@ struct found {
 	struct stat st;
 };
 
+/* A look through the directory's candidates (the cache, refreshed when
+ * stale): `want` picks entries before they are opened (NULL: all), `visit`
+ * gets each one picked and open as a generation (open_dent) and owns its
+ * fd; it returns true to stop.  Takes scan_lock. */
+struct dir_walk {
+	bool (*want)(const struct ts_dent *e, void *arg);
+	bool (*visit)(int fd, const struct stat *st, void *arg);
+	void *arg;
+};
+
+static void walk_candidates(struct ts_log *log, const struct dir_walk *w)
+{
+	pthread_mutex_lock(&log->scan_lock);
+	int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0 && dcache_refresh(log) == 0) {
+		for (size_t i = 0; i < log->ndcache; i++) {
+			const struct ts_dent *e = &log->dcache[i];
+			if (w->want && !w->want(e, w->arg))
+				continue;
+			struct stat st;
+			int fd = open_dent(log, dfd, e, &st);
+			if (fd >= 0 && w->visit(fd, &st, w->arg))
+				break;
+		}
+	}
+	if (dfd >= 0)
+		close(dfd);
+	pthread_mutex_unlock(&log->scan_lock);
+}
+
 /* The generations in the directory last written after `after_ns`, oldest
  * first, at most `max` (the oldest ones); never the inodes skip1/skip2;
  * with `unseen`, only those named like a generation that the log never
  * had (the ones the watcher missed), and also those written in the same
  * tick of the file clock as `after_ns` (a rotation within a millisecond;
  * the older ones were seen).  Takes scan_lock.  Their count. */
+struct newer {
+	struct ts_log *log;
+	int64_t after_ns;
+	uint64_t skip1, skip2;
+	bool unseen;
+	struct found *out;
+	size_t n, max;
+};
+
+static bool newer_want(const struct ts_dent *e, void *arg)
+{
+	const struct newer *nw = arg;
+	return e->ino != nw->skip1 && e->ino != nw->skip2 &&
+	       (!nw->unseen || e->by_name);
+}
+
+static bool newer_visit(int fd, const struct stat *st, void *arg)
+{
+	struct newer *nw = arg;
+	struct found g = { fd, *st };
+	bool keep = mtime_ns(st) > nw->after_ns ||
+		    (nw->unseen && mtime_ns(st) == nw->after_ns);
+	if (keep && nw->unseen) {
+		pthread_mutex_lock(&nw->log->lock);
+		keep = !seen_find_locked(nw->log, (uint64_t)st->st_dev,
+					 (uint64_t)st->st_ino);
+		pthread_mutex_unlock(&nw->log->lock);
+	}
+	struct found *out = nw->out;
+	if (!keep || (nw->n == nw->max &&
+		      mtime_ns(st) >= mtime_ns(&out[nw->n - 1].st))) {
+		close(fd);
+		return false;
+	}
+	if (nw->n == nw->max)
+		close(out[--nw->n].fd);
+	/* insertion in order of modification */
+	size_t k = nw->n++;
+	while (k > 0 && mtime_ns(&out[k - 1].st) > mtime_ns(st)) {
+		out[k] = out[k - 1];
+		k--;
+	}
+	out[k] = g;
+	return false;
+}
+
 static size_t newer_generations(struct ts_log *log, int64_t after_ns,
 				uint64_t skip1, uint64_t skip2, bool unseen,
 				struct found *out, size_t max)
 {
-	size_t n = 0;
-	pthread_mutex_lock(&log->scan_lock);
-	int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || dcache_refresh(log) != 0)
-		goto out;
-	for (size_t i = 0; i < log->ndcache; i++) {
-		const struct ts_dent *e = &log->dcache[i];
-		if (e->ino == skip1 || e->ino == skip2 ||
-		    (unseen && !e->by_name))
-			continue;
-		struct found g;
-		g.fd = open_dent(log, dfd, e, &g.st);
-		if (g.fd < 0)
-			continue;
-		bool keep = mtime_ns(&g.st) > after_ns ||
-			    (unseen && mtime_ns(&g.st) == after_ns);
-		if (keep && unseen) {
-			pthread_mutex_lock(&log->lock);
-			keep = !seen_find_locked(log, (uint64_t)g.st.st_dev,
-						 (uint64_t)g.st.st_ino);
-			pthread_mutex_unlock(&log->lock);
-		}
-		if (!keep || (n == max && mtime_ns(&g.st) >=
-						  mtime_ns(&out[n - 1].st))) {
-			close(g.fd);
-			continue;
-		}
-		if (n == max)
-			close(out[--n].fd);
-		/* insertion in order of modification */
-		size_t k = n++;
-		while (k > 0 && mtime_ns(&out[k - 1].st) > mtime_ns(&g.st)) {
-			out[k] = out[k - 1];
-			k--;
-		}
-		out[k] = g;
-	}
-out:
-	if (dfd >= 0)
-		close(dfd);
-	pthread_mutex_unlock(&log->scan_lock);
-	return n;
+	struct newer nw = { log, after_ns, skip1, skip2, unseen, out, 0, max };
+	struct dir_walk w = { newer_want, newer_visit, &nw };
+	walk_candidates(log, &w);
+	return nw.n;
 }
 
 static struct ts_file *open_gen_locked(struct ts_log *log, uint64_t dev,
@@ -796,26 +834,29 @@ static struct ts_file *adopt(struct ts_log *log, struct ts_file *f,
 	return f;
 }
 
+struct by_ino {
+	uint64_t ino;
+	struct ts_file *f;
+};
+
+static bool ino_want(const struct ts_dent *e, void *arg)
+{
+	return e->ino == ((struct by_ino *)arg)->ino;
+}
+
+static bool take_first(int fd, const struct stat *st, void *arg)
+{
+	((struct by_ino *)arg)->f = found_file(fd, st);
+	return true;
+}
+
 /* Open the directory's generation with inode `ino`, if there is one. */
 static struct ts_file *find_beside(struct ts_log *log, uint64_t ino)
 {
-	struct ts_file *f = NULL;
-	pthread_mutex_lock(&log->scan_lock);
-	int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0 && dcache_refresh(log) == 0) {
-		for (size_t i = 0; i < log->ndcache && !f; i++) {
-			struct stat st;
-			if (log->dcache[i].ino != ino)
-				continue;
-			int fd = open_dent(log, dfd, &log->dcache[i], &st);
-			if (fd >= 0)
-				f = found_file(fd, &st);
-		}
-	}
-	if (dfd >= 0)
-		close(dfd);
-	pthread_mutex_unlock(&log->scan_lock);
-	return f;
+	struct by_ino b = { ino, NULL };
+	struct dir_walk w = { ino_want, take_first, &b };
+	walk_candidates(log, &w);
+	return b.f;
 }
 
 /* `f` was found beside the path: chain after it the generations written
@@ -890,6 +931,22 @@ static bool is_copy(int fd, const struct stat *st, const struct copy_want *w)
 	return false;
 }
 
+struct copy_found {
+	const struct copy_want *w;
+	struct ts_file *f;
+};
+
+static bool take_copy(int fd, const struct stat *st, void *arg)
+{
+	struct copy_found *cf = arg;
+	if (!is_copy(fd, st, cf->w)) {
+		close(fd);
+		return false;
+	}
+	cf->f = found_file(fd, st);
+	return true;
+}
+
 /* Caller holds the lock. */
 static bool rewritten_locked(const struct ts_file *f)
 {
@@ -927,24 +984,10 @@ struct ts_file *ts_log_find_copy(struct ts_log *log, struct ts_file *f,
 	pthread_mutex_unlock(&log->lock);
 	if (w.n == 0)
 		return NULL;
-	struct ts_file *c = NULL;
-	pthread_mutex_lock(&log->scan_lock);
-	int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0 && dcache_refresh(log) == 0) {
-		for (size_t i = 0; i < log->ndcache && !c; i++) {
-			struct stat st;
-			int fd = open_dent(log, dfd, &log->dcache[i], &st);
-			if (fd < 0)
-				continue;
-			if (is_copy(fd, &st, &w))
-				c = found_file(fd, &st);
-			else
-				close(fd);
-		}
-	}
-	if (dfd >= 0)
-		close(dfd);
-	pthread_mutex_unlock(&log->scan_lock);
+	struct copy_found cf = { &w, NULL };
+	struct dir_walk walk = { NULL, take_copy, &cf };
+	walk_candidates(log, &walk);
+	struct ts_file *c = cf.f;
 	bool added;
 	return c ? adopt(log, c, &added) : NULL;
 }
