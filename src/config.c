@@ -189,6 +189,7 @@ int ts_config_init(struct ts_config *c)
 	c->max_line = TS_DEFAULT_MAX_LINE;
 	c->conn_memory = TS_DEFAULT_CONN_MEMORY;
 	c->backlog_default = 0;
+	c->header_timeout = TS_DEFAULT_HEADER_TIMEOUT;
 	c->listen = strdup(TS_DEFAULT_LISTEN);
 	c->frame_ancestors = strdup(TS_DEFAULT_FRAME_ANCESTORS);
 	if (c->listen == NULL || c->frame_ancestors == NULL) {
@@ -220,11 +221,56 @@ void ts_config_free(struct ts_config *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->user);
+	free(c->trusted_proxies);
 	for (size_t i = 0; i < c->nlogs; i++)
 		free(c->logs[i].path);
 	free(c->logs);
 	/* Zeroed, so a second free or a new init is safe. */
 	memset(c, 0, sizeof(*c));
+}
+
+/* A copy of `s` (NULL stays NULL) into *dst.  0 or -ENOMEM. */
+static int dup_str(char **dst, const char *s)
+{
+	*dst = s ? strdup(s) : NULL;
+	return s && !*dst ? -ENOMEM : 0;
+}
+
+int ts_config_copy(struct ts_config *dst, const struct ts_config *src)
+{
+	*dst = *src;
+	/* every pointer dst owns is set below; until then none is */
+	dst->listen = dst->www = dst->frame_ancestors = dst->user = NULL;
+	dst->cors_origin = dst->token = dst->token_file = NULL;
+	dst->tls_cert = dst->tls_key = dst->tls_cert_pem = NULL;
+	dst->tls_key_pem = dst->trusted_proxies = NULL;
+	dst->logs = NULL;
+	dst->nlogs = 0;
+	int rc = dup_str(&dst->listen, src->listen);
+	if (!rc) rc = dup_str(&dst->www, src->www);
+	if (!rc) rc = dup_str(&dst->frame_ancestors, src->frame_ancestors);
+	if (!rc) rc = dup_str(&dst->user, src->user);
+	if (!rc) rc = dup_str(&dst->cors_origin, src->cors_origin);
+	if (!rc) rc = dup_str(&dst->token, src->token);
+	if (!rc) rc = dup_str(&dst->token_file, src->token_file);
+	if (!rc) rc = dup_str(&dst->tls_cert, src->tls_cert);
+	if (!rc) rc = dup_str(&dst->tls_key, src->tls_key);
+	if (!rc) rc = dup_str(&dst->tls_cert_pem, src->tls_cert_pem);
+	if (!rc) rc = dup_str(&dst->tls_key_pem, src->tls_key_pem);
+	if (!rc) rc = dup_str(&dst->trusted_proxies, src->trusted_proxies);
+	if (!rc && src->nlogs) {
+		dst->logs = calloc(src->nlogs, sizeof(*dst->logs));
+		rc = dst->logs ? 0 : -ENOMEM;
+		for (size_t i = 0; i < src->nlogs && !rc; i++) {
+			dst->logs[i] = src->logs[i];
+			dst->logs[i].path = NULL;
+			dst->nlogs = i + 1;
+			rc = dup_str(&dst->logs[i].path, src->logs[i].path);
+		}
+	}
+	if (rc)
+		ts_config_free(dst);
+	return rc;
 }
 
 int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
@@ -351,6 +397,9 @@ static const struct server_key server_keys[] = {
 	{ "tls_cert", K_STR, FIELD(tls_cert), 0, 0 },
 	{ "tls_key", K_STR, FIELD(tls_key), 0, 0 },
 	{ "user", K_STR, FIELD(user), 0, 0 },
+	{ "header_timeout", K_UINT, FIELD(header_timeout), 1, 3600 },
+	{ "max_streams_per_ip", K_UINT, FIELD(max_streams_per_ip), 0, 1000000 },
+	{ "trusted_proxies", K_STR, FIELD(trusted_proxies), 0, 0 },
 };
 
 #define N_SERVER_KEYS (sizeof(server_keys) / sizeof(server_keys[0]))
@@ -619,6 +668,28 @@ static int check_pairs(struct parser *ps)
 		parse_err(ps, a > b ? a : b, "token and token_file are both "
 			  "set: keep one");
 		return -EINVAL;
+	}
+	for (const char *p = c->trusted_proxies; p && *p;) {
+		size_t n = strcspn(p, " \t");
+		char addr[INET6_ADDRSTRLEN + 1];
+		unsigned char bin[16];
+		if (n > 0) {
+			bool ok = n < sizeof(addr);
+			if (ok) {
+				memcpy(addr, p, n);
+				addr[n] = '\0';
+				ok = inet_pton(AF_INET, addr, bin) == 1 ||
+				     inet_pton(AF_INET6, addr, bin) == 1;
+			}
+			if (!ok) {
+				parse_err(ps, line_of(ps, "trusted_proxies"),
+					  "trusted_proxies: '%.*s' is not an IP "
+					  "address", (int)(n > 64 ? 64 : n), p);
+				return -EINVAL;
+			}
+		}
+		p += n;
+		p += strspn(p, " \t");
 	}
 	return 0;
 }

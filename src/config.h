@@ -19,6 +19,7 @@
 #define TS_DEFAULT_MAX_LINE 65536
 #define TS_DEFAULT_CONN_MEMORY 6144
 #define TS_DEFAULT_FRAME_ANCESTORS "'self'"
+#define TS_DEFAULT_HEADER_TIMEOUT 10
 
 struct ts_log_conf {
 	char name[TS_NAME_MAX + 1];
@@ -49,6 +50,11 @@ struct ts_config {
 	char *tls_key;
 	char *tls_cert_pem;                /* their text, read at start */
 	char *tls_key_pem;
+	unsigned header_timeout;           /* seconds for a request's headers,
+					    * and a keep-alive's idle time */
+	unsigned max_streams_per_ip;       /* 0: no cap */
+	char *trusted_proxies;             /* IP addresses, space-separated,
+					    * exempt from that cap; NULL: none */
 
 	/* [log NAME] sections, then command-line logs, in order */
 	struct ts_log_conf *logs;
@@ -61,6 +67,10 @@ int ts_config_init(struct ts_config *c);
 /* Free everything `c` owns; `c` may then be init'ed again.  Accepts a
  * zeroed struct. */
 void ts_config_free(struct ts_config *c);
+
+/* A deep copy of `src` into `dst` (which owns nothing yet).  0 or -ENOMEM
+ * (then dst owns nothing). */
+int ts_config_copy(struct ts_config *dst, const struct ts_config *src);
 
 /* Parse config text; `fname` is used in messages only.  On error returns
  * -EINVAL (or -ENOMEM) and writes one line "FNAME:LINE: what is wrong" into

@@ -118,13 +118,28 @@ bool ts_conn_take_replay(struct ts_conn *c)
 	return true;
 }
 
-static bool stopping(const struct ts_conn *c)
+/* Does the stream end, now that every cursor is at rest?  When the
+ * daemon stops (every log is marked), or when a reload took some of its
+ * logs out of the config: then each of those says `reset` `deleted` into
+ * `out` first.  0: go on; 1: end; -errno. */
+static int ending(const struct ts_conn *c, struct ts_buf *out)
 {
-	struct ts_log *log = c->cur[0].log;
-	pthread_mutex_lock(&log->lock);
-	bool s = log->stopping;
-	pthread_mutex_unlock(&log->lock);
-	return s;
+	int end = 0;
+	for (size_t i = 0; i < c->ncur; i++) {
+		struct ts_log *log = c->cur[i].log;
+		pthread_mutex_lock(&log->lock);
+		bool stop = log->stopping, removed = log->removed;
+		pthread_mutex_unlock(&log->lock);
+		if (stop)
+			return 1;
+		if (removed) {
+			int rc = ts_cursor_removed_event(&c->cur[i], out);
+			if (rc)
+				return rc;
+			end = 1;
+		}
+	}
+	return end;
 }
 
 /* Has cursor i sent the backlog it started with? */
@@ -194,6 +209,8 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 	struct ts_conn *c = cls;
 	(void)pos;
 
+	if (c->out.len == 0 && c->ended)
+		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (c->out.len > 0) {
 		/* the rest of what did not fit last time */
 		ssize_t n = deliver(c, buf, max, c->out.data, c->out.len, false);
@@ -229,8 +246,15 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 			break; /* yield to other connections */
 		if (out->len || !rest)
 			continue;
-		if (stopping(c))
+		int end = ending(c, out);
+		if (end < 0)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (end && out->len == 0)
 			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (end) {
+			c->ended = true; /* once its last events are out */
+			break;
+		}
 		if (ts_hub_try_suspend(&c->hub, suspend_mhd, c->mhd))
 			return 0;
 	}

@@ -35,6 +35,7 @@ struct ts_conn {
 	struct ts_buf out;      /* encoded bytes MHD had no room for */
 	struct ts_hub_conn hub;
 	bool replay;            /* holds one of env's replay places */
+	bool ended;             /* ends once `out` is sent (a removed log) */
 };
 
 /* A connection reading `nlogs` logs, as a stream of one log or, with

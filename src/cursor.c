@@ -109,6 +109,7 @@ int ts_stream_env_init(struct ts_stream_env *env, size_t max_line,
 	atomic_init(&env->nstreams, 0);
 	atomic_init(&env->nreplay, 0);
 	atomic_init(&env->events_sent, 0);
+	atomic_init(&env->filter_limits, 0);
 	atomic_init(&env->bytes_sent, 0);
 	env->filters = ts_filter_cache_new();
 	if (!env->filters)
@@ -139,6 +140,7 @@ void ts_cursor_init(struct ts_cursor *c, struct ts_log *log,
 		    struct ts_stream_env *env, const struct ts_fmt *fmt)
 {
 	memset(c, 0, sizeof(*c));
+	ts_log_ref(log);
 	c->log = log;
 	c->env = env;
 	c->fmt = fmt;
@@ -146,6 +148,8 @@ void ts_cursor_init(struct ts_cursor *c, struct ts_log *log,
 
 void ts_cursor_release(struct ts_cursor *c)
 {
+	if (!c->log)
+		return; /* released already */
 	ts_hub_unlink(&c->link);
 	if (c->file) {
 		pthread_mutex_lock(&c->log->lock);
@@ -153,6 +157,8 @@ void ts_cursor_release(struct ts_cursor *c)
 		pthread_mutex_unlock(&c->log->lock);
 		c->file = NULL;
 	}
+	ts_log_unref(c->log);
+	c->log = NULL;
 }
 
 uint64_t ts_cursor_behind(const struct ts_cursor *c)
@@ -252,6 +258,13 @@ static int reset_event(const struct ts_cursor *c, struct ts_buf *out,
 	const struct ts_file *f = c->file;
 	return control_event(c, out, "reset", fields, f != NULL,
 			     f ? f->ino : 0, 0);
+}
+
+int ts_cursor_removed_event(const struct ts_cursor *c, struct ts_buf *out)
+{
+	const struct ts_file *f = c->file;
+	return control_event(c, out, "reset", "\"reason\":\"deleted\"",
+			     f != NULL, f ? f->ino : 0, f ? c->off : 0);
 }
 
 static int64_t thread_cpu_ns(void)
@@ -594,6 +607,7 @@ static int emit_line(struct ts_cursor *s, struct ts_scratch *sc,
 		if (rc)
 			return rc;
 		s->limit_reported = true;
+		atomic_fetch_add(&s->env->filter_limits, 1);
 	}
 	if (m != TS_MATCH_YES)
 		return 0;

@@ -37,6 +37,7 @@ struct ts_stream_env {
 	atomic_uint nreplay;        /* streams with a replay's buffer */
 	atomic_ullong events_sent;  /* lines and control events */
 	atomic_ullong bytes_sent;
+	atomic_ullong filter_limits; /* filter-limit events sent */
 	struct ts_hub_hangups *hangups; /* NULL: no hang-up watch */
 };
 
@@ -113,6 +114,11 @@ enum ts_step { TS_STEP_REST, TS_STEP_MORE, TS_STEP_YIELD };
  * now.  *nevents counts the events written.  Or -errno. */
 int ts_cursor_step(struct ts_cursor *c, struct ts_scratch *sc, size_t budget,
 		   unsigned *nevents);
+
+/* The cursor's log was removed by a reload: its last event, a `reset`
+ * `deleted` whose id is the cursor's place (a client that comes back once
+ * the log is configured again resumes there).  0 or -ENOMEM. */
+int ts_cursor_removed_event(const struct ts_cursor *c, struct ts_buf *out);
 
 /* Write "id: ..." for `c` at (ino, off): the connection's id. */
 int ts_cursor_write_id(const struct ts_cursor *c, struct ts_buf *out,

@@ -13,12 +13,20 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#ifdef HAVE_GNUTLS
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#endif
 
 #include "before.h"
 #include "conn.h"
 #include "lines.h"
 #include "filter.h"
 #include "http.h"
+#include "iplimit.h"
+#include "registry.h"
+#include "stats.h"
+#include "tlscert.h"
 #include "request.h"
 #include "sse.h"
 #include "worker.h"
@@ -47,8 +55,34 @@
  * chunked stream's pool would, for 16 KiB more per such stream. */
 #define TS_HTTP10_BLOCK (16 * 1024)
 
+/* A stream that cannot write (its client reads nothing) is closed after
+ * this long; requests in progress get it too, idle connections the
+ * config's header_timeout. */
+#define TS_SEND_TIMEOUT_S 120
+
+/* Per client connection (libmicrohttpd's socket context): for the
+ * header_timeout and max_streams_per_ip accounting.  libmicrohttpd's
+ * thread only. */
+struct sock {
+	struct ts_http *h;      /* for the TLS certificate callback */
+	int64_t accepted_ms;
+	bool requested;         /* a request reached the access handler */
+	bool ip_counted;        /* a stream of it counts in h->per_ip */
+	struct ts_ipaddr addr;
+	bool has_addr;
+};
+
 struct ts_http {
 	struct ts_http_ctx ctx;   /* ctx.lfd is ours: closed by ts_http_stop */
+	/* The settings in force: a copy of its own, read and replaced on
+	 * libmicrohttpd's thread only; a reload leaves the next one in
+	 * next_cfg (under cfg_lock) and raises cfg_new. */
+	struct ts_config *cfg;
+	pthread_mutex_t cfg_lock;
+	struct ts_config *next_cfg;
+	atomic_bool cfg_new;
+	struct ts_iplimit per_ip; /* libmicrohttpd's thread only */
+	struct ts_tls *tls;       /* HTTPS with a renewable certificate */
 	struct MHD_Daemon *mhd;
 	struct ts_worker *worker; /* stream starts that read or search */
 	pthread_mutex_t log_lock; /* protects the two below */
@@ -59,6 +93,38 @@ struct ts_http {
 	char start_msg[256];
 	char *www_real;   /* NULL when the www directory is missing */
 };
+
+/* Our part of a client connection (NULL if libmicrohttpd has none). */
+static struct sock *sock_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* max_streams_per_ip: may this connection's address open one more
+ * stream?  Loopback and trusted_proxies are not counted (a proxy carries
+ * everyone's streams).  Counts it when it may. */
+static bool admit_ip(struct ts_http *h, struct sock *sk)
+{
+	unsigned max = h->cfg->max_streams_per_ip;
+	if (max == 0 || !sk->has_addr || sk->ip_counted ||
+	    ts_ipaddr_loopback(&sk->addr) ||
+	    ts_ipaddr_listed(&sk->addr, h->cfg->trusted_proxies))
+		return true;
+	if (!ts_iplimit_take(&h->per_ip, &sk->addr, max))
+		return false;
+	sk->ip_counted = true;
+	return true;
+}
+
+static void release_ip(struct ts_http *h, struct sock *sk)
+{
+	if (sk && sk->ip_counted) {
+		ts_iplimit_give(&h->per_ip, &sk->addr);
+		sk->ip_counted = false;
+	}
+}
 
 /* What libmicrohttpd says about one client's request or connection (a bad
  * or oversized request, a peer that went away) is the client's business:
@@ -81,6 +147,8 @@ static bool client_side(const char *msg)
 }
 
 #define TS_CLIENT_LOG_MS 60000
+
+static void say_client_error(struct ts_http *h, const char *msg);
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -108,6 +176,13 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 		fprintf(stderr, "tailsse: http: %s\n", msg);
 		return;
 	}
+	say_client_error(h, msg);
+}
+
+/* A client's error: said once, then counted and summed up at most once a
+ * minute. */
+static void say_client_error(struct ts_http *h, const char *msg)
+{
 	int64_t now = ts_now_ms();
 	pthread_mutex_lock(&h->log_lock);
 	bool first = h->client_errors_ms == 0;
@@ -157,7 +232,7 @@ static bool origin_listed(const char *list, const char *origin)
 static void cors_headers(const struct ts_http *h, struct MHD_Connection *conn,
 			 struct MHD_Response *r)
 {
-	const char *allow = h->ctx.cfg->cors_origin;
+	const char *allow = h->cfg->cors_origin;
 	if (!allow)
 		return;
 	if (strcmp(allow, "*") == 0) {
@@ -189,7 +264,8 @@ static enum MHD_Result answer(const struct ts_http *h,
 		MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, "Allow", "GET, HEAD");
-	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE ||
+	    status == MHD_HTTP_TOO_MANY_REQUESTS)
 		MHD_add_response_header(r, "Retry-After", "5");
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
@@ -362,7 +438,7 @@ static enum MHD_Result serve_static(struct ts_http *h,
 		 * that was not meant */
 		char *csp;
 		if (asprintf(&csp, "frame-ancestors %s",
-			     h->ctx.cfg->frame_ancestors) < 0) {
+			     h->cfg->frame_ancestors) < 0) {
 			MHD_destroy_response(r);
 			return MHD_NO;
 		}
@@ -372,24 +448,22 @@ static enum MHD_Result serve_static(struct ts_http *h,
 	return answer(h, conn, MHD_HTTP_OK, r, mime);
 }
 
+/* The log called name, with a reference for the caller, or NULL. */
 static struct ts_log *find_log(struct ts_http *h, const char *name,
 			       size_t len)
 {
-	for (size_t i = 0; i < h->ctx.nlogs; i++) {
-		struct ts_log *log = h->ctx.logs[i];
-		if (strlen(log->name) == len && memcmp(log->name, name, len) == 0)
-			return log;
-	}
-	return NULL;
+	return ts_registry_find(h->ctx.reg, name, len);
 }
 
 static enum MHD_Result serve_logs(struct ts_http *h,
 				  struct MHD_Connection *conn)
 {
 	struct ts_buf b = TS_BUF_INIT;
+	size_t nlogs;
+	struct ts_log **logs = ts_registry_list(h->ctx.reg, &nlogs);
 	int rc = ts_buf_puts(&b, "[");
-	for (size_t i = 0; i < h->ctx.nlogs && rc == 0; i++) {
-		struct ts_log *log = h->ctx.logs[i];
+	for (size_t i = 0; i < nlogs && rc == 0; i++) {
+		struct ts_log *log = logs[i];
 		pthread_mutex_lock(&log->lock);
 		uint64_t size = log->cur ? log->cur->size : 0;
 		bool exists = log->cur != NULL;
@@ -407,6 +481,7 @@ static enum MHD_Result serve_logs(struct ts_http *h,
 		if (rc == 0)
 			rc = ts_buf_puts(&b, "}");
 	}
+	ts_registry_put_list(logs, nlogs);
 	if (rc == 0)
 		rc = ts_buf_puts(&b, "]\n");
 	if (rc) {
@@ -416,57 +491,126 @@ static enum MHD_Result serve_logs(struct ts_http *h,
 	return send_buf(h, conn, MHD_HTTP_OK, "application/json", &b);
 }
 
+/* One metric's HELP and TYPE lines. */
+static int metric_head(struct ts_buf *b, const char *name, const char *type,
+		       const char *help)
+{
+	return ts_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+			     name, type);
+}
+
+/* A metric without labels. */
+static int metric(struct ts_buf *b, const char *name, const char *type,
+		  const char *help, unsigned long long v)
+{
+	int rc = metric_head(b, name, type, help);
+	return rc ? rc : ts_buf_printf(b, "%s %llu\n", name, v);
+}
+
+#define LOAD(x) ((unsigned long long)atomic_load(&(x)))
+
+/* The counters that are not per log. */
+static int metrics_daemon(struct ts_http *h, struct ts_buf *b)
+{
+	struct ts_stream_env *env = h->ctx.env;
+	struct ts_stats *st = h->ctx.stats;
+	pthread_mutex_lock(&h->log_lock);
+	unsigned long long client_errors = h->client_errors_total;
+	pthread_mutex_unlock(&h->log_lock);
+	int rc = metric(b, "tailsse_clients", "gauge",
+			"Event streams connected.", atomic_load(&env->nstreams));
+	if (!rc) rc = metric(b, "tailsse_replay_clients", "gauge",
+			     "Streams that started far behind, sent from a big buffer.",
+			     atomic_load(&env->nreplay));
+	if (!rc) rc = metric(b, "tailsse_events_sent_total", "counter",
+			     "Events sent (lines and control events).",
+			     LOAD(env->events_sent));
+	if (!rc) rc = metric(b, "tailsse_bytes_sent_total", "counter",
+			     "Bytes of event streams sent.", LOAD(env->bytes_sent));
+	if (!rc) rc = metric(b, "tailsse_filter_limit_total", "counter",
+			     "Streams told filter-limit: a pattern hit PCRE2's match or depth limit on a line.",
+			     LOAD(env->filter_limits));
+	if (!rc) rc = metric(b, "tailsse_http_client_errors_total", "counter",
+			     "Requests and connections that libmicrohttpd refused or lost (malformed, oversized, reset).",
+			     client_errors);
+	if (!rc && st) {
+		rc = metric_head(b, "tailsse_refused_total", "counter",
+				 "Requests refused at a limit: max_clients (503), max_streams_per_ip (429), a missing or wrong token (401).");
+		if (!rc) rc = ts_buf_printf(
+			b, "tailsse_refused_total{reason=\"max_clients\"} %llu\n"
+			   "tailsse_refused_total{reason=\"per_ip\"} %llu\n"
+			   "tailsse_refused_total{reason=\"auth\"} %llu\n",
+			LOAD(st->refused_max_clients), LOAD(st->refused_per_ip),
+			LOAD(st->refused_auth));
+		if (!rc) rc = metric(b, "tailsse_header_timeouts_total", "counter",
+				     "Connections closed for sending no complete request within header_timeout.",
+				     LOAD(st->header_timeouts));
+		if (!rc) rc = metric_head(b, "tailsse_reloads_total", "counter",
+					  "Config reloads (SIGHUP), applied or refused.");
+		if (!rc) rc = ts_buf_printf(
+			b, "tailsse_reloads_total{result=\"ok\"} %llu\n"
+			   "tailsse_reloads_total{result=\"failed\"} %llu\n",
+			LOAD(st->reloads_ok), LOAD(st->reloads_failed));
+		if (!rc) rc = metric(b, "tailsse_watch_errors_total", "counter",
+				     "inotify watches that could not be added (retried every second).",
+				     LOAD(st->watch_errors));
+		if (!rc) rc = metric(b, "tailsse_inotify_overflows_total", "counter",
+				     "Times the inotify queue overflowed (every log was looked at again).",
+				     LOAD(st->inotify_overflows));
+		if (!rc) rc = metric(b, "process_start_time_seconds", "gauge",
+				     "Start time of the process since the Unix epoch, in seconds.",
+				     (unsigned long long)st->start_time_s);
+	}
+	if (!rc) rc = metric_head(b, "tailsse_build_info", "gauge",
+				  "The version, and whether this libmicrohttpd can serve HTTPS; always 1.");
+	if (!rc) rc = ts_buf_printf(
+		b, "tailsse_build_info{version=\"%s\",tls=\"%s\"} 1\n",
+		PACKAGE_VERSION,
+		MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES ? "yes" : "no");
+	return rc;
+}
+
+/* The per-log metrics, each family together. */
+static int metrics_logs(struct ts_http *h, struct ts_buf *b)
+{
+	size_t n;
+	struct ts_log **logs = ts_registry_list(h->ctx.reg, &n);
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{ "tailsse_rotations_total", "counter", "Rotations seen per log." },
+		{ "tailsse_log_size_bytes", "gauge", "Size of each log's current file." },
+		{ "tailsse_log_streams", "gauge", "Streams reading each log (a merged stream counts in each of its logs)." },
+	};
+	int rc = 0;
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]) && !rc; f++) {
+		rc = metric_head(b, fam[f].name, fam[f].type, fam[f].help);
+		for (size_t i = 0; i < n && !rc; i++) {
+			struct ts_log *log = logs[i];
+			unsigned long long v;
+			if (f == 2) {
+				v = ts_hub_nlinks(&log->hub);
+			} else {
+				pthread_mutex_lock(&log->lock);
+				v = f == 0 ? log->rotations
+				    : log->cur ? log->cur->size : 0;
+				pthread_mutex_unlock(&log->lock);
+			}
+			rc = ts_buf_printf(b, "%s{log=\"%s\"} %llu\n",
+					   fam[f].name, log->name, v);
+		}
+	}
+	ts_registry_put_list(logs, n);
+	return rc;
+}
+
 static enum MHD_Result serve_metrics(struct ts_http *h,
 				     struct MHD_Connection *conn)
 {
-	struct ts_stream_env *env = h->ctx.env;
 	struct ts_buf b = TS_BUF_INIT;
-	pthread_mutex_lock(&h->log_lock);
-	uint64_t client_errors = h->client_errors_total;
-	pthread_mutex_unlock(&h->log_lock);
-	int rc = ts_buf_printf(
-		&b,
-		"# HELP tailsse_clients Event streams connected.\n"
-		"# TYPE tailsse_clients gauge\n"
-		"tailsse_clients %u\n"
-		"# HELP tailsse_replay_clients Streams that started far behind, sent from a big buffer.\n"
-		"# TYPE tailsse_replay_clients gauge\n"
-		"tailsse_replay_clients %u\n"
-		"# HELP tailsse_events_sent_total Events sent (lines and control events).\n"
-		"# TYPE tailsse_events_sent_total counter\n"
-		"tailsse_events_sent_total %llu\n"
-		"# HELP tailsse_bytes_sent_total Bytes of event streams sent.\n"
-		"# TYPE tailsse_bytes_sent_total counter\n"
-		"tailsse_bytes_sent_total %llu\n"
-		"# HELP tailsse_http_client_errors_total Requests and connections that libmicrohttpd refused or lost (malformed, oversized, reset).\n"
-		"# TYPE tailsse_http_client_errors_total counter\n"
-		"tailsse_http_client_errors_total %llu\n"
-		"# HELP tailsse_rotations_total Rotations seen per log.\n"
-		"# TYPE tailsse_rotations_total counter\n",
-		atomic_load(&env->nstreams), atomic_load(&env->nreplay),
-		(unsigned long long)atomic_load(&env->events_sent),
-		(unsigned long long)atomic_load(&env->bytes_sent),
-		(unsigned long long)client_errors);
-	struct ts_buf sizes = TS_BUF_INIT;
-	if (rc == 0)
-		rc = ts_buf_puts(&sizes,
-				 "# HELP tailsse_log_size_bytes Size of each log's current file.\n"
-				 "# TYPE tailsse_log_size_bytes gauge\n");
-	for (size_t i = 0; i < h->ctx.nlogs && rc == 0; i++) {
-		struct ts_log *log = h->ctx.logs[i];
-		pthread_mutex_lock(&log->lock);
-		uint64_t size = log->cur ? log->cur->size : 0;
-		uint64_t rot = log->rotations;
-		pthread_mutex_unlock(&log->lock);
-		rc = ts_buf_printf(&b, "tailsse_rotations_total{log=\"%s\"} %llu\n",
-				   log->name, (unsigned long long)rot);
-		if (rc == 0)
-			rc = ts_buf_printf(&sizes, "tailsse_log_size_bytes{log=\"%s\"} %llu\n",
-					   log->name, (unsigned long long)size);
-	}
-	if (rc == 0)
-		rc = ts_buf_append(&b, sizes.data, sizes.len);
-	ts_buf_free(&sizes);
+	int rc = metrics_daemon(h, &b);
+	if (!rc)
+		rc = metrics_logs(h, &b);
 	if (rc) {
 		ts_buf_free(&b);
 		return MHD_NO;
@@ -575,6 +719,7 @@ static void lines_job_free(struct lines_job *j)
 		return;
 	ts_filter_free(j->filter);
 	ts_buf_free(&j->body);
+	ts_log_unref(j->log);
 	free(j);
 }
 
@@ -699,9 +844,9 @@ static enum MHD_Result respond_stream(struct ts_http *h,
 static void request_done(void *cls, struct MHD_Connection *conn,
 			 void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)conn;
+	struct ts_http *h = cls;
 	(void)toe;
+	release_ip(h, sock_of(conn)); /* a stream's request ends with it */
 	struct pending *p = *con_cls;
 	if (!p)
 		return;
@@ -716,7 +861,7 @@ static struct ts_start fresh_start(const struct ts_http *h,
 				   const struct ts_request *req)
 {
 	struct ts_start st = { TS_START_END, { 0, 0, false },
-			       h->ctx.cfg->backlog_default };
+			       h->cfg->backlog_default };
 	if (req->has_tail) {
 		st.kind = TS_START_TAIL;
 		st.tail = req->tail;
@@ -756,12 +901,27 @@ static enum MHD_Result open_stream(struct ts_http *h,
 	if (frc)
 		return MHD_NO;
 	/* one connection counts once, whatever the number of logs */
-	if (atomic_load(&h->ctx.env->nstreams) >= h->ctx.cfg->max_clients) {
+	if (atomic_load(&h->ctx.env->nstreams) >= h->cfg->max_clients) {
 		ts_filter_free(filter);
+		TS_COUNT(h->ctx.stats, refused_max_clients);
 		return send_text(h, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				 "too many streams open (max_clients = %u)",
-				 h->ctx.cfg->max_clients);
+				 h->cfg->max_clients);
 	}
+	struct sock *sk = head ? NULL : sock_of(conn);
+	if (sk && !admit_ip(h, sk)) {
+		ts_filter_free(filter);
+		TS_COUNT(h->ctx.stats, refused_per_ip);
+		return send_text(h, conn, MHD_HTTP_TOO_MANY_REQUESTS,
+				 "too many streams from this address "
+				 "(max_streams_per_ip = %u)",
+				 h->cfg->max_streams_per_ip);
+	}
+	/* a stream may wait long for its client to read: not the short
+	 * time that idle connections get */
+	if (!head)
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned)TS_SEND_TIMEOUT_S);
 	if (head) {
 		ts_filter_free(filter);
 		struct MHD_Response *r = MHD_create_response_from_buffer(
@@ -811,12 +971,12 @@ static enum MHD_Result serve_multi(struct ts_http *h, struct route_req *q)
 		return ret;
 	struct ts_log *logs[TS_REQ_MAX_LOGS];
 	struct ts_start starts[TS_REQ_MAX_LOGS];
-	for (size_t i = 0; i < req.nlogs; i++) {
+	size_t found = 0;
+	for (; found < req.nlogs; found++) {
+		size_t i = found;
 		logs[i] = find_log(h, req.log[i], req.log_len[i]);
 		if (!logs[i])
-			return send_text(h, q->conn, MHD_HTTP_NOT_FOUND,
-					 "unknown log '%.*s'",
-					 (int)req.log_len[i], req.log[i]);
+			break;
 		starts[i] = fresh_start(h, &req);
 		/* a cursor that omits a log starts it as a fresh connect */
 		if (req.from == TS_FROM_ID && req.in_cursor[i]) {
@@ -824,8 +984,17 @@ static enum MHD_Result serve_multi(struct ts_http *h, struct route_req *q)
 			starts[i].pos = req.cursor[i];
 		}
 	}
-	return open_stream(h, q->conn, logs, starts, req.nlogs, true, &req,
-			   q);
+	if (found < req.nlogs)
+		ret = send_text(h, q->conn, MHD_HTTP_NOT_FOUND,
+				"unknown log '%.*s'", (int)req.log_len[found],
+				req.log[found]);
+	else
+		ret = open_stream(h, q->conn, logs, starts, req.nlogs, true,
+				  &req, q);
+	/* the stream's cursors hold their own references */
+	for (size_t i = 0; i < found; i++)
+		ts_log_unref(logs[i]);
+	return ret;
 }
 
 static enum MHD_Result finish_lines(const struct ts_http *h,
@@ -868,6 +1037,7 @@ static enum MHD_Result serve_lines(struct ts_http *h, struct route_req *q)
 						  "bad %s", ferr)
 				      : MHD_NO;
 	}
+	ts_log_ref(q->log);
 	j->log = q->log;
 	j->env = h->ctx.env;
 	j->pos = req.before;
@@ -999,7 +1169,7 @@ static size_t cookie_decode(char *dst, size_t size, const char *s)
  * any one that matches will do. */
 static bool authorized(const struct ts_http *h, struct MHD_Connection *conn)
 {
-	const char *tok = h->ctx.cfg->token;
+	const char *tok = h->cfg->token;
 	if (!tok)
 		return true;
 	size_t tl = strlen(tok);
@@ -1046,6 +1216,62 @@ static enum MHD_Result preflight(const struct ts_http *h,
 		      "text/plain; charset=utf-8");
 }
 
+/* libmicrohttpd's thread: take the settings of a reload, if one came. */
+static void adopt_config(struct ts_http *h)
+{
+	if (!atomic_load_explicit(&h->cfg_new, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&h->cfg_lock);
+	struct ts_config *next = h->next_cfg;
+	h->next_cfg = NULL;
+	atomic_store(&h->cfg_new, false);
+	pthread_mutex_unlock(&h->cfg_lock);
+	if (!next)
+		return;
+	ts_config_free(h->cfg);
+	free(h->cfg);
+	h->cfg = next;
+}
+
+/* A client connection starts or ends.  Idle connections (no request yet,
+ * or between two) get header_timeout; one that closes without ever having
+ * sent a request after that long is counted as timed out (slowloris). */
+static void conn_notify(void *cls, struct MHD_Connection *conn,
+			void **socket_context,
+			enum MHD_ConnectionNotificationCode code)
+{
+	struct ts_http *h = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		adopt_config(h);
+		struct sock *sk = calloc(1, sizeof(*sk));
+		*socket_context = sk;
+		if (!sk)
+			return;
+		sk->h = h;
+		sk->accepted_ms = ts_now_ms();
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		sk->has_addr = ci && ci->client_addr &&
+			       ts_ipaddr_from(&sk->addr, ci->client_addr);
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+					  h->cfg->header_timeout);
+		return;
+	}
+	struct sock *sk = *socket_context;
+	if (!sk)
+		return;
+	release_ip(h, sk);
+	int64_t age = ts_now_ms() - sk->accepted_ms;
+	if (!sk->requested &&
+	    age + 100 >= (int64_t)h->cfg->header_timeout * 1000) {
+		TS_COUNT(h->ctx.stats, header_timeouts);
+		say_client_error(h, "a connection sent no complete request "
+				    "within header_timeout");
+	}
+	free(sk);
+	*socket_context = NULL;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 			      const char *url, const char *method,
 			      const char *version, const char *upload_data,
@@ -1055,6 +1281,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	(void)version;
 	(void)upload_data;
 
+	adopt_config(h);
+	struct sock *sk = sock_of(conn);
+	if (sk)
+		sk->requested = true;
 	if (*con_cls) {
 		/* resumed: the worker has started the stream */
 		struct pending *p = *con_cls;
@@ -1070,7 +1300,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 
 	char shown[256];
 	if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 &&
-	    h->ctx.cfg->cors_origin)
+	    h->cfg->cors_origin)
 		return preflight(h, conn);
 	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
@@ -1084,18 +1314,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	/* log data and counters need the token; /healthz and the page do
 	 * not (the page must load to ask for it) */
 	if ((strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0 ||
-	     strcmp(url, "/metrics") == 0) && !authorized(h, conn))
+	     strcmp(url, "/metrics") == 0) && !authorized(h, conn)) {
+		TS_COUNT(h->ctx.stats, refused_auth);
 		return send_text(h, conn, MHD_HTTP_UNAUTHORIZED,
 				 "missing or wrong token: send it as "
 				 "Authorization: Bearer, ?token= or the "
 				 "tailsse_token cookie");
+	}
 	struct route_req q = { conn, url, NULL, head, con_cls,
 			       strcmp(version, MHD_HTTP_VERSION_1_0) == 0 };
 	const char *bad;
 	size_t bad_len = 0;
 	const struct route *rt = find_route(h, &q, &bad, &bad_len);
-	if (rt)
-		return rt->fn(h, &q);
+	if (rt) {
+		enum MHD_Result ret = rt->fn(h, &q);
+		ts_log_unref(q.log); /* what the request made of it holds its own */
+		return ret;
+	}
 	if (bad)
 		return send_text(h, conn, MHD_HTTP_NOT_FOUND, "unknown log '%.*s'",
 				 (int)bad_len, bad);
@@ -1129,6 +1364,52 @@ int ts_http_listen(const struct ts_config *cfg, char *err, size_t errlen)
 	return fd;
 }
 
+#ifdef HAVE_GNUTLS
+/* GnuTLS asks which certificate a handshake gets: the holder's current
+ * pair (a reload may have renewed it). */
+static int cert_callback(gnutls_session_t session,
+			 const gnutls_datum_t *req_ca_dn, int nreqs,
+			 const gnutls_pk_algorithm_t *pk_algos,
+			 int pk_algos_length, gnutls_pcert_st **pcert,
+			 unsigned int *pcert_length, gnutls_privkey_t *privkey)
+{
+	(void)req_ca_dn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
+	struct MHD_Connection *conn = gnutls_session_get_ptr(session);
+	struct sock *sk = conn ? sock_of(conn) : NULL;
+	if (!sk || !sk->h->tls)
+		return -1;
+	void *pc, *key;
+	ts_tls_get(sk->h->tls, &pc, pcert_length, &key);
+	*pcert = pc;
+	*privkey = key;
+	return 0;
+}
+#endif
+
+int ts_http_set_tls(struct ts_http *h, const char *cert_pem,
+		    const char *key_pem, char *err, size_t errlen)
+{
+	if (!cert_pem || !key_pem)
+		return 0;
+	if (!h->tls) {
+		if (h->cfg->tls_cert_pem)
+			fputs("tailsse: reload: a new TLS certificate takes "
+			      "effect at the next restart (built without "
+			      "GnuTLS's headers)\n", stderr);
+		return 0;
+	}
+	bool changed;
+	if (ts_tls_set(h->tls, cert_pem, key_pem, &changed, err, errlen) != 0)
+		return -1;
+	if (changed)
+		fputs("tailsse: reload: the new TLS certificate is used from "
+		      "the next connection on\n", stderr);
+	return 0;
+}
+
 /* TLS 1.2 and 1.3 only, no weak ciphers (GnuTLS's SECURE128 set). */
 #define TS_TLS_PRIORITIES "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
@@ -1138,7 +1419,7 @@ int ts_http_listen(const struct ts_config *cfg, char *err, size_t errlen)
 static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err,
 				    size_t errlen)
 {
-	const struct ts_config *cfg = h->ctx.cfg;
+	const struct ts_config *cfg = h->cfg;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem ops[16] = {
@@ -1147,10 +1428,11 @@ static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err,
 		{ MHD_OPTION_CONNECTION_LIMIT, cfg->max_clients + 256, NULL },
 		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		  (intptr_t)cfg->conn_memory, NULL },
-		{ MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL },
-		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_done, NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, cfg->header_timeout, NULL },
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_done, h },
+		{ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)conn_notify, h },
 	};
-	size_t n = 6;
+	size_t n = 7;
 	if (cfg->tls_cert_pem) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 			snprintf(err, errlen, "tls_cert is set, but this "
@@ -1158,10 +1440,18 @@ static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err,
 			return NULL;
 		}
 		flags |= MHD_USE_TLS;
-		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
-						    cfg->tls_cert_pem };
-		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
-						    cfg->tls_key_pem };
+#ifdef HAVE_GNUTLS
+		if (h->tls)
+			ops[n++] = (struct MHD_OptionItem){
+				MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+				(void *)cert_callback };
+#endif
+		if (!h->tls) {
+			ops[n++] = (struct MHD_OptionItem){
+				MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem };
+			ops[n++] = (struct MHD_OptionItem){
+				MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem };
+		}
 		ops[n++] = (struct MHD_OptionItem){
 			MHD_OPTION_HTTPS_PRIORITIES, 0,
 			(void *)TS_TLS_PRIORITIES };
@@ -1183,6 +1473,20 @@ static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err,
 	return mhd;
 }
 
+/* What ts_http_start set up besides the daemon and the worker. */
+static void free_settings(struct ts_http *h)
+{
+	pthread_mutex_destroy(&h->log_lock);
+	pthread_mutex_destroy(&h->cfg_lock);
+	ts_config_free(h->cfg);
+	free(h->cfg);
+	if (h->next_cfg)
+		ts_config_free(h->next_cfg);
+	free(h->next_cfg);
+	ts_iplimit_destroy(&h->per_ip);
+	ts_tls_free(h->tls);
+}
+
 struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 			      size_t errlen)
 {
@@ -1193,14 +1497,34 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 		return NULL;
 	}
 	h->ctx = *ctx;
-	if (pthread_mutex_init(&h->log_lock, NULL) != 0) {
+	h->cfg = calloc(1, sizeof(*h->cfg));
+	if (!h->cfg || ts_config_copy(h->cfg, ctx->cfg) != 0) {
 		snprintf(err, errlen, "out of memory");
 		close(ctx->lfd);
+		free(h->cfg);
+		free(h);
+		return NULL;
+	}
+	ts_iplimit_init(&h->per_ip);
+	atomic_init(&h->cfg_new, false);
+	if (pthread_mutex_init(&h->log_lock, NULL) != 0 ||
+	    pthread_mutex_init(&h->cfg_lock, NULL) != 0) {
+		snprintf(err, errlen, "out of memory");
+		close(ctx->lfd);
+		ts_config_free(h->cfg);
+		free(h->cfg);
 		free(h);
 		return NULL;
 	}
 	h->www_real = realpath(ctx->www, NULL);
 	int www_errno = errno;
+	if (h->cfg->tls_cert_pem && ts_tls_available() &&
+	    MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES) {
+		h->tls = ts_tls_new(h->cfg->tls_cert_pem, h->cfg->tls_key_pem,
+				    err, errlen);
+		if (!h->tls)
+			goto fail;
+	}
 	h->worker = ts_worker_new();
 	if (!h->worker) {
 		snprintf(err, errlen, "cannot start the worker thread: %s",
@@ -1218,10 +1542,29 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 fail:
 	ts_worker_free(h->worker);
 	close(h->ctx.lfd);
-	pthread_mutex_destroy(&h->log_lock);
+	free_settings(h);
 	free(h->www_real);
 	free(h);
 	return NULL;
+}
+
+int ts_http_reconfigure(struct ts_http *h, const struct ts_config *cfg)
+{
+	struct ts_config *next = calloc(1, sizeof(*next));
+	if (!next || ts_config_copy(next, cfg) != 0) {
+		free(next);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&h->cfg_lock);
+	struct ts_config *old = h->next_cfg; /* never taken: a newer came */
+	h->next_cfg = next;
+	atomic_store_explicit(&h->cfg_new, true, memory_order_release);
+	pthread_mutex_unlock(&h->cfg_lock);
+	if (old) {
+		ts_config_free(old);
+		free(old);
+	}
+	return 0;
 }
 
 void ts_http_stop(struct ts_http *h)
@@ -1232,13 +1575,16 @@ void ts_http_stop(struct ts_http *h)
 	/* End every stream: a stream that is woken while stopping ends its
 	 * response, so none is suspended when the daemon stops (which
 	 * libmicrohttpd 0.9.75 would refuse). */
-	for (size_t i = 0; i < h->ctx.nlogs; i++) {
-		struct ts_log *log = h->ctx.logs[i];
+	size_t nlogs;
+	struct ts_log **logs = ts_registry_list(h->ctx.reg, &nlogs);
+	for (size_t i = 0; i < nlogs; i++) {
+		struct ts_log *log = logs[i];
 		pthread_mutex_lock(&log->lock);
 		log->stopping = true;
 		pthread_mutex_unlock(&log->lock);
 		ts_hub_changed(&log->hub);
 	}
+	ts_registry_put_list(logs, nlogs);
 	/* streams being started are suspended until the worker is done:
 	 * libmicrohttpd must not stop with any suspended */
 	if (ts_worker_wait_idle(h->worker, 5000) != 0)
@@ -1253,7 +1599,7 @@ void ts_http_stop(struct ts_http *h)
 	MHD_stop_daemon(h->mhd);
 	ts_worker_free(h->worker);
 	close(h->ctx.lfd);
-	pthread_mutex_destroy(&h->log_lock);
+	free_settings(h);
 	free(h->www_real);
 	free(h);
 }

@@ -9,17 +9,20 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "logfile.h"
 #include "cursor.h"
+#include "logfile.h"
+#include "registry.h"
+#include "stats.h"
 
 struct ts_http;
 
 /* What the handlers need; owned by the caller and outliving the daemon,
- * except lfd, which ts_http_start takes over. */
+ * except lfd, which ts_http_start takes over, and cfg, of which it keeps a
+ * copy. */
 struct ts_http_ctx {
 	const struct ts_config *cfg;
-	struct ts_log **logs;
-	size_t nlogs;
+	struct ts_registry *reg;  /* the logs served, by name */
+	struct ts_stats *stats;   /* NULL: not counted */
 	struct ts_stream_env *env;
 	const char *www;        /* the www directory (may not exist) */
 	int lfd;                /* listening socket from ts_http_listen */
@@ -36,6 +39,20 @@ int ts_http_listen(const struct ts_config *cfg, char *err, size_t errlen);
  * otherwise.  NULL with one line in err. */
 struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 			      size_t errlen);
+
+/* A reload: the settings of `cfg` that can change while running (token,
+ * cors_origin, frame_ancestors, max_clients up to the start's value + 256,
+ * backlog_default, header_timeout, max_streams_per_ip, trusted_proxies)
+ * apply from the next request on.  cfg is copied.  0 or -ENOMEM.  Main
+ * thread. */
+int ts_http_reconfigure(struct ts_http *h, const struct ts_config *cfg);
+
+/* A reload: new handshakes get this certificate and key (PEM text), once
+ * checked; the same as now changes nothing.  NULL: not HTTPS (a change
+ * between HTTP and HTTPS needs a restart: main says so).  0, or -1 with one
+ * line in err (the certificate in use stays).  Main thread. */
+int ts_http_set_tls(struct ts_http *h, const char *cert_pem,
+		    const char *key_pem, char *err, size_t errlen);
 
 /* Stop accepting, end every stream cleanly, stop the daemon, close the
  * listening socket, free. */

@@ -74,6 +74,7 @@ struct ts_log *ts_log_new(const char *name, const char *path)
 		goto fail;
 	}
 	atomic_init(&log->dir_seq, 0);
+	atomic_init(&log->refs, 1);
 	if (ts_hub_log_init(&log->hub) != 0) {
 		pthread_mutex_destroy(&log->scan_lock);
 		pthread_mutex_destroy(&log->lock);
@@ -120,6 +121,25 @@ void ts_log_free(struct ts_log *log)
 	free(log->dir);
 	free(log->path);
 	free(log);
+}
+
+void ts_log_ref(struct ts_log *log)
+{
+	atomic_fetch_add(&log->refs, 1);
+}
+
+void ts_log_unref(struct ts_log *log)
+{
+	if (log && atomic_fetch_sub(&log->refs, 1) == 1)
+		ts_log_free(log);
+}
+
+void ts_log_retire(struct ts_log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	log->removed = true;
+	pthread_mutex_unlock(&log->lock);
+	ts_hub_changed(&log->hub);
 }
 
 void ts_file_ref(struct ts_file *f)

@@ -130,6 +130,12 @@ struct ts_log {
 	uint64_t rotations;         /* (L) count, for metrics */
 	uint64_t serials;           /* (L) the last ts_file serial given */
 	bool stopping;              /* (L) the daemon is shutting down */
+	/* (L) taken out of the config by a reload: its streams send what is
+	 * left, a `reset` `deleted`, and end */
+	bool removed;
+	/* who holds it: the registry, the watcher, each cursor, each /lines
+	 * request; the last to let go frees it */
+	atomic_uint refs;
 	struct ts_seen seen[TS_SEEN]; /* (L) a ring of generations seen */
 	unsigned nseen, seen_next;  /* (L) */
 	struct ts_gone gone;        /* (L) */
@@ -158,12 +164,22 @@ struct ts_log {
 /* Generations chained at once after one file, at most. */
 #define TS_CHAIN_MAX 64
 
-/* Create a log for `name` and `path`; does not touch the file yet (call
- * ts_log_check).  NULL on ENOMEM.  Any thread. */
+/* Create a log for `name` and `path`, with one reference for the caller;
+ * does not touch the file yet (call ts_log_check).  NULL on ENOMEM.  Any
+ * thread. */
 struct ts_log *ts_log_new(const char *name, const char *path);
 
-/* Free a log with no streams left.  Accepts NULL. */
+/* Free a log with no streams left, whatever its references.  Accepts NULL. */
 void ts_log_free(struct ts_log *log);
+
+/* Take / drop a reference; the last one dropped frees the log.  Any
+ * thread; unref accepts NULL. */
+void ts_log_ref(struct ts_log *log);
+void ts_log_unref(struct ts_log *log);
+
+/* A reload took the log out of the config: mark it removed and wake its
+ * streams, which end (cursor.h).  Any thread but the watcher's. */
+void ts_log_retire(struct ts_log *log);
 
 /* Look at the path again (stat, open, fstat) and update the log: a grown or
  * truncated file, a rotation, deletion or creation.  Then resume every

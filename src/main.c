@@ -6,13 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "http.h"
 #include "logfile.h"
-#include "priv.h"
 #include "cursor.h"
+#include "priv.h"
+#include "registry.h"
+#include "stats.h"
 #include "watch.h"
 
 #ifndef TS_WWWDIR
@@ -21,9 +24,14 @@
 
 /* The daemon's one top-level context: everything else hangs off it. */
 struct ts_daemon {
-	struct ts_config cfg;
-	struct ts_log **logs;
-	size_t nlogs;
+	struct ts_config cfg;   /* in force: the start's, then each reload's */
+	const char *cfile;      /* -c, read again on SIGHUP; NULL: none */
+	const char *listen_arg; /* -l, over the file's listen */
+	char **args;            /* command-line logs, added to the file's */
+	int nargs;
+	struct ts_registry reg;
+	bool reg_ready;
+	struct ts_stats stats;
 	struct ts_stream_env env;
 	bool env_ready;
 	struct ts_hub_hangups hangups;  /* epfd -1 until set up */
@@ -74,9 +82,8 @@ static void daemon_free(struct ts_daemon *d)
 	d->lfd = -1;
 	ts_watch_free(d->watch);
 	ts_hub_hangups_destroy(&d->hangups);
-	for (size_t i = 0; i < d->nlogs; i++)
-		ts_log_free(d->logs[i]);
-	free(d->logs);
+	if (d->reg_ready)
+		ts_registry_destroy(&d->reg);
 	if (d->env_ready)
 		ts_stream_env_destroy(&d->env);
 	ts_config_free(&d->cfg);
@@ -134,23 +141,6 @@ static int bind_and_drop(struct ts_daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
-/* Say which logs are not there yet, or cannot be opened. */
-static void report_logs(struct ts_daemon *d)
-{
-	for (size_t i = 0; i < d->nlogs; i++) {
-		struct ts_log *log = d->logs[i];
-		pthread_mutex_lock(&log->lock);
-		if (!log->cur)
-			fprintf(stderr, "tailsse: log %s: %s %s: %s\n",
-				log->name, log->path,
-				log->open_errno ? "cannot be opened"
-						: "does not exist yet",
-				log->open_errno ? strerror(log->open_errno)
-						: "waiting for it");
-		pthread_mutex_unlock(&log->lock);
-	}
-}
-
 /* Start order: bind, drop privileges, only then open the logs (the
  * watcher) and serve.  0, or -1 with one line in err; d is freed by the
  * caller either way. */
@@ -160,18 +150,26 @@ static int start(struct ts_daemon *d, const char *www, char *err,
 	raise_fd_limit(&d->cfg, d->cfg.nlogs);
 	if (bind_and_drop(d, err, errlen) != 0)
 		return -1;
+	if (ts_registry_init(&d->reg) != 0)
+		goto oom;
+	d->reg_ready = true;
 	/* an array of pointers: the size of one is meant */
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
-	d->logs = calloc(d->cfg.nlogs, sizeof(*d->logs));
-	if (!d->logs)
+	struct ts_log **logs = calloc(d->cfg.nlogs, sizeof(*logs));
+	if (!logs)
 		goto oom;
-	for (size_t i = 0; i < d->cfg.nlogs; i++) {
-		d->logs[i] = ts_log_new(d->cfg.logs[i].name,
-					d->cfg.logs[i].path);
-		if (!d->logs[i])
-			goto oom;
-		d->nlogs++;
+	size_t n = 0;
+	int rc = 0;
+	for (; n < d->cfg.nlogs; n++) {
+		logs[n] = ts_log_new(d->cfg.logs[n].name, d->cfg.logs[n].path);
+		if (!logs[n])
+			break;
 	}
+	if (n == d->cfg.nlogs)
+		rc = ts_registry_set(&d->reg, logs, n);
+	ts_registry_put_list(logs, n); /* the registry holds its own */
+	if (n < d->cfg.nlogs || rc)
+		goto oom;
 	if (ts_stream_env_init(&d->env, d->cfg.max_line, d->cfg.retry_ms) != 0)
 		goto oom;
 	d->env_ready = true;
@@ -181,18 +179,21 @@ static int start(struct ts_daemon *d, const char *www, char *err,
 		return -1;
 	}
 	d->env.hangups = &d->hangups;
-	d->watch = ts_watch_new(d->logs, d->nlogs, d->cfg.heartbeat, err,
-				errlen);
+	size_t nlogs;
+	logs = ts_registry_list(&d->reg, &nlogs);
+	d->watch = ts_watch_new(logs, nlogs, d->cfg.heartbeat, err, errlen);
+	ts_registry_put_list(logs, nlogs);
 	if (!d->watch)
 		return -1;
 	ts_watch_set_hangups(d->watch, &d->hangups);
-	struct ts_http_ctx hctx = { &d->cfg, d->logs, d->nlogs, &d->env, www,
+	ts_watch_set_stats(d->watch, &d->stats);
+	struct ts_http_ctx hctx = { &d->cfg, &d->reg, &d->stats, &d->env, www,
 				    d->lfd };
 	d->lfd = -1; /* the server's now, even if it fails to start */
 	d->http = ts_http_start(&hctx, err, errlen);
 	if (!d->http)
 		return -1;
-	int rc = ts_watch_start(d->watch);
+	rc = ts_watch_start(d->watch);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the watcher: %s",
 			 strerror(-rc));
@@ -206,16 +207,209 @@ oom:
 	return -1;
 }
 
-/* Until SIGTERM or SIGINT. */
-static void wait_for_stop(const sigset_t *sigs)
+/* Keys that a running daemon cannot change: a new value is said, and the
+ * one in force kept (so the next reload compares with what runs). */
+static void keep_restart_keys(const struct ts_config *cur,
+			      struct ts_config *next)
+{
+	static const char later[] = "takes effect at the next restart";
+	if (strcmp(cur->listen, next->listen) != 0) {
+		fprintf(stderr, "tailsse: reload: listen changed to %s: %s\n",
+			next->listen, later);
+		char *keep = strdup(cur->listen);
+		if (keep) {
+			free(next->listen);
+			next->listen = keep;
+			next->listen_addr = cur->listen_addr;
+			next->listen_addrlen = cur->listen_addrlen;
+		}
+	}
+	const char *const strs[][3] = {
+		{ "www", cur->www, next->www },
+		{ "user", cur->user, next->user },
+	};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		const char *a = strs[i][1] ? strs[i][1] : "";
+		const char *b = strs[i][2] ? strs[i][2] : "";
+		if (strcmp(a, b) != 0)
+			fprintf(stderr, "tailsse: reload: %s changed: %s\n",
+				strs[i][0], later);
+	}
+	if (cur->conn_memory != next->conn_memory)
+		fprintf(stderr, "tailsse: reload: conn_memory changed: %s\n",
+			later);
+	if (cur->max_line != next->max_line)
+		fprintf(stderr, "tailsse: reload: max_line changed: %s\n", later);
+	if (cur->retry_ms != next->retry_ms)
+		fprintf(stderr, "tailsse: reload: retry changed: %s\n", later);
+	if (!cur->tls_cert_pem != !next->tls_cert_pem)
+		fprintf(stderr, "tailsse: reload: %s: %s\n",
+			cur->tls_cert_pem ? "tls_cert and tls_key removed"
+					  : "tls_cert and tls_key set", later);
+	next->conn_memory = cur->conn_memory;
+	next->max_line = cur->max_line;
+	next->retry_ms = cur->retry_ms;
+}
+
+/* Is the log `log` the [log] `lc` (same name, same path)? */
+static bool same_log(const struct ts_log *log, const struct ts_log_conf *lc)
+{
+	return strcmp(log->name, lc->name) == 0 && strcmp(log->path, lc->path) == 0;
+}
+
+/* What a reload does to the logs.  Every pointer in logs and gone holds a
+ * reference; add points into logs. */
+struct log_diff {
+	struct ts_log **logs;   /* next's, in its order */
+	size_t nlogs;
+	struct ts_log **add;    /* the new ones among them */
+	size_t nadd;
+	struct ts_log **gone;   /* the running ones that do not stay */
+	size_t ngone;
+};
+
+static void diff_free(struct log_diff *df)
+{
+	ts_registry_put_list(df->logs, df->nlogs);
+	ts_registry_put_list(df->gone, df->ngone);
+	free(df->add);
+	memset(df, 0, sizeof(*df));
+}
+
+/* The logs of `next`: the running ones that stay (same name and path), new
+ * ones for the others; and the running ones that go.  0 or -ENOMEM. */
+static int diff_logs(struct ts_daemon *d, const struct ts_config *next,
+		     struct log_diff *df)
+{
+	size_t ncur;
+	struct ts_log **cur = ts_registry_list(&d->reg, &ncur);
+	memset(df, 0, sizeof(*df));
+	/* arrays of pointers: the size of one is meant */
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
+	df->logs = calloc(next->nlogs + 1, sizeof(*df->logs));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
+	df->add = calloc(next->nlogs + 1, sizeof(*df->add));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
+	df->gone = calloc(ncur + 1, sizeof(*df->gone));
+	int rc = df->logs && df->add && df->gone ? 0 : -ENOMEM;
+	for (size_t i = 0; i < next->nlogs && !rc; i++) {
+		struct ts_log *log = NULL;
+		for (size_t k = 0; k < ncur && !log; k++) {
+			if (cur[k] && same_log(cur[k], &next->logs[i])) {
+				log = cur[k]; /* its reference moves */
+				cur[k] = NULL;
+			}
+		}
+		if (!log) {
+			log = ts_log_new(next->logs[i].name, next->logs[i].path);
+			if (!log) {
+				rc = -ENOMEM;
+				break;
+			}
+			df->add[df->nadd++] = log;
+		}
+		df->logs[df->nlogs++] = log;
+	}
+	for (size_t k = 0; k < ncur; k++) {
+		if (cur[k] && !rc)
+			df->gone[df->ngone++] = cur[k];
+		else if (cur[k])
+			ts_log_unref(cur[k]);
+	}
+	free(cur);
+	if (rc)
+		diff_free(df);
+	return rc;
+}
+
+/* Say what a reload changed in the logs, in one line. */
+static void say_reload(const struct ts_daemon *d, const struct log_diff *df)
+{
+	char what[1024] = "";
+	size_t len = 0;
+	for (size_t i = 0; i < df->nadd + df->ngone && len < sizeof(what); i++) {
+		bool add = i < df->nadd;
+		const struct ts_log *log = add ? df->add[i]
+					       : df->gone[i - df->nadd];
+		bool first = i == 0 || i == df->nadd;
+		int n = snprintf(what + len, sizeof(what) - len, "%s%s",
+				 !first ? ", " : add ? "; added: " : "; removed: ",
+				 log->name);
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	fprintf(stderr, "tailsse: reloaded %s: %zu log%s%s\n",
+		d->cfile ? d->cfile : "the command line", df->nlogs,
+		df->nlogs == 1 ? "" : "s", what);
+}
+
+/* The new config, read and checked as at start.  0, or -1 with one line
+ * in err. */
+static int read_next(struct ts_daemon *d, struct ts_config *next, char *err,
+		     size_t errlen)
+{
+	if (ts_config_init(next) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (load_config(next, d->cfile, d->listen_arg, d->args, d->nargs, err,
+			errlen) != 0 ||
+	    ts_priv_check(next->user, err, errlen) != 0)
+		return -1;
+	keep_restart_keys(&d->cfg, next);
+	/* a new certificate is checked before anything changes */
+	if (ts_http_set_tls(d->http, next->tls_cert_pem, next->tls_key_pem,
+			    err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+/* SIGHUP: read the config again and apply it; a bad one is refused with
+ * one line and the running one kept.  Logs that stay keep their streams;
+ * removed ones end theirs (reset deleted); new ones are followed, and
+ * looked at once, before they are served. */
+static void reload(struct ts_daemon *d)
+{
+	char err[TS_ERR_MAX];
+	struct ts_config next;
+	struct log_diff df;
+	int rc = read_next(d, &next, err, sizeof(err));
+	if (rc == 0 && diff_logs(d, &next, &df) != 0) {
+		snprintf(err, sizeof(err), "out of memory");
+		rc = -1;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "tailsse: reload refused: %s; the running "
+				"config stays\n", err);
+		atomic_fetch_add(&d->stats.reloads_failed, 1);
+		ts_config_free(&next);
+		return;
+	}
+	if (ts_watch_update(d->watch, df.add, df.nadd, df.gone, df.ngone) != 0 ||
+	    ts_registry_set(&d->reg, df.logs, df.nlogs) != 0 ||
+	    ts_http_reconfigure(d->http, &next) != 0)
+		fputs("tailsse: reload: out of memory: some changes may not "
+		      "apply\n", stderr);
+	for (size_t i = 0; i < df.ngone; i++)
+		ts_log_retire(df.gone[i]);
+	ts_watch_set_heartbeat(d->watch, next.heartbeat);
+	say_reload(d, &df);
+	diff_free(&df);
+	ts_config_free(&d->cfg);
+	d->cfg = next;
+	atomic_fetch_add(&d->stats.reloads_ok, 1);
+}
+
+/* Until SIGTERM or SIGINT; SIGHUP reloads. */
+static void wait_for_stop(struct ts_daemon *d, const sigset_t *sigs)
 {
 	for (;;) {
 		int sig;
 		if (sigwait(sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			fputs("tailsse: SIGHUP: reloading is not supported yet; "
-			      "restart to change the config\n", stderr);
+			reload(d);
 			continue;
 		}
 		fprintf(stderr, "tailsse: %s: stopping\n",
@@ -287,14 +481,18 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	(void)signal(SIGPIPE, SIG_IGN); /* fails only for a bad signal */
 
+	d.cfile = cfile;
+	d.listen_arg = listen;
+	d.args = argv + optind;
+	d.nargs = argc - optind;
+	d.stats.start_time_s = (int64_t)time(NULL);
 	if (start(&d, www, err, sizeof(err)) != 0)
 		goto fail_msg;
-	report_logs(&d);
 	fprintf(stderr, "tailsse %s: listening on %s (%s), %zu log%s, www %s\n",
 		PACKAGE_VERSION, d.cfg.listen,
-		d.cfg.tls_cert_pem ? "HTTPS" : "HTTP", d.nlogs,
-		d.nlogs == 1 ? "" : "s", www);
-	wait_for_stop(&sigs);
+		d.cfg.tls_cert_pem ? "HTTPS" : "HTTP", d.cfg.nlogs,
+		d.cfg.nlogs == 1 ? "" : "s", www);
+	wait_for_stop(&d, &sigs);
 	ts_http_stop(d.http);
 	ts_watch_stop(d.watch);
 	daemon_free(&d);

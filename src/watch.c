@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stats.h"
 #include "watch.h"
 
 #define DIR_MASK (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | \
@@ -48,6 +50,11 @@ struct logw {
 	int64_t last_check_us;
 	int64_t window_us;  /* coalescing window, from the number of streams */
 	bool watch_failed;  /* a file watch could not be added */
+	int watch_errno;    /* why a watch could not be added, 0: none */
+	/* what was last said about the log on stderr (say_state) */
+	enum log_state { ST_NEW, ST_OK, ST_MISSING, ST_UNREADABLE,
+			 ST_UNWATCHED } said;
+	int said_errno;
 	size_t nfwd;
 	struct { int wd; uint64_t ino; } fwd[MAX_FWD];
 };
@@ -57,15 +64,27 @@ struct ts_watch {
 	int kfd;             /* eventfd: a log's woken streams have all run */
 	pthread_t thread;
 	bool started;
-	struct logw *lw;
-	size_t nlogs;
+	struct logw **lw;    /* the logs followed, each allocated alone (the
+			      * watches and the queue point to them) */
+	size_t nlogs, cap;
 	struct wdent *ents;  /* indexed by wd */
 	size_t nents;
-	unsigned heartbeat_s;
-	struct logw **queue; /* dirty logs, each once */
+	atomic_uint heartbeat_s;
+	struct logw **queue; /* dirty logs, each once; room for cap */
 	size_t nqueue;
 	unsigned long overflows; /* IN_Q_OVERFLOW seen */
 	struct ts_hub_hangups *hangups; /* NULL: none to run */
+	struct ts_stats *stats;         /* NULL: not counted */
+	/* A change of the set of logs (a reload), handed to the thread:
+	 * cfd wakes it, cmd_lock protects the four below, cmd_done is
+	 * signalled once it is applied. */
+	int cfd;
+	pthread_mutex_t cmd_lock;
+	pthread_cond_t cmd_done;
+	struct ts_log *const *cmd_add, *const *cmd_del;
+	size_t cmd_nadd, cmd_ndel;
+	int cmd_rc;
+	bool cmd_posted;
 };
 
 /* When a log changes, its streams are woken at once if the HTTP thread has
@@ -172,8 +191,14 @@ static int add_dir_watch(struct ts_watch *w, struct logw *l,
 			 const char *dir)
 {
 	int wd = inotify_add_watch(w->ifd, dir, DIR_MASK);
-	if (wd < 0)
+	if (wd < 0) {
+		/* a missing directory is waited for, not an error */
+		if (errno != ENOENT && errno != ENOTDIR) {
+			l->watch_errno = errno;
+			TS_COUNT(w->stats, watch_errors);
+		}
 		return -1;
+	}
 	struct wdent *e = ent_get(w, wd, true);
 	if (!e || ent_add_log(e, l) != 0) {
 		inotify_rm_watch(w->ifd, wd);
@@ -270,6 +295,10 @@ static bool sync_file_watches(struct ts_watch *w, struct logw *l)
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", files[j]->fd);
 		int wd = inotify_add_watch(w->ifd, path, FILE_MASK);
+		if (wd < 0) {
+			l->watch_errno = errno;
+			TS_COUNT(w->stats, watch_errors);
+		}
 		struct wdent *e = wd >= 0 ? ent_get(w, wd, true) : NULL;
 		if (!e || ent_add_log(e, l) != 0) {
 			if (e && e->n == 0) {
@@ -338,6 +367,69 @@ static void watch_link_target(struct ts_watch *w, struct logw *l)
 	l->tdirwd = add_dir_watch(w, l, l->tdir);
 }
 
+/* What the log is now, for say_state: its file open, missing, unreadable,
+ * or not watched (then its changes would go unnoticed). */
+static enum log_state log_state(const struct logw *l, int *err)
+{
+	struct ts_log *log = l->log;
+	pthread_mutex_lock(&log->lock);
+	bool open = log->cur != NULL;
+	int oerr = log->open_errno;
+	pthread_mutex_unlock(&log->lock);
+	*err = 0;
+	if (l->watch_errno && (l->watch_failed || (l->dirwd < 0 && l->ancwd < 0))) {
+		*err = l->watch_errno;
+		return ST_UNWATCHED;
+	}
+	if (oerr) {
+		*err = oerr;
+		return ST_UNREADABLE;
+	}
+	return open ? ST_OK : ST_MISSING;
+}
+
+/* Say on stderr what became of a log, once per change of state (never
+ * once per retry), and once when it is back. */
+static void say_state(struct logw *l)
+{
+	int err;
+	enum log_state st = log_state(l, &err);
+	if (st == l->said && err == l->said_errno)
+		return;
+	const char *name = l->log->name, *path = l->log->path;
+	switch (st) {
+	case ST_OK:
+		if (l->said != ST_NEW)
+			fprintf(stderr, "tailsse: log %s: %s %s: followed\n",
+				name, path,
+				l->said == ST_MISSING      ? "exists now"
+				: l->said == ST_UNREADABLE ? "can be read again"
+							   : "can be watched again");
+		break;
+	case ST_MISSING:
+		fprintf(stderr, "tailsse: log %s: %s does not exist%s: "
+				"waiting for it\n", name, path,
+			l->said == ST_NEW ? " yet" : " any more");
+		break;
+	case ST_UNREADABLE:
+		fprintf(stderr, "tailsse: log %s: %s cannot be opened: %s "
+				"(tried again every second)\n", name, path,
+			strerror(err));
+		break;
+	case ST_UNWATCHED:
+		fprintf(stderr, "tailsse: log %s: %s cannot be watched: %s%s "
+				"(tried again every second)\n", name, path,
+			strerror(err),
+			err == ENOSPC ? " (raise fs.inotify.max_user_watches)"
+				      : "");
+		break;
+	case ST_NEW:
+		break;
+	}
+	l->said = st;
+	l->said_errno = err;
+}
+
 static void check_log(struct ts_watch *w, struct logw *l)
 {
 	l->last_check_us = now_us();
@@ -353,24 +445,115 @@ static void check_log(struct ts_watch *w, struct logw *l)
 	 * event: look once more now that the watch is in place. */
 	if (sync_file_watches(w, l))
 		ts_log_check(l->log);
+	if (!l->watch_failed && l->dirwd >= 0)
+		l->watch_errno = 0;
+	say_state(l);
+}
+
+/* Stop following l's log: its watches, its place in the queue, its
+ * reference. */
+static void logw_free(struct ts_watch *w, struct logw *l)
+{
+	struct ts_log *log = l->log;
+	if (w->ifd >= 0) {
+		if (l->dirwd >= 0)
+			ent_del_log(w, l->dirwd, l);
+		if (l->ancwd >= 0)
+			ent_del_log(w, l->ancwd, l);
+		if (l->tdirwd >= 0)
+			ent_del_log(w, l->tdirwd, l);
+		for (size_t k = 0; k < l->nfwd; k++)
+			ent_del_log(w, l->fwd[k].wd, l);
+	}
+	if (l->dirty) {
+		size_t keep = 0;
+		for (size_t i = 0; i < w->nqueue; i++)
+			if (w->queue[i] != l)
+				w->queue[keep++] = w->queue[i];
+		w->nqueue = keep;
+	}
+	pthread_mutex_lock(&log->hub.lock);
+	log->hub.kick_fd = -1;
+	pthread_mutex_unlock(&log->hub.lock);
+	ts_log_unref(log);
+	free(l->dir);
+	free(l->tdir);
+	free(l);
+}
+
+/* Room for `more` logs in lw and queue.  0 or -ENOMEM. */
+static int reserve(struct ts_watch *w, size_t more)
+{
+	if (w->nlogs + more <= w->cap)
+		return 0;
+	size_t cap = w->cap ? w->cap : 4;
+	while (cap < w->nlogs + more)
+		cap *= 2;
+	/* arrays of pointers: the size of one is meant */
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
+	struct logw **lw = realloc(w->lw, cap * sizeof(*lw));
+	if (!lw)
+		return -ENOMEM;
+	w->lw = lw;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
+	struct logw **q = realloc(w->queue, cap * sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	w->queue = q;
+	w->cap = cap;
+	return 0;
+}
+
+/* Follow `log` too (a reference of the watcher's), and look at it once.
+ * 0 or -ENOMEM. */
+static int logw_add(struct ts_watch *w, struct ts_log *log)
+{
+	if (reserve(w, 1) != 0)
+		return -ENOMEM;
+	struct logw *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	const char *path = log->path;
+	const char *slash = strrchr(path, '/');
+	l->base = slash ? slash + 1 : path;
+	l->dir = !slash ? strdup(".")
+		 : slash == path ? strdup("/")
+				 : strndup(path, (size_t)(slash - path));
+	if (!l->dir) {
+		free(l);
+		return -ENOMEM;
+	}
+	ts_log_ref(log);
+	l->log = log;
+	l->dirwd = -1;
+	l->ancwd = -1;
+	l->tdirwd = -1;
+	pthread_mutex_lock(&log->hub.lock);
+	log->hub.kick_fd = w->kfd;
+	pthread_mutex_unlock(&log->hub.lock);
+	w->lw[w->nlogs++] = l;
+	check_log(w, l);
+	return 0;
+}
+
+static void logw_del(struct ts_watch *w, const struct ts_log *log)
+{
+	for (size_t i = 0; i < w->nlogs; i++) {
+		if (w->lw[i]->log == log) {
+			struct logw *l = w->lw[i];
+			w->lw[i] = w->lw[--w->nlogs];
+			logw_free(w, l);
+			return;
+		}
+	}
 }
 
 void ts_watch_free(struct ts_watch *w)
 {
 	if (!w)
 		return;
-	for (size_t i = 0; i < w->nlogs; i++) {
-		struct ts_log *log = w->lw[i].log;
-		if (!log)
-			continue;
-		pthread_mutex_lock(&log->hub.lock);
-		log->hub.kick_fd = -1;
-		pthread_mutex_unlock(&log->hub.lock);
-	}
-	for (size_t i = 0; i < w->nlogs; i++) {
-		free(w->lw[i].dir);
-		free(w->lw[i].tdir);
-	}
+	for (size_t i = 0; i < w->nlogs; i++)
+		logw_free(w, w->lw[i]);
 	for (size_t i = 0; i < w->nents; i++)
 		free(w->ents[i].logs);
 	free(w->ents);
@@ -382,6 +565,10 @@ void ts_watch_free(struct ts_watch *w)
 		close(w->efd);
 	if (w->kfd >= 0)
 		close(w->kfd);
+	if (w->cfd >= 0)
+		close(w->cfd);
+	pthread_cond_destroy(&w->cmd_done);
+	pthread_mutex_destroy(&w->cmd_lock);
 	free(w);
 }
 
@@ -395,7 +582,19 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 	}
 	w->efd = -1;
 	w->kfd = -1;
-	w->heartbeat_s = heartbeat_s;
+	w->cfd = -1;
+	atomic_init(&w->heartbeat_s, heartbeat_s);
+	if (pthread_mutex_init(&w->cmd_lock, NULL) != 0) {
+		free(w);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (pthread_cond_init(&w->cmd_done, NULL) != 0) {
+		pthread_mutex_destroy(&w->cmd_lock);
+		free(w);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->ifd < 0) {
 		snprintf(err, errlen, "inotify_init1: %s%s", strerror(errno),
@@ -406,46 +605,20 @@ struct ts_watch *ts_watch_new(struct ts_log **logs, size_t nlogs,
 	}
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->kfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->efd < 0 || w->kfd < 0) {
+	w->cfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->efd < 0 || w->kfd < 0 || w->cfd < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	w->lw = calloc(nlogs ? nlogs : 1, sizeof(*w->lw));
-	if (!w->lw) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	w->nlogs = nlogs;
-	/* an array of pointers: the size of one is meant */
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
-	w->queue = calloc(nlogs ? nlogs : 1, sizeof(*w->queue));
-	if (!w->queue) {
+	if (reserve(w, nlogs ? nlogs : 1) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < nlogs; i++) {
-		struct logw *l = &w->lw[i];
-		l->log = logs[i];
-		pthread_mutex_lock(&l->log->hub.lock);
-		l->log->hub.kick_fd = w->kfd;
-		pthread_mutex_unlock(&l->log->hub.lock);
-		l->dirwd = -1;
-		l->ancwd = -1;
-		l->tdirwd = -1;
-		const char *slash = strrchr(logs[i]->path, '/');
-		l->base = slash ? slash + 1 : logs[i]->path;
-		l->dir = slash ? strndup(logs[i]->path,
-					 (size_t)(slash - logs[i]->path))
-			       : strdup(".");
-		if (l->dir && l->dir[0] == '\0') {
-			free(l->dir);
-			l->dir = strdup("/");
-		}
-		if (!l->dir) {
+		if (logw_add(w, logs[i]) != 0) {
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
-		check_log(w, l);
 	}
 	return w;
 fail:
@@ -458,11 +631,21 @@ void ts_watch_set_hangups(struct ts_watch *w, struct ts_hub_hangups *hs)
 	w->hangups = hs;
 }
 
+void ts_watch_set_stats(struct ts_watch *w, struct ts_stats *stats)
+{
+	w->stats = stats;
+}
+
+void ts_watch_set_heartbeat(struct ts_watch *w, unsigned heartbeat_s)
+{
+	atomic_store(&w->heartbeat_s, heartbeat_s);
+}
+
 static void mark_all(struct ts_watch *w)
 {
 	for (size_t i = 0; i < w->nlogs; i++) {
-		ts_log_dir_changed(w->lw[i].log);
-		mark(w, &w->lw[i]);
+		ts_log_dir_changed(w->lw[i]->log);
+		mark(w, w->lw[i]);
 	}
 }
 
@@ -470,6 +653,7 @@ static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 {
 	if (ev->mask & IN_Q_OVERFLOW) {
 		w->overflows++;
+		TS_COUNT(w->stats, inotify_overflows);
 		fprintf(stderr, "tailsse: inotify queue overflow: "
 				"re-checking every log\n");
 		mark_all(w);
@@ -533,7 +717,7 @@ static void drain_inotify(struct ts_watch *w)
 static void tick(struct ts_watch *w)
 {
 	for (size_t i = 0; i < w->nlogs; i++) {
-		struct logw *l = &w->lw[i];
+		struct logw *l = w->lw[i];
 		struct ts_log *log = l->log;
 		pthread_mutex_lock(&log->lock);
 		bool retry = log->open_errno != 0 ||
@@ -555,9 +739,9 @@ static void tick(struct ts_watch *w)
 
 static void ping_idle(struct ts_watch *w, int64_t now_ms)
 {
+	int64_t every = (int64_t)atomic_load(&w->heartbeat_s) * 1000;
 	for (size_t i = 0; i < w->nlogs; i++)
-		ts_hub_ping(&w->lw[i].log->hub, now_ms,
-			    (int64_t)w->heartbeat_s * 1000);
+		ts_hub_ping(&w->lw[i]->log->hub, now_ms, every);
 }
 
 /* When may this dirty log be checked (and its streams woken)?  Not before
@@ -613,6 +797,47 @@ static void drain_eventfd(int fd)
 		;
 }
 
+/* Apply the change of the set of logs that ts_watch_update posted. */
+static void apply_cmd(struct ts_watch *w)
+{
+	pthread_mutex_lock(&w->cmd_lock);
+	if (w->cmd_posted) {
+		int rc = 0;
+		for (size_t i = 0; i < w->cmd_ndel; i++)
+			logw_del(w, w->cmd_del[i]);
+		for (size_t i = 0; i < w->cmd_nadd && rc == 0; i++)
+			rc = logw_add(w, w->cmd_add[i]);
+		w->cmd_rc = rc;
+		w->cmd_posted = false;
+		pthread_cond_broadcast(&w->cmd_done);
+	}
+	pthread_mutex_unlock(&w->cmd_lock);
+}
+
+int ts_watch_update(struct ts_watch *w, struct ts_log *const *add,
+		    size_t nadd, struct ts_log *const *del, size_t ndel)
+{
+	pthread_mutex_lock(&w->cmd_lock);
+	w->cmd_add = add;
+	w->cmd_nadd = nadd;
+	w->cmd_del = del;
+	w->cmd_ndel = ndel;
+	w->cmd_posted = true;
+	if (!w->started) {
+		pthread_mutex_unlock(&w->cmd_lock);
+		apply_cmd(w);
+		return w->cmd_rc;
+	}
+	uint64_t one = 1;
+	if (write(w->cfd, &one, sizeof(one)) < 0)
+		perror("tailsse: eventfd");
+	while (w->cmd_posted)
+		pthread_cond_wait(&w->cmd_done, &w->cmd_lock);
+	int rc = w->cmd_rc;
+	pthread_mutex_unlock(&w->cmd_lock);
+	return rc;
+}
+
 static void *watch_main(void *arg)
 {
 	struct ts_watch *w = arg;
@@ -626,13 +851,14 @@ static void *watch_main(void *arg)
 			until = next_ping;
 		int64_t wait = until > now ? until - now : 0;
 		struct timespec ts = { wait / 1000000, (wait % 1000000) * 1000 };
-		struct pollfd pfd[4] = {
+		struct pollfd pfd[5] = {
 			{ w->ifd, POLLIN, 0 },
 			{ w->efd, POLLIN, 0 },
 			{ w->kfd, POLLIN, 0 },
 			{ w->hangups ? w->hangups->epfd : -1, POLLIN, 0 },
+			{ w->cfd, POLLIN, 0 },
 		};
-		int r = ppoll(pfd, 4, &ts, NULL);
+		int r = ppoll(pfd, 5, &ts, NULL);
 		if (r < 0 && errno != EINTR) {
 			fprintf(stderr, "tailsse: poll: %s\n", strerror(errno));
 			break;
@@ -645,6 +871,10 @@ static void *watch_main(void *arg)
 			drain_eventfd(w->kfd);
 		if (r > 0 && pfd[3].revents)
 			ts_hub_hangups_run(w->hangups);
+		if (r > 0 && pfd[4].revents) {
+			drain_eventfd(w->cfd);
+			apply_cmd(w);
+		}
 		now = now_us();
 		if (now >= next_tick) {
 			tick(w);

@@ -1019,6 +1019,49 @@ static void test_small_error_buffer(void **state)
 	ts_config_free(&c);
 }
 
+static void test_limits_keys_and_copy(void **state)
+{
+	(void)state;
+	struct ts_config c, d;
+	char err[TS_ERR_MAX];
+	assert_int_equal(ts_config_init(&c), 0);
+	assert_int_equal(c.header_timeout, 10);
+	assert_int_equal(c.max_streams_per_ip, 0);
+	assert_null(c.trusted_proxies);
+	assert_int_equal(parse_str(&c, "[server]\nheader_timeout = 3\n"
+				   "max_streams_per_ip = 8\n"
+				   "trusted_proxies = 10.0.0.1  ::1\n"
+				   "token = t\n[log a]\npath = /x/a.log\n"
+				   "[log b]\npath = /x/b.log\n", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.header_timeout, 3);
+	assert_int_equal(c.max_streams_per_ip, 8);
+	assert_string_equal(c.trusted_proxies, "10.0.0.1  ::1");
+	/* a deep copy: nothing shared */
+	assert_int_equal(ts_config_copy(&d, &c), 0);
+	ts_config_free(&c);
+	assert_string_equal(d.trusted_proxies, "10.0.0.1  ::1");
+	assert_string_equal(d.token, "t");
+	assert_int_equal(d.nlogs, 2);
+	assert_string_equal(d.logs[1].name, "b");
+	assert_string_equal(d.logs[1].path, "/x/b.log");
+	assert_string_equal(d.listen, "127.0.0.1:8080");
+	assert_string_equal(d.frame_ancestors, "'self'");
+	ts_config_free(&d);
+
+	assert_int_equal(ts_config_init(&c), 0);
+	assert_int_equal(parse_str(&c, "[server]\n\ntrusted_proxies = 10.0.0.1 "
+				   "proxy.example\n", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "t.conf:3: trusted_proxies: 'proxy.example' "
+			    "is not an IP address");
+	ts_config_free(&c);
+	assert_int_equal(ts_config_init(&c), 0);
+	assert_int_equal(parse_str(&c, "[server]\nheader_timeout = 0\n", err,
+				   sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "t.conf:2:"));
+	ts_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1042,6 +1085,7 @@ int main(void)
 		cmocka_unit_test(test_load_size_limit),
 		cmocka_unit_test(test_load_nul_golden_is_binary),
 		cmocka_unit_test(test_small_error_buffer),
+		cmocka_unit_test(test_limits_keys_and_copy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,42 @@ static void test_overflow_rechecks_everything(void **state)
 	assert_int_equal(size_of(f->log), 6 + 16);
 }
 
+/* A reload: a log added is followed at once (its file opened, its
+ * appends noticed), a log removed is no longer (the watcher lets go of its
+ * reference, its watches are dropped). */
+static void test_update_adds_and_removes(void **state)
+{
+	struct fixture *f = *state;
+	char p2[160];
+	snprintf(p2, sizeof(p2), "%s/two.log", f->dir);
+	append(p2, "12345\n");
+	struct ts_log *two = ts_log_new("two", p2);
+	assert_non_null(two);
+	assert_int_equal(ts_watch_update(f->w, &two, 1, NULL, 0), 0);
+	assert_int_equal(atomic_load(&two->refs), 2); /* ours, the watcher's */
+	assert_int_equal(size_of(two), 6);
+	append(p2, "more\n");
+	assert_int_equal(ts_watch_run_once(f->w), 1);
+	assert_int_equal(size_of(two), 11);
+	/* removed: its changes are nobody's business any more */
+	assert_int_equal(ts_watch_update(f->w, NULL, 0, &two, 1), 0);
+	assert_int_equal(atomic_load(&two->refs), 1);
+	append(p2, "later\n");
+	append(f->path, "x\n");
+	assert_int_equal(ts_watch_run_once(f->w), 1); /* app only */
+	assert_int_equal(size_of(two), 11);
+	assert_int_equal(size_of(f->log), 8);
+	ts_log_unref(two);
+	/* the same log added twice over many reloads leaks nothing (ASan) */
+	for (int i = 0; i < 50; i++) {
+		struct ts_log *t = ts_log_new("two", p2);
+		assert_non_null(t);
+		assert_int_equal(ts_watch_update(f->w, &t, 1, NULL, 0), 0);
+		assert_int_equal(ts_watch_update(f->w, NULL, 0, &t, 1), 0);
+		ts_log_unref(t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -113,6 +150,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_overflow_rechecks_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_adds_and_removes,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

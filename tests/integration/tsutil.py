@@ -599,8 +599,10 @@ class Daemon:
 
     def __init__(self, logs=("app",), server=None, missing=(),
                  use_config=None, extra_args=(), www=None, content=None,
-                 tls=None):
+                 tls=None, listen_all=False):
         self.tls = tls   # an ssl.SSLContext: the daemon speaks HTTPS
+        self.listen_all = listen_all  # ":PORT": every interface
+        self.paths = {}  # name -> path, for logs not at DIR/NAME.log
         self._tmp = tempfile.TemporaryDirectory(prefix="tailsse-it-")
         self.dir = self._tmp.name
         self.logs = list(logs)
@@ -620,7 +622,7 @@ class Daemon:
                 write_file(self.path(name), (content or {}).get(name, b""))
 
     def path(self, name):
-        return os.path.join(self.dir, name + ".log")
+        return self.paths.get(name, os.path.join(self.dir, name + ".log"))
 
     def write(self, name, data):
         append(self.path(name), data)
@@ -637,7 +639,9 @@ class Daemon:
         return "\n".join(lines) + "\n"
 
     def _argv(self, port):
-        argv = [tailsse_bin(), "-l", "127.0.0.1:%d" % port, "-w", self.www]
+        argv = [tailsse_bin(), "-l",
+                (":%d" if self.listen_all else "127.0.0.1:%d") % port,
+                "-w", self.www]
         if self.use_config:
             cfg = os.path.join(self.dir, "tailsse.conf")
             write_file(cfg, self.config_text())
@@ -645,6 +649,44 @@ class Daemon:
         else:
             argv += ["%s=%s" % (n, self.path(n)) for n in self.logs]
         return argv + self.extra_args
+
+    def reload(self, text=None, timeout=10.0):
+        """Write the config file again (`text`, or from self.logs and
+        self.server), send SIGHUP, and wait for the daemon's line about it
+        ("reloaded ..." or "reload refused: ..."), which is returned."""
+        assert self.use_config, "reload needs a config file"
+        cfg = os.path.join(self.dir, "tailsse.conf")
+        write_file(cfg, text if text is not None else self.config_text())
+        said = self._reload_lines()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self._reload_lines()
+            if len(now) > len(said):
+                return now[len(said)]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.002)
+        raise AssertionError("no reload line within %.0f s; stderr:\n%s"
+                             % (timeout, self.stderr()))
+
+    def _reload_lines(self):
+        return [ln for ln in self.stderr().splitlines()
+                if ln.startswith("tailsse: reloaded ")
+                or ln.startswith("tailsse: reload refused: ")]
+
+    def fds(self):
+        """The daemon's open file descriptors."""
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def metric(self, line_prefix, headers=None):
+        """The value of the /metrics line that starts with line_prefix
+        (a name with its labels)."""
+        r = self.get("/metrics", headers=headers)
+        for ln in r.body.decode("utf-8", "replace").splitlines():
+            if ln.startswith(line_prefix + " "):
+                return float(ln.split()[-1])
+        raise AssertionError("no metric %s in:\n%r" % (line_prefix, r.body))
 
     def stderr(self):
         try:
