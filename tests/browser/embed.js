@@ -1,13 +1,16 @@
-// Browser tests of embedding (issue 10): a page of another
+// Browser tests of embedding and of HTTPS (issue 10): a page of another
 // origin (tests/browser/dashboard/, served here on a port of its own)
 // embeds the viewer in an iframe, opens EventSources to the daemon and
 // fetch()es its API, with token, cors_origin and frame_ancestors set or
-// not.  Required by run.js.
+// not; and the viewer over TLS in a Chromium that takes the test's
+// self-signed certificate.  Required by run.js.
 "use strict";
 
 const fs = require("fs");
 const path = require("path");
 const http = require("http");
+const https = require("https");
+const { execFileSync } = require("child_process");
 const L = require("./lib");
 const { test, assert, assertEqual, numbered, range, waitLine, waitState, shownNumbers } = L;
 
@@ -246,4 +249,71 @@ test("a page of another site (localhost) listed in frame_ancestors: the framed v
   } finally {
     await dash.close();
   }
+});
+
+// ---------------------------------------------------------------- TLS
+
+// A daemon on HTTPS (tls_cert, tls_key in server): its urls are https.
+class TlsDaemon extends L.Daemon {
+  url(rel = "") { return "https://127.0.0.1:" + this.port + "/" + rel; }
+  get origin() { return "https://127.0.0.1:" + this.port; }
+
+  async waitHealthy() {
+    const deadline = Date.now() + 10000;
+    while (Date.now() < deadline) {
+      if (this.proc.exitCode !== null) return false;
+      const ok = await new Promise((resolve) => {
+        const req = https.get({ host: "127.0.0.1", port: this.port, path: "/healthz", agent: false,
+          rejectUnauthorized: false, timeout: 1000 }, (res) => { res.resume(); resolve(res.statusCode === 200); });
+        req.on("timeout", () => req.destroy());
+        req.on("error", () => resolve(false));
+      });
+      if (ok) return true;
+      await L.sleep(20);
+    }
+    return false;
+  }
+}
+
+test("over HTTPS (self-signed, a Chromium that ignores certificate errors): live, and a restart loses nothing", async (s) => {
+  const { chromium } = require("playwright-core");
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: L.LAUNCH_ARGS.concat(["--ignore-certificate-errors"]) });
+  s.contexts.push({ close: () => browser.close() });   // closed with the session
+  s.browser = browser;
+  const d = new TlsDaemon({ content: { app: numbered(1, 5) } });
+  s.daemons.push(d);
+  const cert = path.join(d.dir, "cert.pem"), key = path.join(d.dir, "key.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+  { stdio: "ignore" });
+  d.server = { tls_cert: cert, tls_key: key, token: TOKEN, retry: 500 };
+  await d.start();
+  assert(/HTTPS/.test(d.stderr()), "the daemon says it speaks HTTPS: " + d.stderr());
+  const page = await s.open(d, "?log=app&token=" + TOKEN);
+  assert(page.url().startsWith("https://"), "over https: " + page.url());
+  await waitLine(page, "n=000005 payload");
+  await waitState(page, "live");
+  const c = (await page.context().cookies()).find((x) => x.name === "tailsse_token");
+  assert(c && c.secure && c.value === TOKEN, "the token's cookie, Secure on https: " + JSON.stringify(c));
+  d.write("app", numbered(6, 20));
+  await waitLine(page, "n=000020 payload");
+  // the daemon restarted on the same port: the page reconnects from its
+  // last id; lines written while it was down come once
+  await d.stop();
+  await page.waitForFunction(() => /reconnecting|offline/.test(document.getElementById("status").dataset.state),
+    null, { timeout: 5000 });
+  d.write("app", numbered(21, 40));
+  await d.start(d.port);
+  d.write("app", numbered(41, 45));
+  await waitLine(page, "n=000045 payload", 20000);
+  await waitState(page, "live");
+  // a reload: the backlog again, then live, each line once
+  await page.reload();
+  await waitLine(page, "n=000045 payload");
+  await waitState(page, "live");
+  d.write("app", numbered(46, 50));
+  await waitLine(page, "n=000050 payload");
+  assertEqual(await shownNumbers(page), range(1, 50), "every line once, in order, after the restart and the reload");
+  await s.shot(page, "tls-viewer");
 });
