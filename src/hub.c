@@ -124,16 +124,19 @@ void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms)
 		pthread_mutex_unlock(&hl->lock);
 		return;
 	}
-	/* the earliest time one of them may be due: until then, nothing to
-	 * look at (a connection that writes only moves its time later) */
-	int64_t next = now_ms + every_ms;
+	/* when the earliest of them may be due: until then, nothing to look
+	 * at (a connection that writes only moves its time later) */
+	int64_t early = TS_HUB_PING_EARLY_MS;
+	int64_t next = now_ms + every_ms - early;
 	for (struct ts_hub_link *l = hl->links; l; l = l->next) {
 		struct ts_hub_conn *hc = l->conn;
-		/* most are not due: their time is read without the lock */
+		/* most are not due: their time is read without the lock.  Those
+		 * due before the next look go now, a little early: pings that
+		 * go together cost the HTTP thread one wake-up, not several */
 		int64_t due = hc->last_sent_ms + every_ms;
-		if (due > now_ms) {
-			if (due < next)
-				next = due;
+		if (due > now_ms + early) {
+			if (due - early < next)
+				next = due - early;
 			continue;
 		}
 		pthread_mutex_lock(&hc->lock);

@@ -113,8 +113,14 @@ void ts_hub_unlink(struct ts_hub_link *l);
  * the others to look again.  Any thread. */
 void ts_hub_changed(struct ts_hub_log *hl);
 
+/* A heartbeat may go this much early (never late): see ts_hub_ping. */
+#ifndef TS_HUB_PING_EARLY_MS
+#define TS_HUB_PING_EARLY_MS 100
+#endif
+
 /* Heartbeats: resume, due a `: ping`, each waiting connection that has
- * written nothing for `every_ms`.  Cheap to call often: the links are only
+ * written nothing for `every_ms` (or will have, within
+ * TS_HUB_PING_EARLY_MS).  Cheap to call often: the links are only
  * looked at once the earliest of them may be due.  Watcher thread. */
 void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms);
 

@@ -107,10 +107,15 @@ static void test_ping_only_idle(void **state)
 	bool ping, gone;
 	ts_hub_begin(&hc, &ping, &gone);
 	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
-	ts_hub_ping(&a, 1999, 1000); /* sent since: no ping */
+	/* due at 2000: not looked at before it may go, TS_HUB_PING_EARLY_MS
+	 * early; never sent earlier */
+	ts_hub_ping(&a, 1500, 1000);
+	int64_t look = 2000 - TS_HUB_PING_EARLY_MS;
 	assert_int_equal(atomic_load(&f.resumes), 0);
-	assert_int_equal(a.next_ping_ms, 2000); /* not looked at before */
-	ts_hub_ping(&a, 2000, 1000);
+	assert_int_equal(a.next_ping_ms, look);
+	ts_hub_ping(&a, look - 1, 1000);
+	assert_int_equal(atomic_load(&f.resumes), 0);
+	ts_hub_ping(&a, look, 1000);
 	assert_int_equal(atomic_load(&f.resumes), 1);
 	assert_int_equal(a.nwoken, 0); /* heartbeats do not count */
 	assert_int_equal(ts_hub_begin(&hc, &ping, &gone), 0);

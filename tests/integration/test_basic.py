@@ -278,8 +278,8 @@ class Heartbeat(unittest.TestCase):
 
     def test_ping_follows_each_streams_last_write(self):
         # each stream's first ping comes a heartbeat after its own last
-        # write, within the 0.1 s tick (not at a global second), and a
-        # stream that writes gets none meanwhile
+        # write, within 0.1 s (up to 0.1 s early, up to a 0.2 s tick less
+        # that late: not at a global second)
         with Daemon(server={"heartbeat": 1}) as d:
             late = []
             for k in range(4):
@@ -290,9 +290,9 @@ class Heartbeat(unittest.TestCase):
                 c.read_until(lambda e: "ping" in e["comments"], timeout=3)
                 late.append(time.monotonic() - t0 - 1.0)
                 c.close()
-            # generous for a loaded machine: 0.1 s tick + scheduling
+            # generous for a loaded machine: scheduling on top
             self.assertLess(max(late), 0.35, late)
-            self.assertGreater(min(late), -0.05, late)
+            self.assertGreater(min(late), -0.15, late)
 
 
 class ManyStreams(unittest.TestCase):
