@@ -672,3 +672,4 @@ L.runAll(process.argv[2]).then((ok) => process.exit(ok ? 0 : 1), (e) => {
   console.log("0 passed, 1 failed");
   process.exit(1);
 });
+require("./proxy");   // tests behind nginx (registered before runAll starts them)
