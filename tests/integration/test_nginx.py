@@ -136,14 +136,16 @@ class BehindNginx(unittest.TestCase):
     """One daemon with a token and heartbeat = 1 behind the shipped
     config (proxy_read_timeout 2s), plus, on a plain-HTTP server of the
     test's own: /h10/ to the same daemon with nginx's defaults (HTTP/1.0
-    to tailsse), and /quiet/ (the shipped location, copied) to a daemon
-    whose heartbeat is longer than that timeout."""
+    to tailsse) but unbuffered, /defaults/ and /ignored/ with nginx's
+    defaults only (buffered, but for X-Accel-Buffering), and /quiet/ (the
+    shipped location, copied) to a daemon whose heartbeat is longer than
+    that timeout."""
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="tailsse-ngx-")
         cls.cert, cls.key = make_cert(cls.tmp.name, "proxy")
-        cls.d = Daemon(logs=["app", "big"],
+        cls.d = Daemon(logs=["app", "big", "replay"],
                        server={"heartbeat": HEARTBEAT, "token": TOKEN,
                                "max_line": 65536})
         cls.quiet = Daemon(logs=["app"], server={"heartbeat": 60})
@@ -183,8 +185,17 @@ server {
         proxy_buffers 4 64k;
         proxy_busy_buffers_size 64k;
     }
+    # nothing but proxy_pass: HTTP/1.0, buffering on, unless tailsse's
+    # X-Accel-Buffering: no turns it off; and with that header ignored
+    location /defaults/ {
+        proxy_pass http://127.0.0.1:%d/;
+    }
+    location /ignored/ {
+        proxy_pass http://127.0.0.1:%d/;
+        proxy_ignore_headers X-Accel-Buffering;
+    }
 %s}
-""" % (ports[2], cls.d.port, quiet)
+""" % (ports[2], cls.d.port, cls.d.port, cls.d.port, quiet)
 
     @classmethod
     def tearDownClass(cls):
@@ -336,6 +347,87 @@ server {
         self.assertGreaterEqual(took, 1.5)
         self.assertLessEqual(took, 4.5)
         self.assertIn("upstream timed out", self.nginx.errors())
+
+    def test_x_accel_buffering_unbuffers_nginx_defaults(self):
+        # a location with nothing but proxy_pass buffers, but tailsse's
+        # X-Accel-Buffering: no turns that off for its streams
+        c = self.stream("/defaults/api/logs/app/events",
+                        port=self.plain_port)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        self.d.write("app", "through the defaults\n")
+        self.assertEqual(c.next_message(3.0)["data"], "through the defaults")
+        print("# line through nginx's defaults after %.3f s"
+              % (time.monotonic() - t0))
+        # control: with the header ignored, nginx 1.22 holds even the
+        # head back (its buffers, then postpone_output)
+        with self.assertRaises((TimeoutError, AssertionError)):
+            c2 = SSEClient(self.plain_port, "/ignored/api/logs/app/events",
+                           headers=AUTH, timeout=1.5)
+            self.addCleanup(c2.close)
+            self.d.write("app", "held back\n")
+            c2.next_message(1.5)
+
+    def test_replay_far_behind_then_live(self):
+        # a resume more than 1 MiB behind is sent unchunked from a big
+        # block (a "replay", http.c); through nginx it is one stream as
+        # any other, and goes on live
+        d = self.d
+        line = "rp %06d " + "y" * 89 + "\n"          # 100 bytes
+        d.write("replay", "".join(line % i for i in range(30000)))
+        ino = d.ino("replay")
+        for how in ("http/1.1", "http/2"):
+            with self.subTest(how=how):
+                if how == "http/2" and not curl_http2():
+                    self.skipTest("curl without HTTP/2")
+                want = tsutil.read_bytes(d.path("replay")).decode() \
+                    .splitlines()
+                tail = "after the replay over %s" % how
+                if how == "http/1.1":
+                    c = self.stream("/logs/api/logs/replay/events",
+                                    headers=dict(AUTH, **{
+                                        "Last-Event-ID": "%d:0" % ino}))
+                    got = c.messages(len(want), timeout=60)
+                    d.write("replay", tail + "\n")
+                    got += c.messages(1, timeout=3)
+                else:
+                    c = CurlStream("https://127.0.0.1:%d/logs/api/logs/"
+                                   "replay/events" % self.tls_port,
+                                   headers=["Authorization: Bearer " + TOKEN,
+                                            "Last-Event-ID: %d:0" % ino])
+                    self.addCleanup(c.close)
+                    got = c.events(len(want), timeout=60)
+                    self.assertEqual(c.status_line().split()[:2],
+                                     ["HTTP/2", "200"])
+                    d.write("replay", tail + "\n")
+                    got += c.events(1, timeout=3)
+                c.close()
+                self.assertEqual([e["data"] for e in got], want + [tail])
+
+    def test_streams_closed_through_nginx_are_freed(self):
+        def clients():
+            r = tsutil.request(self.d.port, "GET", "/metrics", headers=AUTH)
+            return int(re.search(r"(?m)^tailsse_clients (\d+)$",
+                                 r.text).group(1))
+        self.assertTrue(tsutil.wait_for(lambda: clients() == 0, 5.0),
+                        clients())
+        cs = [self.stream("/logs/api/logs/app/events") for _ in range(4)]
+        h2 = None
+        if curl_http2():
+            h2 = CurlStream("https://127.0.0.1:%d/logs/api/logs/app/events"
+                            % self.tls_port,
+                            headers=["Authorization: Bearer " + TOKEN])
+            self.addCleanup(h2.close)
+        want = len(cs) + (1 if h2 else 0)
+        self.assertTrue(tsutil.wait_for(lambda: clients() == want, 5.0),
+                        (clients(), want))
+        for c in cs:
+            c.close()
+        if h2:
+            h2.close()
+        self.assertTrue(tsutil.wait_for(lambda: clients() == 0, 3.0),
+                        "streams left open in tailsse after their clients "
+                        "left nginx: %d" % clients())
 
     def test_http10_upstream_stream_and_full_size_writes(self):
         d = self.d
