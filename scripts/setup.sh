@@ -15,6 +15,11 @@ if [ "${1:-}" = "--test" ]; then
 	# make lint (cppcheck, clang-tidy), make format-check (clang-format),
 	# scan-build (clang-tools)
 	pkgs="$pkgs cppcheck clang-tidy clang-format clang-tools"
+	# test_nginx.py: a real nginx (Debian's package; the tests start their
+	# own, never the system service) and curl for HTTP/2; test_service.py:
+	# systemd-analyze (in package systemd on Debian 12)
+	pkgs="$pkgs nginx"
+	command -v systemd-analyze >/dev/null 2>&1 || pkgs="$pkgs systemd"
 fi
 
 missing=""

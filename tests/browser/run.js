@@ -673,3 +673,4 @@ L.runAll(process.argv[2]).then((ok) => process.exit(ok ? 0 : 1), (e) => {
   process.exit(1);
 });
 require("./embed");   // embedding in another origin, CORS, HTTPS (embed.js)
+require("./proxy");   // tests behind nginx (registered before runAll starts them)

@@ -1088,3 +1088,195 @@ class Logrotate:
             raise AssertionError("logrotate exit %d: %s%s"
                                  % (cp.returncode, cp.stderr, cp.stdout))
         return cp
+
+
+# ------------------------------------------- nginx in front (added for
+# test_nginx.py; nothing above depends on these)
+
+def nginx_bin():
+    """The nginx binary, or None ($NGINX, else PATH, else /usr/sbin)."""
+    import shutil
+    return os.environ.get("NGINX") or shutil.which("nginx") or \
+        shutil.which("nginx", path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+SHIPPED_NGINX_CONF = os.path.join(TOP, "etc", "nginx-tailsse.conf")
+
+
+def _sub_exactly(text, pattern, repl, count, what):
+    """re.subn that fails unless pattern matched exactly count times:
+    a change of the shipped file's shape fails the test loudly instead
+    of testing something else."""
+    out, n = re.subn(pattern, repl, text, flags=re.M)
+    if n != count:
+        raise AssertionError("%s: %r matched %d times in %s, expected %d"
+                             % (what, pattern, n, SHIPPED_NGINX_CONF,
+                                count))
+    return out
+
+
+def shipped_nginx_conf(upstream, https_port, http_port, cert, key, logdir,
+                       read_timeout=None):
+    """etc/nginx-tailsse.conf with only what a test must change: its
+    listens on 127.0.0.1 ports (the IPv6 ones dropped), the certificate,
+    tailsse's port, the access log's directory and, when given, the
+    proxy_read_timeout (nginx syntax, e.g. "2s")."""
+    with open(SHIPPED_NGINX_CONF) as f:
+        text = f.read()
+    # directives only (a line's start): never the comments that name them
+    subs = [
+        (r"^[ \t]*listen \[::\]:(?:80|443)\b[^;]*;\n", "", 2),
+        (r"^([ \t]*)listen 443 ", r"\1listen 127.0.0.1:%d " % https_port, 1),
+        (r"^([ \t]*)listen 80;", r"\1listen 127.0.0.1:%d;" % http_port, 1),
+        (r"^([ \t]*ssl_certificate[ \t]+)\S+;", r"\g<1>%s;" % cert, 1),
+        (r"^([ \t]*ssl_certificate_key[ \t]+)\S+;", r"\g<1>%s;" % key, 1),
+        (r"^([ \t]*)proxy_pass http://127\.0\.0\.1:8080/;",
+         r"\1proxy_pass http://127.0.0.1:%d/;" % upstream, 1),
+        (r"^([ \t]*)access_log /var/log/nginx/", r"\1access_log %s/" % logdir,
+         1),
+    ]
+    if read_timeout is not None:
+        subs.append((r"^([ \t]*)proxy_read_timeout \S+;",
+                     r"\1proxy_read_timeout %s;" % read_timeout, 1))
+    for pattern, repl, count in subs:
+        text = _sub_exactly(text, pattern, repl, count, "shipped_nginx_conf")
+    return text
+
+
+class Nginx:
+    """A real nginx of the test's own (never the system service): its
+    config, pid, logs and temp paths in a temp dir, started in the
+    foreground (`nginx -p DIR -c CONF -e LOG -g 'daemon off;'`).
+
+        n = Nginx(lambda dir, ports: "server { listen 127.0.0.1:%d; }"
+                  % ports[0], nports=1)
+        with n:
+            request(n.ports[0], "GET", "/")
+
+    make_http(dir, ports) returns what goes in the http block; ports are
+    free loopback ports (chosen again when one was taken meanwhile).
+    Stopped with SIGTERM; an [emerg], [alert] or [crit] in its error log
+    fails the test at exit."""
+
+    def __init__(self, make_http, nports=1):
+        self.bin = nginx_bin()
+        if not self.bin:
+            raise RuntimeError("nginx is not installed")
+        self._tmp = tempfile.TemporaryDirectory(prefix="tailsse-nginx-")
+        self.dir = self._tmp.name
+        # when run as root its workers are nobody: they may need to get in
+        os.chmod(self.dir, 0o755)
+        self.make_http = make_http
+        self.nports = nports
+        self.ports = None
+        self.proc = None
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        self.error_log = os.path.join(self.dir, "error.log")
+
+    def config_text(self, ports):
+        d = self.dir
+        return "\n".join([
+            "# written by tsutil.Nginx",
+            "worker_processes 1;",
+            "pid %s/nginx.pid;" % d,
+            "error_log %s notice;" % self.error_log,
+            "events { worker_connections 256; }",
+            "http {",
+            "    default_type application/octet-stream;",
+            "    access_log %s/access.log;" % d,
+            "    client_body_temp_path %s/client_body;" % d,
+            "    proxy_temp_path %s/proxy;" % d,
+            "    fastcgi_temp_path %s/fastcgi;" % d,
+            "    uwsgi_temp_path %s/uwsgi;" % d,
+            "    scgi_temp_path %s/scgi;" % d,
+            self.make_http(d, ports),
+            "}", ""])
+
+    def errors(self):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def check_config(self):
+        """nginx -t on the config of the last start."""
+        cp = subprocess.run([self.bin, "-t", "-p", self.dir + "/",
+                             "-c", self.conf, "-e", self.error_log],
+                            stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, errors="replace", timeout=10)
+        return cp
+
+    def start(self):
+        last = ""
+        for _attempt in range(5):
+            self.ports = [free_port() for _ in range(self.nports)]
+            write_file(self.conf, self.config_text(self.ports))
+            write_file(self.error_log, b"")
+            self.proc = subprocess.Popen(
+                [self.bin, "-p", self.dir + "/", "-c", self.conf,
+                 "-e", self.error_log, "-g", "daemon off;"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT)
+            if self._wait_listening():
+                return self
+            self._kill()
+            last = self.errors()
+            if "Address already in use" not in last:
+                break
+        self._tmp.cleanup()
+        raise AssertionError("nginx did not start; its error log:\n%s\n"
+                             "its config:\n%s"
+                             % (last, self.config_text(self.ports)))
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + 10.0
+        todo = list(self.ports)
+        while todo and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", todo[0]),
+                                         timeout=1.0).close()
+                todo.pop(0)
+            except OSError:
+                time.sleep(0.02)
+        return not todo
+
+    def _kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)   # fast shutdown
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            raise AssertionError("nginx did not stop within 5 s")
+
+    def check_log(self):
+        bad = [x for x in self.errors().splitlines()
+               if re.search(r"\[(emerg|alert|crit)\]", x)]
+        if bad:
+            raise AssertionError("nginx error log:\n" + "\n".join(bad))
+
+    def __enter__(self):
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.stop()
+            if exc_type is not None:
+                sys.stderr.write("\n--- nginx error log ---\n%s--- end ---\n"
+                                 % self.errors())
+            self.check_log()
+        finally:
+            self._kill()
+            self._tmp.cleanup()
+        return False
