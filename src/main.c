@@ -89,17 +89,58 @@ static void daemon_free(struct ts_daemon *d)
 	ts_config_free(&d->cfg);
 }
 
-/* The config file, then the command line over it.  0, or -1 with one line
- * in err. */
-static int load_config(struct ts_config *cfg, const char *cfile,
-		       const char *listen, char **args, int nargs, char *err,
-		       size_t errlen)
+static bool same_path(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+/* The secrets of the config (token_file, the TLS files).  At start, before
+ * privileges go: they may be root's alone.  On a reload (`running` is the
+ * config in force) the daemon may no longer be allowed to read them: the
+ * same file that it cannot read keeps what was read from it before, said
+ * in a line (systemd's LoadCredential= avoids that).  0, or -1 with one
+ * line in err. */
+static int read_secrets(struct ts_config *cfg, const struct ts_config *running,
+			char *err, size_t errlen)
+{
+	int rc = ts_config_read_token(cfg, err, errlen);
+	if (rc == -EACCES && running && running->token &&
+	    same_path(cfg->token_file, running->token_file)) {
+		fprintf(stderr, "tailsse: reload: %s; the token read before "
+				"stays\n", err);
+		cfg->token = strdup(running->token);
+		rc = cfg->token ? 0 : -ENOMEM;
+		if (rc)
+			snprintf(err, errlen, "out of memory");
+	}
+	if (rc)
+		return -1;
+	rc = ts_config_read_tls(cfg, err, errlen);
+	if (rc == -EACCES && running && running->tls_cert_pem &&
+	    same_path(cfg->tls_cert, running->tls_cert) &&
+	    same_path(cfg->tls_key, running->tls_key)) {
+		fprintf(stderr, "tailsse: reload: %s; the certificate and key "
+				"read before stay\n", err);
+		free(cfg->tls_cert_pem);
+		free(cfg->tls_key_pem);
+		cfg->tls_cert_pem = strdup(running->tls_cert_pem);
+		cfg->tls_key_pem = strdup(running->tls_key_pem);
+		rc = cfg->tls_cert_pem && cfg->tls_key_pem ? 0 : -ENOMEM;
+		if (rc)
+			snprintf(err, errlen, "out of memory");
+	}
+	return rc ? -1 : 0;
+}
+
+/* The config file, then the command line over it; `running` on a reload,
+ * else NULL.  0, or -1 with one line in err. */
+static int load_config(struct ts_config *cfg, const struct ts_config *running,
+		       const char *cfile, const char *listen, char **args,
+		       int nargs, char *err, size_t errlen)
 {
 	if (cfile && ts_config_load(cfg, cfile, err, errlen) != 0)
 		return -1;
-	/* before privileges go: the secret may be root's to read */
-	if (ts_config_read_token(cfg, err, errlen) != 0 ||
-	    ts_config_read_tls(cfg, err, errlen) != 0)
+	if (read_secrets(cfg, running, err, errlen) != 0)
 		return -1;
 	for (int i = 0; i < nargs; i++)
 		if (ts_config_add_log_arg(cfg, args[i], err, errlen) != 0)
@@ -353,8 +394,8 @@ static int read_next(struct ts_daemon *d, struct ts_config *next, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (load_config(next, d->cfile, d->listen_arg, d->args, d->nargs, err,
-			errlen) != 0 ||
+	if (load_config(next, &d->cfg, d->cfile, d->listen_arg, d->args,
+			d->nargs, err, errlen) != 0 ||
 	    ts_priv_check(next->user, err, errlen) != 0)
 		return -1;
 	keep_restart_keys(&d->cfg, next);
@@ -454,8 +495,8 @@ int main(int argc, char **argv)
 		fputs("tailsse: out of memory\n", stderr);
 		return 1;
 	}
-	if (load_config(&d.cfg, cfile, listen, argv + optind, argc - optind,
-			err, sizeof(err)) != 0)
+	if (load_config(&d.cfg, NULL, cfile, listen, argv + optind,
+			argc - optind, err, sizeof(err)) != 0)
 		goto fail_msg;
 	if (check) {
 		/* A user that does not exist would stop the start, so it fails

@@ -186,6 +186,26 @@ class DropToNobody(unittest.TestCase):
             assert_never_served(self, c, "root-only file created later")
             self.assertFalse(api_logs(d)["late"]["exists"])
 
+    def test_reload_keeps_a_root_only_token(self):
+        # The token file is root's alone, read at start; after the drop a
+        # reload cannot read it again: the token read at start stays (said
+        # in a line), and the rest of the reload (a new log) applies.
+        d = self.daemon(logs=["app"])
+        tok = os.path.join(d.dir, "token")
+        write_root_only(tok, "%s\n" % SECRET)
+        d.server["token_file"] = tok
+        with d:
+            auth = {"Authorization": "Bearer " + SECRET}
+            self.assertEqual(d.get("/api/logs").status, 401)
+            d.logs.append("more")
+            line = d.reload()
+            self.assertTrue(line.startswith("tailsse: reloaded"), line)
+            self.assertIn("the token read before stays", d.stderr())
+            self.assertEqual(d.get("/api/logs").status, 401)
+            names = json.loads(d.get("/api/logs", headers=auth).body)
+            self.assertEqual([x["name"] for x in names], ["app", "more"])
+            self.assertNotIn(SECRET, d.stderr())
+
     def test_binds_privileged_port_then_drops(self):
         # The socket is bound while still root: a port below 1024 works.
         port = free_privileged_port()
