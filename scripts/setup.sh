@@ -1,28 +1,11 @@
 #!/bin/sh
-# setup.sh [--test] [--deb]: install what is missing (Debian 12, as root),
-# then generate the build system.  --test adds what the test suite needs;
-# --deb what building the Debian package needs (dpkg-buildpackage -us -uc
-# -b) and checking it (lintian).
+# setup.sh [--test]: install what is missing (Debian 12, as root), then
+# generate the build system.  --test adds what the test suite needs.
 set -eu
 cd "$(dirname "$0")/.."
 
-test=false
-deb=false
-for arg in "$@"; do
-	case $arg in
-	--test) test=true ;;
-	--deb) deb=true ;;
-	*) echo "usage: sh scripts/setup.sh [--test] [--deb]" >&2; exit 2 ;;
-	esac
-done
-
 pkgs="gcc make libc6-dev autoconf automake pkg-config libmicrohttpd-dev libpcre2-dev libcmocka-dev curl ca-certificates"
-if $deb; then
-	# debian/control's Build-Depends beyond the above (debhelper brings
-	# dh-autoreconf), dpkg-buildpackage's build-essential, and lintian
-	pkgs="$pkgs build-essential dpkg-dev debhelper lintian"
-fi
-if $test; then
+if [ "${1:-}" = "--test" ]; then
 	# the browser tests: Debian's Chromium, fonts for its screenshots, and
 	# node + npm (Debian's, unless a node is there already)
 	pkgs="$pkgs python3 logrotate openssl clang libclang-rt-14-dev"
@@ -32,6 +15,11 @@ if $test; then
 	# make lint (cppcheck, clang-tidy), make format-check (clang-format),
 	# scan-build (clang-tools)
 	pkgs="$pkgs cppcheck clang-tidy clang-format clang-tools"
+elif [ "${1:-}" = "--deb" ]; then
+	# --deb: what dpkg-buildpackage -us -uc -b needs (debian/control's
+	# Build-Depends beyond the above, debhelper bringing dh-autoreconf;
+	# build-essential) and lintian to check the package
+	pkgs="$pkgs libgnutls28-dev build-essential dpkg-dev debhelper lintian"
 fi
 
 missing=""
@@ -51,7 +39,7 @@ fi
 
 # playwright-core for the browser tests, at the version package-lock.json
 # pins (no browser download: the tests use Debian's chromium)
-if $test; then
+if [ "${1:-}" = "--test" ]; then
 	want=$(sed -n 's/^ *"playwright-core": "\(.*\)"$/\1/p' tests/browser/package.json)
 	have=$(sed -n 's/^ *"version": "\(.*\)",$/\1/p' \
 		tests/browser/node_modules/playwright-core/package.json 2>/dev/null | head -n 1)
