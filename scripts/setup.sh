@@ -4,7 +4,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-pkgs="gcc make libc6-dev autoconf automake pkg-config libmicrohttpd-dev libpcre2-dev libcmocka-dev curl ca-certificates"
+# libgnutls28-dev: libmicrohttpd-dev brings it; named since the daemon uses
+# its headers (a TLS certificate renewed on reload)
+pkgs="gcc make libc6-dev autoconf automake pkg-config libmicrohttpd-dev libpcre2-dev libgnutls28-dev libcmocka-dev curl ca-certificates"
 if [ "${1:-}" = "--test" ]; then
 	# the browser tests: Debian's Chromium, fonts for its screenshots, and
 	# node + npm (Debian's, unless a node is there already)
@@ -20,6 +22,11 @@ if [ "${1:-}" = "--test" ]; then
 	# systemd-analyze (in package systemd on Debian 12)
 	pkgs="$pkgs nginx"
 	command -v systemd-analyze >/dev/null 2>&1 || pkgs="$pkgs systemd"
+elif [ "${1:-}" = "--deb" ]; then
+	# --deb: what dpkg-buildpackage -us -uc -b needs (debian/control's
+	# Build-Depends beyond the above, debhelper bringing dh-autoreconf;
+	# build-essential) and lintian to check the package
+	pkgs="$pkgs build-essential dpkg-dev debhelper lintian"
 fi
 
 missing=""
