@@ -907,6 +907,8 @@ static enum MHD_Result open_stream(struct ts_http *h,
 	if (atomic_load(&h->ctx.env->nstreams) >= h->cfg->max_clients) {
 		ts_filter_free(filter);
 		TS_COUNT(h->ctx.stats, refused_max_clients);
+		say_client_error(h, "a stream was refused: max_clients streams "
+				    "are open (503)");
 		return send_text(h, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				 "too many streams open (max_clients = %u)",
 				 h->cfg->max_clients);
@@ -915,6 +917,8 @@ static enum MHD_Result open_stream(struct ts_http *h,
 	if (sk && !admit_ip(h, sk)) {
 		ts_filter_free(filter);
 		TS_COUNT(h->ctx.stats, refused_per_ip);
+		say_client_error(h, "a stream was refused: its address has "
+				    "max_streams_per_ip streams open (429)");
 		return send_text(h, conn, MHD_HTTP_TOO_MANY_REQUESTS,
 				 "too many streams from this address "
 				 "(max_streams_per_ip = %u)",

@@ -75,6 +75,22 @@ class HeaderTimeout(unittest.TestCase):
             self.assertIn(b" 200 ", s.recv(200))
 
 
+class MaxClients(unittest.TestCase):
+    def test_refusals_are_one_line_and_a_metric(self):
+        with Daemon(server={"max_clients": 1}) as d:
+            a = d.stream("app")
+            for _ in range(5):
+                r = d.get("/api/logs/app/events")
+                tsutil.check_one_line_error(self, r, 503, "max_clients")
+                self.assertEqual(r.headers.get("retry-after"), "5")
+            self.assertEqual(
+                d.metric('tailsse_refused_total{reason="max_clients"}'), 5)
+            # said once on stderr, not once per refusal
+            self.assertEqual(d.stderr().count("max_clients streams are "
+                                              "open"), 1, d.stderr())
+            a.close()
+
+
 class PerIp(unittest.TestCase):
     def test_loopback_is_exempt(self):
         with Daemon(server={"max_streams_per_ip": 1}) as d:
@@ -94,6 +110,8 @@ class PerIp(unittest.TestCase):
             s3.close()
             self.assertEqual(d.metric('tailsse_refused_total{reason="per_ip"}'),
                              1)
+            self.assertIn("max_streams_per_ip streams open (429)",
+                          d.stderr())
             # one leaves (noticed at once): another may come
             s1.close()
             deadline = time.monotonic() + 5
