@@ -1,6 +1,8 @@
 #!/bin/sh
-# setup.sh [--test]: install what is missing (Debian 12, as root), then
-# generate the build system.  --test adds what the test suite needs.
+# setup.sh [--test | --bench]: install what is missing (Debian 12, as root),
+# then generate the build system.  --test adds what the test suite needs;
+# --bench what bench/run.sh's anchor and analysis need (nginx with the nchan
+# module, whose service is not started: run.sh runs its own nginx; perf).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,11 @@ if [ "${1:-}" = "--test" ]; then
 	# make lint (cppcheck, clang-tidy), make format-check (clang-format),
 	# scan-build (clang-tools)
 	pkgs="$pkgs cppcheck clang-tidy clang-format clang-tools"
+elif [ "${1:-}" = "--bench" ]; then
+	# bench/run.sh --repeat N: the nchan anchor (nginx + libnginx-mod-nchan,
+	# tail from coreutils), TLS scenarios (openssl, GnuTLS for ts-load),
+	# and perf for looking at where the time goes
+	pkgs="$pkgs nginx libnginx-mod-nchan coreutils procps openssl libgnutls28-dev linux-perf"
 fi
 
 missing=""
