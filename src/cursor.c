@@ -1065,16 +1065,22 @@ int ts_cursor_step(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
 	size_t before = sc->out.len;
 	bool eof = true;
 	/* A truncation seen by the watcher must win over what a read now
-	 * would find at our offset: new bytes of a rewritten file, mid-line. */
+	 * would find at our offset: new bytes of a rewritten file, mid-line.
+	 * The log's lock is the watcher's too, held by it across system
+	 * calls: taken once here in the usual case (no copy to look for), as
+	 * a reader that finds it taken sleeps until the scheduler runs it
+	 * again (bench/README.md, the bench histograms). */
 	TS_STEP_LOCK(&log->lock);
 	bool trunc = truncated_since_locked(s);
 	/* behind when the old content was cut away? */
 	bool behind = trunc && s->file->npre > 0 &&
 		      s->off < s->file->pre[s->file->npre - 1].size;
-	pthread_mutex_unlock(&log->lock);
-	if (behind && follow_copy(s))
-		trunc = false;
-	TS_STEP_LOCK(&log->lock);
+	if (behind) {
+		pthread_mutex_unlock(&log->lock);
+		if (follow_copy(s))
+			trunc = false;
+		TS_STEP_LOCK(&log->lock);
+	}
 	if (trunc && truncated_since_locked(s) &&
 	    apply_locked(s, ACT_TRUNCATED, &sc->out) == 0)
 		(*nevents)++;

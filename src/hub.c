@@ -101,9 +101,9 @@ int ts_hub_log_init(struct ts_hub_log *hl)
 {
 	hl->links = NULL;
 	hl->nlinks = 0;
-	hl->nwoken = 0;
-	hl->idle_kick = false;
-	hl->kick_fd = -1;
+	atomic_init(&hl->nwoken, 0);
+	atomic_init(&hl->idle_kick, false);
+	atomic_init(&hl->kick_fd, -1);
 	hl->next_ping_ms = 0;
 	return -pthread_mutex_init(&hl->lock, NULL);
 }
@@ -153,16 +153,20 @@ void ts_hub_link(struct ts_hub_log *hl, struct ts_hub_link *l,
 	pthread_mutex_unlock(&hl->lock);
 }
 
-/* Count one woken connection off.  Caller holds hl->lock. */
-static void done_locked(struct ts_hub_log *hl)
+/* Count one woken connection off; the last one tells the watcher if it
+ * waits (ts_hub_idle_or_kick).  No lock: the decrement and the exchange
+ * are sequentially consistent, as are the watcher's store of idle_kick
+ * and its load of nwoken, so one of the two sides sees the other (a kick
+ * too many is harmless: the watcher looks again). */
+static void done(struct ts_hub_log *hl)
 {
-	if (--hl->nwoken > 0 || !hl->idle_kick)
+	if (atomic_fetch_sub(&hl->nwoken, 1) > 1 ||
+	    !atomic_exchange(&hl->idle_kick, false))
 		return;
-	hl->idle_kick = false;
 	uint64_t one = 1;
 	/* a full counter (EAGAIN) has already told the watcher */
-	if (hl->kick_fd >= 0 &&
-	    write(hl->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	int fd = atomic_load(&hl->kick_fd);
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		perror("tailsse: eventfd");
 }
 
@@ -185,7 +189,7 @@ void ts_hub_unlink(struct ts_hub_link *l)
 	hc->woken &= ~(1u << l->idx);
 	pthread_mutex_unlock(&hc->lock);
 	if (owed)
-		done_locked(hl);
+		done(hl);
 	l->log = NULL;
 	pthread_mutex_unlock(&hl->lock);
 }
@@ -206,7 +210,7 @@ void ts_hub_changed(struct ts_hub_log *hl)
 		if (hc->suspended) {
 			hc->suspended = false;
 			hc->woken |= 1u << l->idx;
-			hl->nwoken++;
+			atomic_fetch_add(&hl->nwoken, 1);
 #ifdef TS_BENCH_HIST
 			hc->bh_changed_ns = bh_t0;
 			hc->bh_resume_ns = ts_bh_now();
@@ -281,12 +285,10 @@ uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due, bool *gone)
 
 void ts_hub_done(struct ts_hub_link *l)
 {
+	/* l->log changes on the reader's thread only (link, unlink) */
 	struct ts_hub_log *hl = l->log;
-	if (!hl)
-		return;
-	pthread_mutex_lock(&hl->lock);
-	done_locked(hl);
-	pthread_mutex_unlock(&hl->lock);
+	if (hl)
+		done(hl);
 }
 
 bool ts_hub_try_suspend(struct ts_hub_conn *hc, void (*suspend)(void *),
@@ -311,8 +313,12 @@ bool ts_hub_try_suspend(struct ts_hub_conn *hc, void (*suspend)(void *),
 bool ts_hub_idle_or_kick(struct ts_hub_log *hl)
 {
 	pthread_mutex_lock(&hl->lock);
-	bool idle = hl->nwoken == 0;
-	hl->idle_kick = !idle;
+	/* ask first, then look: a reader counting the last one off meanwhile
+	 * sees the request (see done) */
+	atomic_store(&hl->idle_kick, true);
+	bool idle = atomic_load(&hl->nwoken) == 0;
+	if (idle)
+		atomic_store(&hl->idle_kick, false);
 #ifdef TS_BENCH_HIST
 	if (!idle && !hl->bh_wait_ns)
 		hl->bh_wait_ns = ts_bh_now();

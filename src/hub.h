@@ -116,10 +116,13 @@ struct ts_hub_log {
 	unsigned nlinks;
 	/* connections resumed by this log whose reader has not run yet: while
 	 * some are, the HTTP thread is still delivering the last change, and
-	 * the watcher gathers new ones (see watch.c) */
-	unsigned nwoken;
-	bool idle_kick;         /* signal kick_fd when nwoken drops to 0 */
-	int kick_fd;            /* the watcher's eventfd, or -1 */
+	 * the watcher gathers new ones (see watch.c).  Atomic, with
+	 * idle_kick: a reader counts itself off without the lock, which the
+	 * watcher holds through a whole wake-up */
+	atomic_uint nwoken;
+	atomic_bool idle_kick;  /* signal kick_fd when nwoken drops to 0 */
+	_Atomic int kick_fd;    /* the watcher's eventfd, or -1 (read by
+				 * readers without the lock) */
 	int64_t next_ping_ms;   /* no heartbeat is due before this */
 #ifdef TS_BENCH_HIST
 	int64_t bh_wait_ns;     /* the watcher began to wait for a kick */
@@ -155,7 +158,8 @@ void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms);
 uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due, bool *gone);
 
 /* Link `l`'s log resumed its connection and the reader has run: count it
- * off (and tell the watcher when it was the last).  Reader's thread. */
+ * off (and tell the watcher when it was the last).  Takes no lock.
+ * Reader's thread. */
 void ts_hub_done(struct ts_hub_link *l);
 
 /* Suspend unless a log changed since ts_hub_begin: then false, and the
