@@ -516,9 +516,11 @@ live_nchan() { # NAME NCONNS RATE SECONDS
 	"$PUBLISH" -p "$PORT" -u /pub <"$CUR_DIR/lines" 2>"$CUR_DIR/publish.err" &
 	PUB_PID=$!
 	# tail follows once its inotify watch is set
-	local i
+	local i f
 	for i in $(seq 100); do
-		ls -l "/proc/$TAIL_PID/fd" 2>/dev/null | grep -q inotify && break
+		for f in "/proc/$TAIL_PID/fd/"*; do
+			[[ $(readlink "$f" 2>/dev/null) == *inotify* ]] && break 2
+		done
 		sleep 0.02
 	done
 	local wcmd
@@ -527,9 +529,10 @@ live_nchan() { # NAME NCONNS RATE SECONDS
 		-w 5 -x "$wcmd"
 	stop_nchan
 	grep -v '^PUBLISHED' "$CUR_DIR/publish.err" | head -3 | sed 's/^/    /' >&2
-	PUBLISHED=$(grep '^PUBLISHED' "$CUR_DIR/publish.err" | tail -1)
+	local pub
+	pub=$(grep '^PUBLISHED' "$CUR_DIR/publish.err" | tail -1)
 	LIVE_VERDICT=$(live_verdict "$n")
-	LIVE_LINE=$(live_summary)
+	LIVE_LINE="$(live_summary); feed: ${pub#PUBLISHED }"
 }
 
 # Values of one metric over runs: "min / median / max" (the median of an
