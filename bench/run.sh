@@ -642,6 +642,21 @@ repeat_live() {
 	for sys in "${systems[@]}"; do
 		why="$why; $sys p50/p90/p99 medians $(median ${ACC[$sys:p50]})/$(median ${ACC[$sys:p90]})/$(median ${ACC[$sys:p99]}) ms"
 	done
+	# paired: the same round's runs (on a noisy machine the medians of two
+	# builds can differ by chance; how often one wins a round says more)
+	if [ -n "$BASE_BIN" ]; then
+		local c w
+		why="$why; rounds where tailsse < base:"
+		for c in p50 p90 p99; do
+			w=$(paste -d' ' <(echo ${ACC[tailsse:$c]} | tr ' ' '\n') \
+				<(echo ${ACC[base:$c]} | tr ' ' '\n') |
+				awk '$1 < $2 { w++ } END { print w + 0 }')
+			why="$why $c $w/$RUNS"
+		done
+	fi
+	# the machine: a sleeper waking every 1 ms (the writer) late by more
+	# than 1 ms at p99 means no server can be under that at p99 there
+	why="$why; runs whose writer slip p99 <= 1 ms: $(echo ${ACC[tailsse:late_p99]} | tr ' ' '\n' | awk '$1 <= 1 { w++ } END { print w + 0 }')/$RUNS"
 	row "$label, $RUNS runs" "$why" "$REP_TARGET" "$verdict"
 }
 
