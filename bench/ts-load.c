@@ -1440,6 +1440,7 @@ static void print_result(void)
 	printf("RESULT conns=%u conns_ok=%u conns_failed=%u closed_early=%u "
 	       "events=%" PRIu64 " events_per_s=%.0f bytes=%" PRIu64
 	       " bytes_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f "
+	       "p90_ms=%.3f p999_ms=%.3f "
 	       "lost=%" PRIu64 " dup=%" PRIu64 " reordered=%" PRIu64
 	       " unexpected=%" PRIu64 " streams_complete=%u controls=%" PRIu64
 	       " pings=%" PRIu64 " ttfb_p50_ms=%.3f ttfb_p99_ms=%.3f "
@@ -1449,7 +1450,8 @@ static void print_result(void)
 	       "logs_complete=%u client_maxrss_kb=%ld\n",
 	       opt.nconns, g.ok, g.failed, g.closed_early, g.events, eps,
 	       g.bytes, bps, hist_ms(&g.lat, 0.5), hist_ms(&g.lat, 0.99),
-	       (double)g.lat.max / NS_PER_MS, g.lost, g.dup, g.reordered,
+	       (double)g.lat.max / NS_PER_MS, hist_ms(&g.lat, 0.90),
+	       hist_ms(&g.lat, 0.999), g.lost, g.dup, g.reordered,
 	       g.unexpected, g.complete, g.controls, g.pings,
 	       hist_ms(&g.ttfb, 0.5), hist_ms(&g.ttfb, 0.99),
 	       (double)g.ttfb.max / NS_PER_MS, hist_ms(&g.compl, 0.5),

@@ -94,6 +94,48 @@ static char *put_str(char *p, const char *s)
 
 /* ---- live mode ---- */
 
+/* Delays in 10 us buckets up to 100 ms (the last bucket: longer): the
+ * writer's own schedule slip and its write(2) times, so that a run can
+ * tell its own stalls from the server's. */
+#define LAG_BUCKET_NS 10000LL
+#define LAG_NB 10001
+
+struct lag {
+	uint64_t n, over1ms;
+	int64_t max;
+	uint32_t b[LAG_NB];
+};
+
+static void lag_add(struct lag *l, int64_t ns)
+{
+	if (ns < 0)
+		ns = 0;
+	int64_t i = ns / LAG_BUCKET_NS;
+	l->b[i < LAG_NB ? i : LAG_NB - 1]++;
+	l->n++;
+	if (ns > 1000000)
+		l->over1ms++;
+	if (ns > l->max)
+		l->max = ns;
+}
+
+/* The p-quantile in ms (the bucket's upper edge, at most the max). */
+static double lag_ms(const struct lag *l, double p)
+{
+	if (l->n == 0)
+		return 0;
+	uint64_t want = (uint64_t)(p * (double)l->n + 0.999999);
+	uint64_t seen = 0;
+	for (int i = 0; i < LAG_NB; i++) {
+		seen += l->b[i];
+		if (seen >= (want ? want : 1)) {
+			int64_t v = (i + 1) * LAG_BUCKET_NS;
+			return (double)(v < l->max ? v : l->max) / NS_PER_MS;
+		}
+	}
+	return (double)l->max / NS_PER_MS;
+}
+
 static const char PAD[] =
 	"the quick brown fox jumps over the lazy dog while the log keeps "
 	"growing line after line for the benchmark of tailsse streams ";
@@ -147,7 +189,7 @@ static int live(int fd, const struct live_opts *o)
 	/* bounded: the planned time plus a generous margin */
 	double planned = o->rate > 0 ? (double)total / o->rate : 0;
 	int64_t hard = t0 + (int64_t)((planned * 2 + 30) * NS_PER_S);
-	int64_t late_max = 0;
+	static struct lag late, wr; /* tick slip, write(2) time */
 	uint64_t written = 0, bytes = 0, writes = 0;
 	uint64_t tick = 0;
 	int rc = 0;
@@ -164,8 +206,7 @@ static int live(int fd, const struct live_opts *o)
 					       &ts, NULL) == EINTR && !stop_signal)
 				;
 			now = now_ns();
-			if (now - at > late_max)
-				late_max = now - at;
+			lag_add(&late, now - at);
 		} else {
 			now = now_ns();
 		}
@@ -187,11 +228,13 @@ static int live(int fd, const struct live_opts *o)
 					      (uint64_t)now, o->mod, o->size);
 				written++;
 			}
+			int64_t w0 = now_ns();
 			if (write_all(fd, buf, (size_t)(p - buf)) != 0) {
 				perror("ts-writer: write");
 				rc = 1;
 				goto out;
 			}
+			lag_add(&wr, now_ns() - w0);
 			bytes += (uint64_t)(p - buf);
 			writes++;
 		}
@@ -199,9 +242,14 @@ static int live(int fd, const struct live_opts *o)
 out:;
 	double secs = (double)(now_ns() - t0) / NS_PER_S;
 	printf("WROTE lines=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f "
-	       "rate=%.1f writes=%" PRIu64 " late_max_ms=%.3f\n", written,
-	       bytes, secs, secs > 0 ? (double)written / secs : 0, writes,
-	       (double)late_max / NS_PER_MS);
+	       "rate=%.1f writes=%" PRIu64 " late_max_ms=%.3f "
+	       "late_p50_ms=%.3f late_p99_ms=%.3f late_over1ms=%" PRIu64
+	       " write_p99_ms=%.3f write_max_ms=%.3f write_over1ms=%" PRIu64
+	       "\n", written, bytes, secs,
+	       secs > 0 ? (double)written / secs : 0, writes,
+	       (double)late.max / NS_PER_MS, lag_ms(&late, 0.5),
+	       lag_ms(&late, 0.99), late.over1ms, lag_ms(&wr, 0.99),
+	       (double)wr.max / NS_PER_MS, wr.over1ms);
 	free(buf);
 	return rc;
 }

@@ -1,6 +1,9 @@
 #!/bin/sh
-# setup.sh [--test]: install what is missing (Debian 12, as root), then
-# generate the build system.  --test adds what the test suite needs.
+# setup.sh [--test | --deb | --bench]: install what is missing (Debian 12,
+# as root), then generate the build system.  --test adds what the test
+# suite needs; --deb what building the Debian package needs; --bench what
+# bench/run.sh's anchor and analysis need (nginx with the nchan module,
+# whose service is not started: run.sh runs its own nginx; perf).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -27,6 +30,11 @@ elif [ "${1:-}" = "--deb" ]; then
 	# Build-Depends beyond the above, debhelper bringing dh-autoreconf;
 	# build-essential) and lintian to check the package
 	pkgs="$pkgs build-essential dpkg-dev debhelper lintian"
+elif [ "${1:-}" = "--bench" ]; then
+	# bench/run.sh --repeat N: the nchan anchor (nginx + libnginx-mod-nchan,
+	# tail from coreutils), TLS scenarios (openssl, GnuTLS for ts-load),
+	# and perf for looking at where the time goes
+	pkgs="$pkgs nginx libnginx-mod-nchan coreutils procps openssl libgnutls28-dev linux-perf"
 fi
 
 missing=""

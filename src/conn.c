@@ -204,6 +204,41 @@ static ssize_t deliver(struct ts_conn *c, char *buf, size_t max,
 	return (ssize_t)n;
 }
 
+#ifdef TS_BENCH_HIST
+/* The stamp of the first of ts-writer's lines in `p` (its "data: seq=N
+ * t=NS"), or 0. */
+static int64_t bh_line_ns(const char *p, size_t n)
+{
+	const char *d = memmem(p, n, "data: seq=", 10);
+	const char *t = d ? memmem(d, n - (size_t)(d - p), " t=", 3) : NULL;
+	if (!t)
+		return 0;
+	int64_t v = 0;
+	for (t += 3; t < p + n && *t >= '0' && *t <= '9'; t++)
+		v = v * 10 + (*t - '0');
+	return v;
+}
+
+/* The reader gives `out` (n events) to libmicrohttpd; it began at t0. */
+static void bh_leave(struct ts_conn *c, int64_t t0, const struct ts_buf *out,
+		     unsigned n)
+{
+	int64_t now = ts_bh_now();
+	ts_bh_add(TS_BH_READ_COST, now - t0);
+	ts_bh_add(TS_BH_EVENTS, n);
+	int64_t line = bh_line_ns(out->data, out->len);
+	if (!line)
+		return;
+	ts_bh_add(TS_BH_WRITE_READ, now - line);
+	pthread_mutex_lock(&c->hub.lock);
+	int64_t changed = c->hub.bh_changed_ns;
+	c->hub.bh_changed_ns = 0; /* the first read after a wake-up only */
+	pthread_mutex_unlock(&c->hub.lock);
+	if (changed && changed > line)
+		ts_bh_add(TS_BH_WRITE_CHANGED, changed - line);
+}
+#endif
+
 ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct ts_conn *c = cls;
@@ -219,6 +254,9 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 			ts_buf_free(&c->out);
 		return n;
 	}
+#ifdef TS_BENCH_HIST
+	int64_t bh_t0 = ts_bh_now();
+#endif
 	struct ts_scratch *sc = ts_scratch_get(c->env);
 	if (!sc)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -261,6 +299,9 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 	if (out->len == 0)
 		return 0; /* read far into a long line: yield */
 	atomic_fetch_add(&c->env->events_sent, nevents);
+#ifdef TS_BENCH_HIST
+	bh_leave(c, bh_t0, out, nevents);
+#endif
 	return deliver(c, buf, max, out->data, out->len, true);
 }
 

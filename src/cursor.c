@@ -37,6 +37,12 @@
 #define TS_TAIL_SLOW_RATIO 16
 #define TS_TAIL_FILTER_MAX_NS (500 * 1000 * 1000)
 
+#ifdef TS_BENCH_HIST
+#define TS_STEP_LOCK(m) ts_bh_lock((m), TS_BH_LOG_LOCK)
+#else
+#define TS_STEP_LOCK(m) pthread_mutex_lock(m)
+#endif
+
 /* Bytes of events the frame cache holds at most before it starts over. */
 #define TS_FCACHE_MAX (1024 * 1024)
 
@@ -1073,16 +1079,22 @@ int ts_cursor_step(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
 	size_t before = sc->out.len;
 	bool eof = true;
 	/* A truncation seen by the watcher must win over what a read now
-	 * would find at our offset: new bytes of a rewritten file, mid-line. */
-	pthread_mutex_lock(&log->lock);
+	 * would find at our offset: new bytes of a rewritten file, mid-line.
+	 * The log's lock is the watcher's too, held by it across system
+	 * calls: taken once here in the usual case (no copy to look for), as
+	 * a reader that finds it taken sleeps until the scheduler runs it
+	 * again (bench/README.md, the bench histograms). */
+	TS_STEP_LOCK(&log->lock);
 	bool trunc = truncated_since_locked(s);
 	/* behind when the old content was cut away? */
 	bool behind = trunc && s->file->npre > 0 &&
 		      s->off < s->file->pre[s->file->npre - 1].size;
-	pthread_mutex_unlock(&log->lock);
-	if (behind && follow_copy(s))
-		trunc = false;
-	pthread_mutex_lock(&log->lock);
+	if (behind) {
+		pthread_mutex_unlock(&log->lock);
+		if (follow_copy(s))
+			trunc = false;
+		TS_STEP_LOCK(&log->lock);
+	}
 	if (trunc && truncated_since_locked(s) &&
 	    apply_locked(s, ACT_TRUNCATED, &sc->out) == 0)
 		(*nevents)++;
@@ -1099,7 +1111,7 @@ int ts_cursor_step(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
 	}
 	if (sc->out.len > before || !eof)
 		return TS_STEP_MORE;
-	pthread_mutex_lock(&log->lock);
+	TS_STEP_LOCK(&log->lock);
 	enum action act = next_action_locked(s, ts_now_ms());
 	int rc = 0;
 	if (act != ACT_NONE) {

@@ -1,17 +1,109 @@
 #include <errno.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hub.h"
+
+#ifdef TS_BENCH_HIST
+/* Log-linear histograms: 4 buckets per power of two of the value (ns, or a
+ * count), from 1 to 2^40. */
+#define BH_NB (41 * 4)
+static const char *const bh_names[TS_BH_N] = {
+	"line written -> wake-up", "wake-up held back (batching)",
+	"resume loop of a wake-up", "wake-up -> this stream resumed",
+	"resumed -> reader runs", "reader call (with data)",
+	"line written -> given to MHD", "reader blocked on log lock",
+	"streams resumed per wake-up",
+	"events per reader call", "reader rounds per resume",
+};
+static _Atomic uint64_t bh_b[TS_BH_N][BH_NB], bh_n[TS_BH_N], bh_max[TS_BH_N];
+static _Atomic uint64_t bh_sum[TS_BH_N];
+
+int64_t ts_bh_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static unsigned bh_bucket(uint64_t v)
+{
+	if (v < 4)
+		return (unsigned)v;
+	unsigned e = 63u - (unsigned)__builtin_clzll(v);
+	unsigned i = e * 4 + (unsigned)((v >> (e - 2)) & 3);
+	return i < BH_NB ? i : BH_NB - 1;
+}
+
+static double bh_low(unsigned i)
+{
+	if (i < 4)
+		return i;
+	unsigned e = i / 4, sub = i % 4;
+	return (double)(1ULL << e) * (1 + sub / 4.0);
+}
+
+void ts_bh_add(enum ts_bh which, int64_t v)
+{
+	uint64_t u = v > 0 ? (uint64_t)v : 0;
+	atomic_fetch_add_explicit(&bh_b[which][bh_bucket(u)], 1,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&bh_n[which], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&bh_sum[which], u, memory_order_relaxed);
+	uint64_t m = atomic_load_explicit(&bh_max[which], memory_order_relaxed);
+	while (u > m && !atomic_compare_exchange_weak(&bh_max[which], &m, u))
+		;
+}
+
+void ts_bh_lock(pthread_mutex_t *m, enum ts_bh which)
+{
+	if (pthread_mutex_trylock(m) == 0)
+		return;
+	int64_t t0 = ts_bh_now();
+	pthread_mutex_lock(m);
+	ts_bh_add(which, ts_bh_now() - t0);
+}
+
+static double bh_q(unsigned w, double q)
+{
+	uint64_t n = bh_n[w], want = (uint64_t)(q * (double)n + 0.5), seen = 0;
+	for (unsigned i = 0; i < BH_NB; i++) {
+		seen += bh_b[w][i];
+		if (seen >= (want ? want : 1))
+			return bh_low(i + 1) < (double)bh_max[w] ? bh_low(i + 1)
+								  : (double)bh_max[w];
+	}
+	return (double)bh_max[w];
+}
+
+__attribute__((destructor)) static void bh_print(void)
+{
+	fprintf(stderr, "tailsse: bench histograms (upper bucket edges; "
+			"times in us)\n");
+	for (unsigned w = 0; w < TS_BH_N; w++) {
+		if (!bh_n[w])
+			continue;
+		bool count = w >= TS_BH_RESUMED;
+		double k = count ? 1 : 1000;
+		fprintf(stderr, "tailsse: bh %-30s n %9llu mean %9.1f p50 %9.1f "
+			"p90 %9.1f p99 %9.1f p99.9 %9.1f max %9.1f\n",
+			bh_names[w], (unsigned long long)bh_n[w],
+			(double)bh_sum[w] / (double)bh_n[w] / k,
+			bh_q(w, 0.5) / k, bh_q(w, 0.9) / k, bh_q(w, 0.99) / k,
+			bh_q(w, 0.999) / k, (double)bh_max[w] / k);
+	}
+}
+#endif
 
 int ts_hub_log_init(struct ts_hub_log *hl)
 {
 	hl->links = NULL;
 	hl->nlinks = 0;
-	hl->nwoken = 0;
-	hl->idle_kick = false;
-	hl->kick_fd = -1;
+	atomic_init(&hl->nwoken, 0);
+	atomic_init(&hl->idle_kick, false);
+	atomic_init(&hl->kick_fd, -1);
 	hl->next_ping_ms = 0;
 	return -pthread_mutex_init(&hl->lock, NULL);
 }
@@ -61,16 +153,20 @@ void ts_hub_link(struct ts_hub_log *hl, struct ts_hub_link *l,
 	pthread_mutex_unlock(&hl->lock);
 }
 
-/* Count one woken connection off.  Caller holds hl->lock. */
-static void done_locked(struct ts_hub_log *hl)
+/* Count one woken connection off; the last one tells the watcher if it
+ * waits (ts_hub_idle_or_kick).  No lock: the decrement and the exchange
+ * are sequentially consistent, as are the watcher's store of idle_kick
+ * and its load of nwoken, so one of the two sides sees the other (a kick
+ * too many is harmless: the watcher looks again). */
+static void done(struct ts_hub_log *hl)
 {
-	if (--hl->nwoken > 0 || !hl->idle_kick)
+	if (atomic_fetch_sub(&hl->nwoken, 1) > 1 ||
+	    !atomic_exchange(&hl->idle_kick, false))
 		return;
-	hl->idle_kick = false;
 	uint64_t one = 1;
 	/* a full counter (EAGAIN) has already told the watcher */
-	if (hl->kick_fd >= 0 &&
-	    write(hl->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	int fd = atomic_load(&hl->kick_fd);
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		perror("tailsse: eventfd");
 }
 
@@ -93,7 +189,7 @@ void ts_hub_unlink(struct ts_hub_link *l)
 	hc->woken &= ~(1u << l->idx);
 	pthread_mutex_unlock(&hc->lock);
 	if (owed)
-		done_locked(hl);
+		done(hl);
 	l->log = NULL;
 	pthread_mutex_unlock(&hl->lock);
 }
@@ -101,19 +197,39 @@ void ts_hub_unlink(struct ts_hub_link *l)
 void ts_hub_changed(struct ts_hub_log *hl)
 {
 	pthread_mutex_lock(&hl->lock);
+#ifdef TS_BENCH_HIST
+	int64_t bh_t0 = ts_bh_now();
+	unsigned bh_resumed = 0;
+	if (hl->bh_wait_ns)
+		ts_bh_add(TS_BH_BATCH_WAIT, bh_t0 - hl->bh_wait_ns);
+	hl->bh_wait_ns = 0;
+#endif
 	for (struct ts_hub_link *l = hl->links; l; l = l->next) {
 		struct ts_hub_conn *hc = l->conn;
 		pthread_mutex_lock(&hc->lock);
 		if (hc->suspended) {
 			hc->suspended = false;
 			hc->woken |= 1u << l->idx;
-			hl->nwoken++;
+			atomic_fetch_add(&hl->nwoken, 1);
+#ifdef TS_BENCH_HIST
+			hc->bh_changed_ns = bh_t0;
+			hc->bh_resume_ns = ts_bh_now();
+			hc->bh_reads = 0;
+			bh_resumed++;
+			ts_bh_add(TS_BH_CHANGED_RESUME, hc->bh_resume_ns - bh_t0);
+#endif
 			hc->resume(hc->arg);
 		} else {
 			hc->pending = true;
 		}
 		pthread_mutex_unlock(&hc->lock);
 	}
+#ifdef TS_BENCH_HIST
+	if (hl->nlinks) {
+		ts_bh_add(TS_BH_RESUMED, bh_resumed);
+		ts_bh_add(TS_BH_WAKE_LOOP, ts_bh_now() - bh_t0);
+	}
+#endif
 	pthread_mutex_unlock(&hl->lock);
 }
 
@@ -156,6 +272,10 @@ void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms)
 uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due, bool *gone)
 {
 	pthread_mutex_lock(&hc->lock);
+#ifdef TS_BENCH_HIST
+	if (hc->bh_reads++ == 0 && hc->bh_resume_ns)
+		ts_bh_add(TS_BH_RESUME_READ, ts_bh_now() - hc->bh_resume_ns);
+#endif
 	*gone = hc->gone;
 	hc->pending = false;
 	uint32_t woken = hc->woken;
@@ -168,12 +288,10 @@ uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due, bool *gone)
 
 void ts_hub_done(struct ts_hub_link *l)
 {
+	/* l->log changes on the reader's thread only (link, unlink) */
 	struct ts_hub_log *hl = l->log;
-	if (!hl)
-		return;
-	pthread_mutex_lock(&hl->lock);
-	done_locked(hl);
-	pthread_mutex_unlock(&hl->lock);
+	if (hl)
+		done(hl);
 }
 
 bool ts_hub_try_suspend(struct ts_hub_conn *hc, void (*suspend)(void *),
@@ -181,6 +299,12 @@ bool ts_hub_try_suspend(struct ts_hub_conn *hc, void (*suspend)(void *),
 {
 	pthread_mutex_lock(&hc->lock);
 	bool ok = !hc->pending && !hc->ping_due;
+#ifdef TS_BENCH_HIST
+	if (ok && hc->bh_resume_ns) {
+		ts_bh_add(TS_BH_READS_PER_WAKE, hc->bh_reads);
+		hc->bh_resume_ns = 0;
+	}
+#endif
 	if (ok) {
 		hc->suspended = true;
 		suspend(arg);
@@ -192,8 +316,16 @@ bool ts_hub_try_suspend(struct ts_hub_conn *hc, void (*suspend)(void *),
 bool ts_hub_idle_or_kick(struct ts_hub_log *hl)
 {
 	pthread_mutex_lock(&hl->lock);
-	bool idle = hl->nwoken == 0;
-	hl->idle_kick = !idle;
+	/* ask first, then look: a reader counting the last one off meanwhile
+	 * sees the request (see done) */
+	atomic_store(&hl->idle_kick, true);
+	bool idle = atomic_load(&hl->nwoken) == 0;
+	if (idle)
+		atomic_store(&hl->idle_kick, false);
+#ifdef TS_BENCH_HIST
+	if (!idle && !hl->bh_wait_ns)
+		hl->bh_wait_ns = ts_bh_now();
+#endif
 	pthread_mutex_unlock(&hl->lock);
 	return idle;
 }

@@ -28,6 +28,30 @@
 
 struct ts_hub_hangups;
 
+#ifdef TS_BENCH_HIST
+/* Bench builds only (CFLAGS=-DTS_BENCH_HIST): where a line's time goes on
+ * its way through the daemon, in histograms printed on stderr at exit.
+ * Times are CLOCK_MONOTONIC ns, as ts-writer's line stamps (t=...). */
+enum ts_bh {
+	TS_BH_WRITE_CHANGED,  /* line written -> its log's wake-up starts */
+	TS_BH_BATCH_WAIT,     /* a wake-up held back: the last one not run */
+	TS_BH_WAKE_LOOP,      /* one wake-up's resume loop */
+	TS_BH_CHANGED_RESUME, /* wake-up start -> this connection resumed */
+	TS_BH_RESUME_READ,    /* resumed -> its reader runs */
+	TS_BH_READ_COST,      /* reader call that returned data */
+	TS_BH_WRITE_READ,     /* line written -> handed to libmicrohttpd */
+	TS_BH_LOG_LOCK,       /* a reader blocked on its log's lock */
+	TS_BH_RESUMED,        /* connections resumed per wake-up (count) */
+	TS_BH_EVENTS,         /* events per reader call (count) */
+	TS_BH_READS_PER_WAKE, /* reader rounds per resume (count) */
+	TS_BH_N
+};
+int64_t ts_bh_now(void);
+void ts_bh_add(enum ts_bh which, int64_t v);
+/* pthread_mutex_lock, timing the wait when the lock is taken */
+void ts_bh_lock(pthread_mutex_t *m, enum ts_bh which);
+#endif
+
 struct ts_hub_conn {
 	pthread_mutex_t lock;   /* protects the fields below */
 	bool suspended;         /* waiting for a change, resumable */
@@ -44,6 +68,10 @@ struct ts_hub_conn {
 	struct ts_hub_hangups *hs;
 	int fd;
 	bool watched;
+#ifdef TS_BENCH_HIST
+	int64_t bh_changed_ns, bh_resume_ns; /* its last wake-up's times */
+	unsigned bh_reads;      /* reader rounds since the last resume */
+#endif
 };
 
 /* The sockets of streaming connections, watched for the client hanging
@@ -88,11 +116,17 @@ struct ts_hub_log {
 	unsigned nlinks;
 	/* connections resumed by this log whose reader has not run yet: while
 	 * some are, the HTTP thread is still delivering the last change, and
-	 * the watcher gathers new ones (see watch.c) */
-	unsigned nwoken;
-	bool idle_kick;         /* signal kick_fd when nwoken drops to 0 */
-	int kick_fd;            /* the watcher's eventfd, or -1 */
+	 * the watcher gathers new ones (see watch.c).  Atomic, with
+	 * idle_kick: a reader counts itself off without the lock, which the
+	 * watcher holds through a whole wake-up */
+	atomic_uint nwoken;
+	atomic_bool idle_kick;  /* signal kick_fd when nwoken drops to 0 */
+	_Atomic int kick_fd;    /* the watcher's eventfd, or -1 (read by
+				 * readers without the lock) */
 	int64_t next_ping_ms;   /* no heartbeat is due before this */
+#ifdef TS_BENCH_HIST
+	int64_t bh_wait_ns;     /* the watcher began to wait for a kick */
+#endif
 };
 
 /* 0 or -errno. */
@@ -130,7 +164,8 @@ void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms);
 uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due, bool *gone);
 
 /* Link `l`'s log resumed its connection and the reader has run: count it
- * off (and tell the watcher when it was the last).  Reader's thread. */
+ * off (and tell the watcher when it was the last).  Takes no lock.
+ * Reader's thread. */
 void ts_hub_done(struct ts_hub_link *l);
 
 /* Suspend unless a log changed since ts_hub_begin: then false, and the
