@@ -1262,12 +1262,6 @@ static void conn_notify(void *cls, struct MHD_Connection *conn,
 			       ts_ipaddr_from(&sk->addr, ci->client_addr);
 		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
 					  h->cfg->header_timeout);
-		if (h->tls) {
-			ci = MHD_get_connection_info(
-				conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-			if (ci && ci->tls_session)
-				(void)ts_tls_session(h->tls, ci->tls_session);
-		}
 		return;
 	}
 	struct sock *sk = *socket_context;

@@ -25,7 +25,6 @@ struct pair {
 struct ts_tls {
 	pthread_mutex_t lock;
 	struct pair *cur;       /* with the replaced ones behind it */
-	gnutls_datum_t ticket_key; /* session tickets' master key */
 };
 
 bool ts_tls_available(void)
@@ -123,13 +122,6 @@ struct ts_tls *ts_tls_new(const char *cert_pem, const char *key_pem,
 		ts_tls_free(t);
 		return NULL;
 	}
-	int rc = gnutls_session_ticket_key_generate(&t->ticket_key);
-	if (rc < 0) {
-		ts_config_err(err, errlen, "TLS session ticket key: %s",
-			      gnutls_strerror(rc));
-		ts_tls_free(t);
-		return NULL;
-	}
 	return t;
 }
 
@@ -163,12 +155,6 @@ void ts_tls_get(struct ts_tls *t, void **pcert, unsigned *npcert, void **key)
 	pthread_mutex_unlock(&t->lock);
 }
 
-int ts_tls_session(struct ts_tls *t, void *session)
-{
-	return gnutls_session_ticket_enable_server(session, &t->ticket_key) < 0
-		       ? -1 : 0;
-}
-
 void ts_tls_free(struct ts_tls *t)
 {
 	if (!t)
@@ -176,10 +162,6 @@ void ts_tls_free(struct ts_tls *t)
 	for (struct pair *p = t->cur, *older; p; p = older) {
 		older = p->older;
 		pair_free(p);
-	}
-	if (t->ticket_key.data) {
-		gnutls_memset(t->ticket_key.data, 0, t->ticket_key.size);
-		gnutls_free(t->ticket_key.data);
 	}
 	pthread_mutex_destroy(&t->lock);
 	free(t);
@@ -218,13 +200,6 @@ void ts_tls_get(struct ts_tls *t, void **pcert, unsigned *npcert, void **key)
 	*pcert = NULL;
 	*npcert = 0;
 	*key = NULL;
-}
-
-int ts_tls_session(struct ts_tls *t, void *session)
-{
-	(void)t;
-	(void)session;
-	return -1;
 }
 
 void ts_tls_free(struct ts_tls *t)

@@ -39,13 +39,6 @@ int ts_tls_set(struct ts_tls *t, const char *cert_pem, const char *key_pem,
  * (gnutls_privkey_t).  Valid until ts_tls_free.  libmicrohttpd's thread. */
 void ts_tls_get(struct ts_tls *t, void **pcert, unsigned *npcert, void **key);
 
-/* Let a new connection's TLS session (a gnutls_session_t, before its
- * handshake) resume by session ticket: a client that comes back (a
- * reconnecting EventSource) skips the full handshake, in TLS 1.2 as in
- * 1.3.  The tickets' key is made at start and kept in memory only, so a
- * restart makes every client do a full handshake once.  0 or -1. */
-int ts_tls_session(struct ts_tls *t, void *session);
-
 void ts_tls_free(struct ts_tls *t);
 
 #endif
