@@ -106,6 +106,22 @@ class Tls(unittest.TestCase):
                 tsutil.TLS_PORTS[d.port] = self.ctx
             self.assertEqual(d.get("/healthz").status, 200)
 
+    def test_gnutls_client(self):
+        # GnuTLS's own client (bench/ts-load --tls), beside Python's and
+        # curl's OpenSSL: two streams get their lines over TLS 1.3
+        ts_load = os.environ.get("TAILSSE_TS_LOAD", "")
+        if not os.access(ts_load, os.X_OK):
+            self.skipTest("bench/ts-load is not built")
+        with self.daemon() as d:
+            cp = subprocess.run(
+                [ts_load, "-p", str(d.port), "--tls", "--cafile", self.cert,
+                 "-n", "2", "-u", "/api/logs/app/events", "-d", "0.5",
+                 "-w", "0"], capture_output=True, text=True, timeout=30)
+            if "--tls" in cp.stderr and "without" in cp.stderr:
+                self.skipTest("ts-load was built without GnuTLS")
+            self.assertIn("2/2 streams up", cp.stderr, cp.stderr)
+            self.assertIn("TLS1.3", cp.stderr, cp.stderr)
+
     def test_key_of_another_certificate(self):
         _cert2, key2 = make_cert(self.tmp.name, "b", cn="other")
         conf = os.path.join(self.tmp.name, "bad.conf")
