@@ -15,6 +15,9 @@ if [ "${1:-}" = "--test" ]; then
 	# make lint (cppcheck, clang-tidy), make format-check (clang-format),
 	# scan-build (clang-tools)
 	pkgs="$pkgs cppcheck clang-tidy clang-format clang-tools"
+	# make check-valgrind (memcheck); make soak and make hostile use
+	# logrotate, python3 and the bench tools, all above
+	pkgs="$pkgs valgrind"
 fi
 
 missing=""
