@@ -141,6 +141,9 @@ class Stats:
         self.errors = 0
         self.msgs = []
         self.done = 0
+        self.replays = 0
+        self.replay_ids = []
+        self.replay_ends = 0
 
     def error(self, msg):
         self.errors += 1
@@ -151,7 +154,9 @@ class Stats:
         return {"clients": self.clients, "conns": self.conns,
                 "lines": self.lines, "resets": dict(self.resets),
                 "errors": self.errors, "msgs": self.msgs,
-                "done": self.done}
+                "done": self.done, "replays": self.replays,
+                "replay_ends": self.replay_ends,
+                "replay_ids": self.replay_ids}
 
 
 class Client:
@@ -189,6 +194,8 @@ class Client:
         self.raw = bytearray()
         self.body = bytearray()
         self.need = 0          # chunk bytes left; -1: expecting CRLF
+        self.chunked = True
+        self.resumed_from = dict(headers).get("Last-Event-ID") or extra_q
         self.t_open = time.monotonic()
         self.nconn += 1
         self.st.conns += 1
@@ -227,7 +234,10 @@ class Client:
             self.failed("recv: %s" % e)
             return
         if not d:
-            self.failed("the server closed the stream")
+            if not self.in_head and not self.chunked:
+                self.replay_ended()
+            else:
+                self.failed("the server closed the stream")
             return
         if self.in_head:
             self.head += d
@@ -243,9 +253,13 @@ class Client:
             if status != "200":
                 self.failed("HTTP %s: %r" % (status, head.split("\r\n")[0]))
                 return
-            if "chunked" not in head.lower():
-                self.failed("not chunked")
-                return
+            self.chunked = "chunked" in head.lower()
+            if not self.chunked:
+                # a replay (README: a stream that starts more than 1 MiB
+                # behind): no chunked encoding, the body ends at the close
+                self.st.replays += 1
+                if len(self.st.replay_ids) < MAX_ERRORS:
+                    self.st.replay_ids.append(self.resumed_from)
             self.on_open()
             d = bytes(rest)
             if not d:
@@ -253,6 +267,10 @@ class Client:
         self.dechunk(d)
 
     def dechunk(self, d):
+        if not self.chunked:
+            self.body += d
+            self.events()
+            return
         raw = self.raw
         raw += d
         body = self.body
@@ -283,6 +301,10 @@ class Client:
                     return
                 self.need = size
         del raw[:pos]
+        self.events()
+
+    def events(self):
+        body = self.body
         i = body.rfind(b"\n\n")
         if i < 0:
             return
@@ -329,6 +351,10 @@ class Client:
     # -- subclass hooks
     def on_open(self):
         pass
+
+    def replay_ended(self):
+        """The server closed a replay (its body ends at the close)."""
+        self.failed("the server closed a replay")
 
     def on_line(self, log, data):
         pass
@@ -426,6 +452,13 @@ class LongClient(Client):
         self.close()
         self.up = False
         self.next_t = time.monotonic() + 0.5   # then resume
+
+    def replay_ended(self):
+        # as EventSource does: resume at once from the last id
+        self.st.replay_ends += 1
+        self.close()
+        self.up = False
+        self.next_t = time.monotonic()
 
     def tick(self, now):
         """Reconnect and sleep schedules; at the end, everyone online."""
@@ -901,10 +934,14 @@ def main():
             agg = kinds.setdefault(kind, {"clients": 0, "conns": 0,
                                           "lines": 0, "errors": 0,
                                           "done": 0, "msgs": [],
+                                          "replays": 0, "replay_ids": [],
+                                          "replay_ends": 0,
                                           "resets": collections.Counter()})
-            for f in ("clients", "conns", "lines", "errors", "done"):
+            for f in ("clients", "conns", "lines", "errors", "done",
+                      "replays", "replay_ends"):
                 agg[f] += s[f]
             agg["msgs"] += s["msgs"]
+            agg["replay_ids"] += s["replay_ids"]
             agg["resets"].update(s["resets"])
     print("soak: clients (drained in %.1f s after the last line):" % t_drain)
     total_lines = 0
@@ -922,6 +959,12 @@ def main():
                   s["errors"]))
         for m in s["msgs"][:MAX_ERRORS]:
             print("soak:     %s" % m)
+        if s["replays"]:
+            print("soak:     %d connections were replays (not chunked: "
+                  "started over 1 MiB behind; %d ended by the server), "
+                  "resumed from e.g. %s" % (
+                      s["replays"], s["replay_ends"],
+                      ", ".join(map(str, s["replay_ids"][:3]))))
         check(s["errors"] == 0 and s["done"] == s["clients"],
               "%s clients: every line once, in order%s" % (
                   kind, " (%d of %d complete, %d errors)" % (
