@@ -31,7 +31,8 @@
  * closed connection, a 200 for the requests that are valid (a pathological
  * regex is a valid one: the daemon bounds its cost), or the 503 with
  * Retry-After of max_clients; never another 5xx, never a 200 for a
- * malformed request, never no answer within --loop-timeout (a hang).
+ * malformed request, never no answer within --loop-timeout (a hang; a
+ * valid costly one unanswered in time is only counted as slow).
  * --half-open N keeps N connections open throughout that send nothing,
  * half a request head, or a head of the size that libmicrohttpd leaves
  * unanswered (see half_open_all), in turn.
@@ -211,7 +212,7 @@ static struct {
 	int http_error;           /* first non-200 status of a hostile loop */
 	/* --malformed: answers by class, and the first bad one's words */
 	uint64_t m_clean, m_other4xx, m_closed, m_ok, m_503, m_5xx, m_accepted,
-		m_hang, m_sent;
+		m_hang, m_slow;
 	char m_bad[256], m_other_example[256];
 	unsigned half_up, half_closed;
 	int probe_http_error;
@@ -370,8 +371,8 @@ struct bad_req {
 };
 
 enum answer { A_CLEAN, A_OTHER4XX, A_CLOSED, A_OK, A_503, A_5XX,
-	      A_ACCEPTED, A_HANG, A_N };
-static const char answer_letter[A_N] = "c4xo3XAH";
+	      A_ACCEPTED, A_HANG, A_SLOW, A_N };
+static const char answer_letter[A_N] = "c4xo3XAHs";
 
 #define MAX_BAD 96
 static struct bad_req bad[MAX_BAD];
@@ -635,7 +636,7 @@ static void malformed_count(struct conn *c, enum answer a, int64_t now)
 	struct bad_req *b = (struct bad_req *)c->req;
 	uint64_t *ctr[A_N] = { &g.m_clean, &g.m_other4xx, &g.m_closed,
 			       &g.m_ok, &g.m_503, &g.m_5xx, &g.m_accepted,
-			       &g.m_hang };
+			       &g.m_hang, &g.m_slow };
 	(*ctr[a])++;
 	b->seen |= 1u << a;
 	bool badness = a == A_5XX || a == A_ACCEPTED || a == A_HANG;
@@ -740,10 +741,12 @@ static void malformed_closed(struct conn *c, int64_t now)
 }
 
 /* No answer within --loop-timeout: a hang, unless an error's body is
- * still coming. */
+ * still coming, or the request is a valid one (then it is "slow": a
+ * costly start waiting its turn behind the others of the same kind). */
 static void malformed_timeout(struct conn *c, int64_t now)
 {
-	malformed_count(c, c->status ? A_OTHER4XX : A_HANG, now);
+	malformed_count(c, c->status ? A_OTHER4XX
+			: c->req->expect == X_ANY ? A_SLOW : A_HANG, now);
 }
 
 /* ---- --half-open ---- */
@@ -1402,16 +1405,18 @@ static void print_result(void)
 		printf("MALFORMED requests=%u answers=%" PRIu64 " clean_4xx=%"
 		       PRIu64 " other_4xx=%" PRIu64 " closed=%" PRIu64
 		       " ok=%" PRIu64 " busy_503=%" PRIu64 " bad_5xx=%" PRIu64
-		       " accepted=%" PRIu64 " hangs=%" PRIu64 " half_open=%u"
-		       " half_open_closed=%u\n", nbad,
+		       " accepted=%" PRIu64 " hangs=%" PRIu64 " slow=%" PRIu64
+		       " half_open=%u half_open_closed=%u\n", nbad,
 		       g.m_clean + g.m_other4xx + g.m_closed + g.m_ok + g.m_503 +
-		       g.m_5xx + g.m_accepted + g.m_hang, g.m_clean,
+		       g.m_5xx + g.m_accepted + g.m_hang + g.m_slow, g.m_clean,
 		       g.m_other4xx, g.m_closed, g.m_ok, g.m_503, g.m_5xx,
-		       g.m_accepted, g.m_hang, g.half_up, g.half_closed);
+		       g.m_accepted, g.m_hang, g.m_slow, g.half_up,
+		       g.half_closed);
 		fflush(stdout);
 		fprintf(stderr, "ts-hostile: answers to each bad request (c: "
 			"clean 4xx, 4: other 4xx, x: closed, o: 200 to a valid "
-			"one, 3: 503, X: 5xx, A: 200 to a bad one, H: hang)\n");
+			"one, 3: 503, X: 5xx, A: 200 to a bad one, H: hang, s: "
+			"a valid one unanswered in time)\n");
 		for (unsigned i = 0; i < nbad; i++) {
 			char l[A_N + 1];
 			unsigned k = 0;

@@ -15,10 +15,19 @@ the same length, each with its own live log:
             tail=1000000 on `big`, huge tail=, header floods, oversized
             URLs) and holds HALF connections half-open throughout.
 
+Meanwhile a new stream of the live log opens every 250 ms (tail=1): its
+time to the first line is what a viewer opening the log waits, and its
+start is queued with the hostile ones.
+
 Checks: in both phases every live line reaches every stream once, in order,
-and every /healthz probe is answered (2 s at most); in the hostile phase no
-bad request gets a 5xx (but 503 with Retry-After), a 200, or no answer
-within 5 s; the daemon exits 0 on SIGTERM at the end.  The latencies (the
+and every /healthz probe is answered (2 s at most); in the baseline every
+new stream gets its first line within 10 s (in the hostile phase that is
+reported, not checked: every start waits its turn on the daemon's one
+worker thread, which the hostile clients keep full of costly valid starts);
+in the hostile phase no
+malformed request gets a 5xx (but 503 with Retry-After), a 200, or no
+answer within 5 s (a valid costly one unanswered in time is counted as
+slow, and reported); the daemon exits 0 on SIGTERM at the end.  The latencies (the
 live lines' write-to-receive and /healthz) are reported with and without
 the hostile load, not checked: the machine is shared.
 
@@ -31,6 +40,8 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
@@ -63,6 +74,41 @@ def make_big(path, n=20000):
                         "words of a log line\n" % (i, i, i * 7))
 
 
+class StartProbe(threading.Thread):
+    """A new stream every 250 ms (`tail=1` of the live log): the time from
+    connect to its first line, what a viewer opening the log waits.  Its
+    start goes through the worker's queue, like the hostile starts."""
+
+    def __init__(self, port, log, duration):
+        threading.Thread.__init__(self, daemon=True)
+        self.port, self.log, self.duration = port, log, duration
+        self.times = []
+        self.failed = 0
+
+    def run(self):
+        t_end = time.monotonic() + self.duration
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            try:
+                c = tsutil.SSEClient(self.port, "/api/logs/%s/events?tail=1"
+                                     % self.log, timeout=10.0)
+                if c.status != 200:
+                    raise tsutil.HTTPError("HTTP %d" % c.status)
+                c.next_message(timeout=10.0)
+                self.times.append(time.monotonic() - t0)
+                c.close()
+            except (OSError, AssertionError, tsutil.HTTPError,
+                    TimeoutError):
+                self.failed += 1
+            time.sleep(max(0.0, 0.25 - (time.monotonic() - t0)))
+
+    def ms(self, q):
+        if not self.times:
+            return "-"
+        t = sorted(self.times)
+        return "%.3f" % (1000 * t[min(len(t) - 1, int(q * len(t)))])
+
+
 def phase(d, name, log, o, hostile):
     """One phase: ts-load on the live log, with ts-writer and ts-hostile
     run by its -x once every stream is up.  Returns (RESULT, HOSTILE,
@@ -85,8 +131,16 @@ def phase(d, name, log, o, hostile):
     lcmd = [tool("load"), "-p", str(d.port), "-n", str(o.streams), "-u",
             "/api/logs/%s/events?tail=0" % log, "-e",
             str(o.rate * o.duration), "-w", "5", "-x", x]
-    cp = subprocess.run(lcmd, stdin=subprocess.DEVNULL, capture_output=True,
-                        text=True, timeout=o.duration * 3 + 60)
+    # the writer has written a line or two before the probe's first tail=1
+    probe = StartProbe(d.port, log, o.duration)
+    proc = subprocess.Popen(lcmd, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(1.0)
+    probe.start()
+    out, errs = proc.communicate(timeout=o.duration * 3 + 60)
+    probe.join(30)
+    cp = subprocess.CompletedProcess(lcmd, proc.returncode, out, errs)
     res = [ln for ln in cp.stdout.splitlines() if ln.startswith("RESULT")]
     with open(hout) as f:
         hl = f.read().splitlines()
@@ -98,7 +152,7 @@ def phase(d, name, log, o, hostile):
         sys.stdout.write("hostile: ts-load exit %d:\n%s%s" % (
             cp.returncode, cp.stdout, cp.stderr))
     return (kv(res[-1] if res else None), kv(host[-1] if host else None),
-            kv(mal[-1] if mal else None), err)
+            kv(mal[-1] if mal else None), err, probe)
 
 
 def main():
@@ -137,8 +191,8 @@ def main():
     try:
         for name, log, hostile in (("baseline", "live0", False),
                                    ("hostile", "live1", True)):
-            res, host, mal, err = phase(d, name, log, o, hostile)
-            rows.append((name, res, host, mal))
+            res, host, mal, err, probe = phase(d, name, log, o, hostile)
+            rows.append((name, res, host, mal, probe))
             if hostile:
                 sys.stdout.write("".join("hostile:   " + ln + "\n"
                                          for ln in err.splitlines()
@@ -158,6 +212,17 @@ def main():
                   int(host.get("healthz_ok", 0)) > 0,
                   "%s: every /healthz answered (%s of %s)" % (
                       name, host.get("healthz_ok"), host.get("healthz")))
+            what = "%s: new streams that got their first line within " \
+                "10 s: %d of %d" % (name, len(probe.times),
+                                    len(probe.times) + probe.failed)
+            if not hostile:
+                check(probe.times and not probe.failed, what)
+            else:
+                # reported, not checked: every start (stream or lines
+                # request) waits its turn on the one worker thread, and
+                # the hostile clients keep it full of costly valid ones
+                print("hostile: note: %s (starts queue behind the costly "
+                      "valid ones on the worker)" % what)
             if hostile:
                 bad = sum(int(mal.get(k, 1)) for k in
                           ("bad_5xx", "accepted", "hangs"))
@@ -165,12 +230,14 @@ def main():
                       "hostile: %s answers to %s kinds of bad request: "
                       "%s clean 4xx, %s other 4xx (libmicrohttpd's own), "
                       "%s closed, %s 200 to valid ones, %s 503; %s 5xx, "
-                      "%s 200 to bad ones, %s hangs" % (
+                      "%s 200 to bad ones, %s hangs (and %s valid costly "
+                      "ones unanswered within 5 s)" % (
                           mal.get("answers"), mal.get("requests"),
                           mal.get("clean_4xx"), mal.get("other_4xx"),
                           mal.get("closed"), mal.get("ok"),
                           mal.get("busy_503"), mal.get("bad_5xx"),
-                          mal.get("accepted"), mal.get("hangs")))
+                          mal.get("accepted"), mal.get("hangs"),
+                          mal.get("slow")))
                 print("hostile: half-open connections: %s held, %s closed "
                       "by the daemon meanwhile" % (
                           mal.get("half_open"), mal.get("half_open_closed")))
@@ -185,15 +252,17 @@ def main():
         d._kill()
         d._tmp.cleanup()
     print("hostile: latency, ms  (live: write to receive over %d streams; "
-          "/healthz: round trip every 20 ms)" % o.streams)
-    print("hostile:   %-9s %10s %10s %10s   %10s %10s %10s" % (
+          "/healthz: round trip every 20 ms; start: a new stream's connect "
+          "to its first line, every 250 ms)" % o.streams)
+    print("hostile:   %-9s %9s %9s %9s  %9s %9s %9s  %9s %9s %9s" % (
         "phase", "live p50", "live p99", "live max", "hz p50", "hz p99",
-        "hz max"))
-    for name, res, host, _ in rows:
-        print("hostile:   %-9s %10s %10s %10s   %10s %10s %10s" % (
+        "hz max", "start p50", "start p99", "start max"))
+    for name, res, host, _, probe in rows:
+        print("hostile:   %-9s %9s %9s %9s  %9s %9s %9s  %9s %9s %9s" % (
             name, res.get("p50_ms"), res.get("p99_ms"), res.get("max_ms"),
             host.get("healthz_p50_ms"), host.get("healthz_p99_ms"),
-            host.get("healthz_max_ms")))
+            host.get("healthz_max_ms"), probe.ms(0.5), probe.ms(0.99),
+            probe.ms(1.0)))
     npass = sum(checks)
     print("%d passed, %d failed" % (npass, len(checks) - npass))
     return 0 if npass == len(checks) else 1
