@@ -25,6 +25,9 @@ if [ "${1:-}" = "--test" ]; then
 	# systemd-analyze (in package systemd on Debian 12)
 	pkgs="$pkgs nginx"
 	command -v systemd-analyze >/dev/null 2>&1 || pkgs="$pkgs systemd"
+	# make check-valgrind (memcheck); make soak and make hostile use
+	# logrotate, python3 and the bench tools, all above
+	pkgs="$pkgs valgrind"
 elif [ "${1:-}" = "--deb" ]; then
 	# --deb: what dpkg-buildpackage -us -uc -b needs (debian/control's
 	# Build-Depends beyond the above, debhelper bringing dh-autoreconf;

@@ -1,9 +1,10 @@
 #!/bin/sh
 # test.sh: set up, build with -Werror under AddressSanitizer and UBSan, run
 # the static analysis (make lint), and run every test (unit, integration,
-# browser), the benchmarks' and the fuzz targets' smoke runs.  Ends with "N
-# passed, N failed" (and ", N skipped" when some tests wait for what is not
-# there).
+# browser), the benchmarks', the fuzz targets', the soak's and the hostile
+# clients' smoke runs, and the unit tests and a daemon run under valgrind.
+# Ends with "N passed, N failed" (and ", N skipped" when some tests wait for
+# what is not there).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh --test
@@ -30,6 +31,21 @@ fi
 # (it says it is skipped when configure found no clang with libFuzzer)
 if [ "$status" = 0 ]; then
 	make -s fuzz-smoke || status=$?
+fi
+# a release build of its own (build-release/, once), then the soak's short
+# form (30,000 lines, 3 logrotate rotations, every kind of client; about
+# 30 s) and the hostile clients' (bad requests and half-open connections
+# against a live stream, with a baseline; about 20 s)
+if [ "$status" = 0 ]; then
+	make -s soak-smoke || status=$?
+fi
+if [ "$status" = 0 ]; then
+	make -s hostile-smoke || status=$?
+fi
+# memcheck over the unit tests and a short daemon run, in a build without
+# sanitizers of its own (build-valgrind/; about 2 minutes)
+if [ "$status" = 0 ]; then
+	make -s check-valgrind || status=$?
 fi
 # Count test cases, not programs: cmocka's "[  PASSED  ] N test(s)." and
 # "[  FAILED  ] N test(s)", the integration and browser tests' "N passed,

@@ -697,10 +697,25 @@ struct pending {
 
 /* Worker thread: the connection is suspended until this resumes it, and
  * nothing else touches the stream meanwhile. */
+/* Is the daemon stopping (ts_http_stop)?  Then a job still queued is not
+ * worth its work: the stop waits for the queue to drain before it stops
+ * libmicrohttpd, which must have no connection suspended then, and a
+ * queue of costly starts (a filtered tail= of a big log each) would
+ * outlast the wait. */
+static bool stopping_log(struct ts_log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	bool s = log->stopping;
+	pthread_mutex_unlock(&log->lock);
+	return s;
+}
+
 static void start_job(void *arg)
 {
 	struct pending *p = arg;
-	p->rc = ts_conn_start(p->s, p->starts);
+	p->rc = stopping_log(p->s->cur[0].log)
+			? -ESHUTDOWN
+			: ts_conn_start(p->s, p->starts);
 	MHD_resume_connection(p->conn); /* the last use of p here */
 }
 
@@ -768,7 +783,12 @@ static void lines_answer(struct lines_job *j)
 static void lines_work(void *arg)
 {
 	struct pending *p = arg;
-	lines_answer(p->lines);
+	if (stopping_log(p->lines->log)) {
+		p->lines->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		ts_buf_printf(&p->lines->body, "the server is stopping\n");
+	} else {
+		lines_answer(p->lines);
+	}
 	MHD_resume_connection(p->conn); /* the last use of p here */
 }
 
@@ -819,6 +839,11 @@ static enum MHD_Result respond_stream(struct ts_http *h,
 				      struct MHD_Connection *conn,
 				      struct ts_conn *s, int rc, bool http10)
 {
+	if (rc == -ESHUTDOWN) {
+		ts_conn_free(s);
+		return send_text(h, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				 "the server is stopping");
+	}
 	if (rc) {
 		ts_conn_free(s);
 		return send_text(h, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,

@@ -243,8 +243,19 @@ static size_t read_tail_bytes(int fd, uint64_t size, unsigned char *buf,
 	return r < 0 ? 0 : (size_t)r;
 }
 
+/* The first bytes of the content, read until there are TS_MARK_LEN. */
+static void set_head(struct ts_file *f)
+{
+	if (f->head_len == TS_MARK_LEN || f->size <= f->head_len)
+		return;
+	size_t n = f->size < TS_MARK_LEN ? (size_t)f->size : TS_MARK_LEN;
+	ssize_t r = pread(f->fd, f->head, n, 0);
+	f->head_len = r < 0 ? 0 : (size_t)r;
+}
+
 static void set_mark(struct ts_file *f)
 {
+	set_head(f);
 	f->mark_len = read_tail_bytes(f->fd, f->size, f->mark, TS_MARK_LEN);
 	if (f->mark_len == 0)
 		return;
@@ -754,6 +765,9 @@ static enum ts_change apply_change_locked(struct ts_log *log,
 		memcpy(cur->pre, cur->hist, sizeof(cur->hist));
 		cur->npre = cur->nhist;
 		cur->nhist = 0;
+		memcpy(cur->pre_head, cur->head, sizeof(cur->head));
+		cur->pre_head_len = cur->head_len;
+		cur->head_len = 0;
 		cur->size = fd_size;
 		cur->trunc_seq++;
 		set_mark(cur);
@@ -929,16 +943,24 @@ struct copy_want {
 	uint64_t ino;        /* the truncated file: not its own copy */
 	struct ts_mark m[TS_HIST]; /* what its old content ended with */
 	unsigned n;
+	unsigned char head[TS_MARK_LEN]; /* ... and began with */
+	size_t head_len;
 	uint64_t off;        /* the position to resume at */
 };
 
 /* A copy holds the old content up to one of its remembered sizes at least
  * as far as the client's position (logrotate's copy may stop short of the
- * last size we saw: lines written between its copy and its truncate). */
+ * last size we saw: lines written between its copy and its truncate), and
+ * begins as it began: the bytes before a size alone are the same in every
+ * older copy long enough when lines end alike. */
 static bool is_copy(int fd, const struct stat *st, const struct copy_want *w)
 {
 	unsigned char buf[TS_MARK_LEN];
 	if ((uint64_t)st->st_ino == w->ino)
+		return false;
+	if (w->head_len &&
+	    (pread(fd, buf, w->head_len, 0) != (ssize_t)w->head_len ||
+	     memcmp(buf, w->head, w->head_len) != 0))
 		return false;
 	for (unsigned i = w->n; i-- > 0;) {
 		const struct ts_mark *m = &w->m[i];
@@ -1001,6 +1023,8 @@ struct ts_file *ts_log_find_copy(struct ts_log *log, struct ts_file *f,
 	w.off = off;
 	w.n = unseen ? f->nhist : f->npre;
 	memcpy(w.m, unseen ? f->hist : f->pre, sizeof(w.m));
+	w.head_len = unseen ? f->head_len : f->pre_head_len;
+	memcpy(w.head, unseen ? f->head : f->pre_head, sizeof(w.head));
 	pthread_mutex_unlock(&log->lock);
 	if (w.n == 0)
 		return NULL;

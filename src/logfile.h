@@ -57,6 +57,12 @@ struct ts_file {
 	struct ts_mark hist[TS_HIST];
 	struct ts_mark pre[TS_HIST];
 	unsigned nhist, npre;
+	/* (L) the first bytes of the content, and (pre_head) of the content
+	 * before the last truncation in place: a copy starts with them, which
+	 * tells it from older copies whose bytes before a size are the same
+	 * (lines that end alike) */
+	unsigned char head[TS_MARK_LEN], pre_head[TS_MARK_LEN];
+	size_t head_len, pre_head_len;
 	unsigned refs;          /* (L) streams reading it, +1 while `cur`,
 				 * +1 while it is another one's `succ` */
 	struct ts_file *next;   /* (L) the log's list of generations */

@@ -400,6 +400,51 @@ class CopytruncateResumeExactly(unittest.TestCase):
         self.check_resumed(c, copied=12)
 
 
+class CopytruncateOlderCopies(unittest.TestCase):
+    """The copy of a truncated log is told from older copies beside it by
+    its first bytes too, not only by the bytes before the position: lines
+    that end alike (fixed-width padding here; in access logs, the same
+    user agent) make every older copy long enough look like it at each
+    line end.  The client read lines 0-9 of app.log and disconnected; line
+    10 was written after that, then the log was copied to app.log.1 and
+    truncated, with older copies app.log.2 to app.log.6 (other lines, the
+    same width, longer) beside it: it must resume with line 10 of
+    app.log.1."""
+
+    F = "n=%06d " + "x" * 40 + "\n"
+
+    def test_resume_finds_the_copy_not_an_older_one(self):
+        F = self.F
+        L = len(F % 0)
+        with Daemon() as d:
+            ino = d.ino("app")
+            for k in range(2, 7):
+                tsutil.write_file(d.path("app") + ".%d" % k, "".join(
+                    F % (1000 * k + i) for i in range(30)))
+            c = d.stream("app")
+            d.write("app", "".join(F % i for i in range(10)))
+            last = c.messages(10)[-1]["id"]
+            self.assertEqual(last, "%d:%d" % (ino, 10 * L))
+            c.close()
+            d.write("app", F % 10)
+            self.assertTrue(tsutil.wait_for(lambda: json.loads(d.get(
+                "/api/logs").body)[0]["size"] == 11 * L))
+            copytruncate(d.path("app"))
+            self.assertTrue(tsutil.wait_for(lambda: json.loads(d.get(
+                "/api/logs").body)[0]["size"] == 0))
+            copy_ino = os.stat(d.path("app") + ".1").st_ino
+            c = d.stream("app", headers={"Last-Event-ID": last})
+            d.write("app", F % 11)
+            got = [e for e in c.read_until(
+                lambda e: e["data"] == (F % 11)[:-1])
+                if tsutil.is_message(e)]
+            self.assertEqual(
+                [(e["event"], e["id"], e["data"]) for e in got],
+                [(None, "%d:%d" % (copy_ino, 11 * L), (F % 10)[:-1]),
+                 ("reset", "%d:0" % ino, '{"reason":"rotated"}'),
+                 (None, "%d:%d" % (ino, L), (F % 11)[:-1])])
+
+
 if __name__ == "__main__":
     prog = unittest.main(exit=False, verbosity=2)
     tsutil.report(prog.result)
