@@ -51,7 +51,11 @@
  * again (encode once, send many: every stream at the end of a busy log
  * wants the same new lines).  Plain streams only; per thread, no lock. */
 struct fcache {
-	const struct ts_log *log;   /* key: log, generation, truncations */
+	const struct ts_log *log;   /* key: log (address and birth: a log
+				     * freed by a reload and a new one made
+				     * at its address differ), generation,
+				     * truncations */
+	int64_t born_ns;
 	uint64_t serial;
 	uint64_t trunc_seq;
 	uint64_t start, end;        /* the lines [start, end) of the file */
@@ -710,7 +714,8 @@ static const char *line_end(const char *p, const char *end, size_t max_line,
 
 static bool fc_matches(const struct fcache *fc, const struct ts_cursor *s)
 {
-	return fc->log == s->log && fc->serial == s->file->serial &&
+	return fc->log == s->log && fc->born_ns == s->log->born_ns &&
+	       fc->serial == s->file->serial &&
 	       fc->trunc_seq == s->trunc_seq;
 }
 
@@ -785,6 +790,7 @@ static size_t fc_fill(struct ts_cursor *s, struct ts_scratch *sc)
 	if (!fc_matches(fc, s) || s->off != fc->end ||
 	    fc->enc.len > TS_FCACHE_MAX) {
 		fc->log = s->log;
+		fc->born_ns = s->log->born_ns;
 		fc->serial = f->serial;
 		fc->trunc_seq = s->trunc_seq;
 		fc->start = fc->end = s->off;

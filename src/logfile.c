@@ -75,6 +75,9 @@ struct ts_log *ts_log_new(const char *name, const char *path)
 	}
 	atomic_init(&log->dir_seq, 0);
 	atomic_init(&log->refs, 1);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	log->born_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	if (ts_hub_log_init(&log->hub) != 0) {
 		pthread_mutex_destroy(&log->scan_lock);
 		pthread_mutex_destroy(&log->lock);

@@ -142,6 +142,10 @@ struct ts_log {
 	/* who holds it: the registry, the watcher, each cursor, each /lines
 	 * request; the last to let go frees it */
 	atomic_uint refs;
+	/* monotonic ns when made: with its address, names this log and no
+	 * later one at the same address (a reload frees and makes logs), for
+	 * caches keyed by log (cursor.c's frame cache) */
+	int64_t born_ns;
 	struct ts_seen seen[TS_SEEN]; /* (L) a ring of generations seen */
 	unsigned nseen, seen_next;  /* (L) */
 	struct ts_gone gone;        /* (L) */
