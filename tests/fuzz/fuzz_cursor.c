@@ -25,7 +25,9 @@
  *    of the next step of the reference's reading, which is:
  *      rename-rotation (app.log -> app.log.1, a new app.log now or at the
  *        next append): the rest of the old file, then `rotated` and the new
- *        file from 0;
+ *        file from 0; lines its writer appends to the old file later are
+ *        part of it while the reader has not left it (it leaves once the
+ *        new file is not empty, and says so with the reset);
  *      copytruncate (app.log copied to a new app.log.1, then truncated to
  *        0): if the cursor had not read up to the size the file had, the
  *        rest of it from the copy (the copy's inode), then `rotated` and
@@ -76,6 +78,8 @@
  *       the new file; bit 1: no new file until the next append)
  *     6 delete
  *     7 the watcher looks (nothing changed, or the directory did)
+ *     8 a late append: as 0, to app.log.1 when it is the file the last
+ *       rotation renamed (its writer has not moved to the new file yet)
  * Literals are 1-3 characters of "abcxyz01" (as in fuzz_lines: a byte
  * search is the reference of what PCRE2 matches).
  *
@@ -103,6 +107,7 @@
 #define MAX_FILES (2 * MAX_OPS + 4)
 #define MAX_SEGS (2 * MAX_OPS + 4)
 #define MAX_BYTES (512 * 1024) /* written per input, at most */
+/* operation codes are the byte modulo 9 */
 #define MAX_STEPS 100000       /* a drain that does not rest fails */
 
 static const char alphabet[] = "abcxyz01";
@@ -138,6 +143,8 @@ static struct {
 	struct mfile f[MAX_FILES];
 	int nf;
 	int at_path;            /* the version at the path, -1: none */
+	int at_path1;           /* the renamed generation at app.log.1, -1:
+				 * none (or a copy) */
 	bool renamed_pending;   /* renamed away, no new file yet */
 	struct seg q[MAX_SEGS]; /* q[0]: where the reader is */
 	int nq;
@@ -585,6 +592,7 @@ static void do_copytruncate(unsigned arg, size_t budget)
 	FUZZ_CHECK(stable(true) || gc->len == 0, "harness: not stable");
 	/* the copy, by a new name as logrotate makes it */
 	unlink(M.path1);
+	M.at_path1 = -1;
 	int fd = open(M.path1, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	FUZZ_CHECK(fd >= 0, "open: %s", strerror(errno));
 	FUZZ_CHECK(gc->len == 0 || write(fd, gc->data, gc->len) ==
@@ -620,6 +628,7 @@ static void do_rotate(unsigned arg, size_t budget)
 		drain(budget);
 	FUZZ_CHECK(rename(M.path, M.path1) == 0, "rename: %s", strerror(errno));
 	dir_changed();
+	M.at_path1 = M.at_path;
 	M.at_path = -1;
 	M.renamed_pending = true;
 	if (arg & 1)
@@ -629,6 +638,22 @@ static void do_rotate(unsigned arg, size_t budget)
 		return;
 	}
 	do_append(NULL, 0); /* the new file, empty; and the watcher looks */
+}
+
+/* The writer, not yet moved to the new file, appends to the one it had
+ * (renamed to app.log.1): a reader still in it or before it gets these
+ * lines too. */
+static void do_late_append(const unsigned char *a, size_t n)
+{
+	if (M.at_path1 < 0 || n == 0)
+		return;
+	int fd = open(M.path1, O_WRONLY | O_APPEND | O_CLOEXEC);
+	FUZZ_CHECK(fd >= 0, "open: %s", strerror(errno));
+	FUZZ_CHECK(write(fd, a, n) == (ssize_t)n, "write");
+	close(fd);
+	FUZZ_CHECK(ts_buf_append(&M.f[M.at_path1].c, a, n) == 0, "oom");
+	M.written += n;
+	watcher();
 }
 
 static void do_delete(size_t budget)
@@ -723,7 +748,7 @@ static void setup(struct fuzz_in *in, unsigned flags)
 	unlink(M.path);
 	unlink(M.path1);
 	M.nf = M.nq = 0;
-	M.at_path = -1;
+	M.at_path = M.at_path1 = -1;
 	M.renamed_pending = false;
 	M.written = 0;
 	M.log = ts_log_new("app", M.path);
@@ -805,17 +830,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup(&in, flags);
 
 	for (int op = 0; op < MAX_OPS && in.n > 0; op++) {
-		unsigned code = (unsigned)fuzz_take(&in, 1) % 8;
+		unsigned code = (unsigned)fuzz_take(&in, 1) % 9;
 		switch (code) {
 		case 0:
-		case 1: {
+		case 1:
+		case 8: {
 			size_t l = (size_t)fuzz_take(&in, 1);
 			if (l > in.n)
 				l = in.n;
 			size_t n = expand(in.p, l, buf, MAX_BYTES - M.written);
 			in.p += l;
 			in.n -= l;
-			do_append(buf, n);
+			if (code == 8)
+				do_late_append(buf, n);
+			else
+				do_append(buf, n);
 			break;
 		}
 		case 2: {
