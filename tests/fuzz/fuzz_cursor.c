@@ -35,6 +35,9 @@
  *      deletion: the rest of the file, then `deleted`; a file created
  *        at the path later: `created` and it from 0;
  *  - *nevents counts the line and control events written;
+ *  - the cursor's id_off, which a merged stream writes as this log's
+ *    position in the ids of the other logs' events, is the offset of the
+ *    last id the client got from it;
  *  - after the last operation, and after each "drain" operation, the
  *    cursor steps until it rests: then every line the reference has is
  *    delivered; what may stay undelivered is one `rotated` into a new
@@ -64,7 +67,8 @@
  * Input: flags (1): bits 0-1 start (0, 3: the end; 1: tail=N; 2: the id
  *   "0:0"), bit 2 an initial file, bits 3-4 format (0 plain, 1 json, 2 a
  *   grep literal, 3 a grep literal and json), bit 5 icase, bit 6 an
- *   exclude literal; max_line (1: 0 is 2048, 1 is 65536, else itself);
+ *   exclude literal, bit 7 a merged stream (/api/events: its one log
+ *   "app", ids "app=INO:OFF", data {"log":"app","line":...}); max_line (1: 0 is 2048, 1 is 65536, else itself);
  *   tail N (1); grep literal (1 + 3), exclude literal (1 + 3); the initial
  *   content (a length byte, then that many bytes); then operations, one
  *   byte each and their arguments, at most MAX_OPS:
@@ -154,11 +158,13 @@ static struct {
 	struct ts_log *log;
 	struct ts_fmt fmt;
 	struct ts_cursor c;
+	struct ts_cursor *all[1]; /* a merged stream: the one cursor */
 	struct ts_hub_conn hc;
 	size_t max_line;
 	struct ref_filter rf;
 	struct ts_buf text, want, ranges;
 	bool trace; /* FUZZ_CURSOR_TRACE set: print what each step writes */
+	uint64_t last_id; /* the offset of the last id written (or the start) */
 } M;
 
 static void cleanup_dir(void)
@@ -355,7 +361,23 @@ static void on_line(uint64_t ino, uint64_t next, const char *data,
 	}
 	/* M.text and M.ranges hold the line */
 	ts_buf_reset(&M.want);
-	if (M.fmt.json)
+	if (M.fmt.all) {
+		FUZZ_CHECK(ts_buf_puts(&M.want, "{\"log\":\"app\",\"line\":") ==
+				   0 &&
+				   ts_json_string(&M.want,
+						  M.text.data ? M.text.data : "",
+						  M.text.len) == 0 &&
+				   ts_buf_printf(&M.want, ",\"offset\":%llu",
+						 (unsigned long long)next) == 0,
+			   "oom");
+		if (M.fmt.grep)
+			FUZZ_CHECK(ts_buf_printf(&M.want, ",\"match\":[%.*s]",
+						 (int)M.ranges.len,
+						 M.ranges.data ? M.ranges.data
+							       : "") == 0,
+				   "oom");
+		FUZZ_CHECK(ts_buf_puts(&M.want, "}") == 0, "oom");
+	} else if (M.fmt.json)
 		FUZZ_CHECK(ts_filter_json_line(&M.want, M.text.data ? M.text.data
 								    : "",
 					       M.text.len, next,
@@ -365,7 +387,7 @@ static void on_line(uint64_t ino, uint64_t next, const char *data,
 	else if (M.text.len)
 		FUZZ_CHECK(ts_buf_append(&M.want, M.text.data, M.text.len) == 0,
 			   "oom");
-	if (M.fmt.json ? !fuzz_same_but_ranges(data, dlen, M.want.data,
+	if (M.fmt.json || M.fmt.all ? !fuzz_same_but_ranges(data, dlen, M.want.data,
 					       M.want.len)
 		       : dlen != M.want.len ||
 				 (dlen && memcmp(data, M.want.data, dlen))) {
@@ -430,17 +452,26 @@ static void on_reset(const char *reason, bool has_id, uint64_t ino,
 	FUZZ_CHECK(strcmp(reason, reason_of(h->k)) == 0,
 		   "reset %s, the reference says %s", reason,
 		   reason_of(h->k));
-	FUZZ_CHECK(has_id == (h->f >= 0), "reset %s: id %s", reason,
-		   has_id ? "given" : "missing");
-	FUZZ_CHECK(!has_id || (ino == M.f[h->f].ino && off == 0),
+	/* a merged stream's ids list every log: "app=0:0" for none */
+	FUZZ_CHECK(has_id == (h->f >= 0 || M.fmt.all), "reset %s: id %s",
+		   reason, has_id ? "given" : "missing");
+	FUZZ_CHECK(!has_id || (ino == (h->f >= 0 ? M.f[h->f].ino : 0) &&
+			       off == 0),
 		   "reset %s: id %llu:%llu, expected %llu:0", reason,
 		   (unsigned long long)ino, (unsigned long long)off,
-		   (unsigned long long)M.f[h->f].ino);
+		   (unsigned long long)(h->f >= 0 ? M.f[h->f].ino : 0));
 }
 
 static bool parse_id(const char *s, size_t n, uint64_t *ino, uint64_t *off)
 {
 	struct ts_pos pos;
+	if (M.fmt.all) {
+		/* "app=INO:OFF", the one log of the merged stream */
+		if (n < 4 || memcmp(s, "app=", 4) != 0)
+			return false;
+		s += 4;
+		n -= 4;
+	}
 	if (ts_sse_parse_id_n(s, n, &pos) != 0 || !pos.has_ino)
 		return false;
 	*ino = pos.ino;
@@ -466,19 +497,25 @@ static unsigned check_events(const char *s, size_t len)
 			bool has_id = id && parse_id(id, idn, &ino, &off);
 			FUZZ_CHECK(!id || has_id, "a bad id: %.*s", (int)idn,
 				   id);
+			if (has_id)
+				M.last_id = off;
 			if (ev) {
 				FUZZ_CHECK(evn == 5 && memcmp(ev, "reset", 5) == 0,
 					   "an event %.*s", (int)evn, ev);
 				char reason[32];
-				FUZZ_CHECK(data && datan > 13 && datan < 40 &&
-						   memcmp(data, "{\"reason\":\"",
-							  11) == 0 &&
+				const char *pre = M.fmt.all
+					? "{\"log\":\"app\",\"reason\":\""
+					: "{\"reason\":\"";
+				size_t pn = strlen(pre);
+				FUZZ_CHECK(data && datan > pn + 2 &&
+						   datan < pn + 30 &&
+						   memcmp(data, pre, pn) == 0 &&
 						   memcmp(data + datan - 2, "\"}",
 							  2) == 0,
 					   "reset data %.*s", (int)datan,
 					   data ? data : "");
 				snprintf(reason, sizeof(reason), "%.*s",
-					 (int)(datan - 13), data + 11);
+					 (int)(datan - pn - 2), data + pn);
 				on_reset(reason, has_id, ino, off);
 				count++;
 			} else if (data) {
@@ -535,6 +572,12 @@ static bool step(size_t budget)
 			(int)out->len, out->data);
 	unsigned got = check_events(out->data, out->len);
 	FUZZ_CHECK(n == got, "*nevents %u, %u events written", n, got);
+	/* what a merged stream writes as this log's position in the ids of
+	 * the other logs' events: the last id the client has */
+	FUZZ_CHECK(!M.c.file || M.c.id_off == M.last_id,
+		   "id_off %llu, the client's last id is at %llu",
+		   (unsigned long long)M.c.id_off,
+		   (unsigned long long)M.last_id);
 	return r == TS_STEP_REST;
 }
 
@@ -738,6 +781,11 @@ static void setup(struct fuzz_in *in, unsigned flags)
 	memset(&M.fmt, 0, sizeof(M.fmt));
 	M.fmt.json = (flags & 0x08) != 0;
 	M.fmt.grep = M.rf.grep;
+	if (flags & 0x80) {
+		M.all[0] = &M.c;
+		M.fmt.all = M.all;
+		M.fmt.nall = 1;
+	}
 	const char *g[1] = { M.rf.g }, *x[1] = { M.rf.x };
 	char err[256];
 	FUZZ_CHECK(ts_filter_new(M.env.filters, g, M.rf.grep ? 1 : 0, x,
@@ -794,6 +842,7 @@ static void setup(struct fuzz_in *in, unsigned flags)
 		push(M.at_path, ref_tail_start(M.at_path, st.tail), K_START);
 	}
 	ts_cursor_init(&M.c, M.log, &M.env, &M.fmt);
+	M.last_id = M.q[M.nq - 1].off;
 	struct ts_buf out = TS_BUF_INIT;
 	FUZZ_CHECK(ts_cursor_start(&M.c, &st, &out, &M.hc, 0) == 0,
 		   "ts_cursor_start");
