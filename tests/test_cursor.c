@@ -369,6 +369,62 @@ static void test_merged_id(void **state)
 	ts_log_free(b);
 }
 
+/* After a truncation, a merged stream's ids give the log's position as 0,
+ * where the reset left it: an id from another log's event must not send a
+ * reconnecting client to the old offset in the new content (found by
+ * fuzz_cursor: id_off kept the old offset). */
+static void test_merged_id_after_truncation(void **state)
+{
+	struct fx *f = *state;
+	char bpath[128];
+	snprintf(bpath, sizeof(bpath), "%s/b.log", f->dir);
+	put(f->path, "one\ntwo\n", "w");
+	put(bpath, "", "w");
+	struct ts_log *b = ts_log_new("b", bpath);
+	assert_non_null(b);
+	ts_log_check(f->log);
+	ts_log_check(b);
+	struct ts_cursor c1, c2;
+	struct ts_cursor *all[2] = { &c1, &c2 };
+	struct ts_fmt fmt = { NULL, false, false, all, 2 };
+	struct ts_start st = { TS_START_END, { 0, 0, false }, 0 };
+	struct ts_buf out = TS_BUF_INIT;
+	ts_cursor_init(&c1, f->log, &f->env, &fmt);
+	ts_cursor_init(&c2, b, &f->env, &fmt);
+	assert_int_equal(ts_cursor_start(&c1, &st, &out, &f->hc, 0), 0);
+	assert_int_equal(ts_cursor_start(&c2, &st, &out, &f->hc, 1), 0);
+	uint64_t ino = c1.file->ino;
+
+	assert_int_equal(truncate(f->path, 0), 0);
+	ts_log_check(f->log);
+	struct ts_scratch *sc = ts_scratch_get(&f->env);
+	assert_non_null(sc);
+	struct ts_buf *o = ts_scratch_out(sc);
+	unsigned n = 0;
+	ts_buf_reset(o);
+	while (ts_cursor_step(&c1, sc, 1 << 16, &n) != TS_STEP_REST)
+		;
+	assert_int_equal(ts_buf_append(o, "", 1), 0);
+	assert_non_null(strstr(o->data, "\"reason\":\"truncated\""));
+
+	put(bpath, "x\n", "a");
+	ts_log_check(b);
+	ts_buf_reset(o);
+	while (ts_cursor_step(&c2, sc, 1 << 16, &n) != TS_STEP_REST)
+		;
+	assert_int_equal(ts_buf_append(o, "", 1), 0);
+	char want[64];
+	snprintf(want, sizeof(want), "id: app=%llu:0,b=",
+		 (unsigned long long)ino);
+	if (!strstr(o->data, want))
+		fail_msg("no \"%s\" in:\n%s", want, o->data);
+
+	ts_cursor_release(&c1);
+	ts_cursor_release(&c2);
+	ts_buf_free(&out);
+	ts_log_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +439,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merged_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merged_id_after_truncation,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_invariance_plain,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
