@@ -84,6 +84,16 @@
  *     7 the watcher looks (nothing changed, or the directory did)
  *     8 a late append: as 0, to app.log.1 when it is the file the last
  *       rotation renamed (its writer has not moved to the new file yet)
+ *     9 resume: a byte and 2 bytes of budget; a second reader starts from
+ *       an id (Last-Event-ID), in place of the one before: bit 0 clear,
+ *       an id the first reader wrote in the version it is in (the last
+ *       or an earlier one, by the byte's other bits), and the second
+ *       reader must then send what the first still has to, from there;
+ *       bit 0 set, with the first reader in the file at the path, a line
+ *       start of the file the last rotation renamed to app.log.1 (found
+ *       beside the path): its rest, `rotated`, the file at the path.
+ *       Every later operation applies to both; step (bit 2 of its byte)
+ *       may step the second one.
  * Literals are 1-3 characters of "abcxyz01" (as in fuzz_lines: a byte
  * search is the reference of what PCRE2 matches).
  *
@@ -111,7 +121,7 @@
 #define MAX_FILES (2 * MAX_OPS + 4)
 #define MAX_SEGS (2 * MAX_OPS + 4)
 #define MAX_BYTES (512 * 1024) /* written per input, at most */
-/* operation codes are the byte modulo 9 */
+/* operation codes are the byte modulo 10 */
 #define MAX_STEPS 100000       /* a drain that does not rest fails */
 
 static const char alphabet[] = "abcxyz01";
@@ -142,6 +152,26 @@ struct ref_filter {
 	char g[4], x[4];
 };
 
+/* A reader: a cursor (a client's connection) and the reference's queue of
+ * what it still has to read, q[0] where it is. */
+struct reader {
+	bool active;
+	struct ts_cursor c;
+	struct ts_cursor *all[1]; /* a merged stream: its one cursor */
+	struct ts_fmt fmt;
+	struct ts_hub_conn hc;
+	struct seg q[MAX_SEGS];
+	int nq;
+	uint64_t last_id; /* the offset of the last id written (or the start) */
+};
+
+/* The ids the first reader wrote: where a client may resume from. */
+#define MAX_HIST 64
+struct hist {
+	int f;
+	uint64_t off;
+};
+
 static struct {
 	char dir[64], path[96], path1[100];
 	struct mfile f[MAX_FILES];
@@ -150,22 +180,23 @@ static struct {
 	int at_path1;           /* the renamed generation at app.log.1, -1:
 				 * none (or a copy) */
 	bool renamed_pending;   /* renamed away, no new file yet */
-	struct seg q[MAX_SEGS]; /* q[0]: where the reader is */
-	int nq;
+	struct reader r[2];     /* the client, and one that resumes */
+	struct hist hist[MAX_HIST];
+	unsigned nhist;
 	size_t written;
 	/* the system under test */
 	struct ts_stream_env env;
 	struct ts_log *log;
-	struct ts_fmt fmt;
-	struct ts_cursor c;
-	struct ts_cursor *all[1]; /* a merged stream: the one cursor */
-	struct ts_hub_conn hc;
+	struct ts_fmt fmt;      /* the readers' format, but for `all` */
+	bool merged;
 	size_t max_line;
 	struct ref_filter rf;
 	struct ts_buf text, want, ranges;
 	bool trace; /* FUZZ_CURSOR_TRACE set: print what each step writes */
-	uint64_t last_id; /* the offset of the last id written (or the start) */
 } M;
+
+/* The reader whose events are being checked. */
+static struct reader *R;
 
 static void cleanup_dir(void)
 {
@@ -214,10 +245,16 @@ static uint64_t ino_of_fd(int fd)
 	return (uint64_t)st.st_ino;
 }
 
+/* A step for every reader. */
 static void push(int f, uint64_t off, enum kind k)
 {
-	FUZZ_CHECK(M.nq < MAX_SEGS, "too many segments");
-	M.q[M.nq++] = (struct seg){ f, off, k };
+	for (int i = 0; i < 2; i++) {
+		struct reader *r = &M.r[i];
+		if (!r->active)
+			continue;
+		FUZZ_CHECK(r->nq < MAX_SEGS, "too many segments");
+		r->q[r->nq++] = (struct seg){ f, off, k };
+	}
 }
 
 /* ---- the reference's lines ---- */
@@ -288,7 +325,7 @@ static long line_nl(int f, size_t a)
 /* Does the reader's file hold no line it must still send? */
 static bool head_done(void)
 {
-	const struct seg *h = &M.q[0];
+	const struct seg *h = &R->q[0];
 	if (h->f < 0)
 		return true;
 	for (size_t a = (size_t)h->off;;) {
@@ -306,23 +343,23 @@ static bool caught_up(void)
 {
 	if (!head_done())
 		return false;
-	if (M.nq == 1)
+	if (R->nq == 1)
 		return true;
-	const struct seg *s = &M.q[1];
-	return M.nq == 2 && s->k == K_RENAME && s->f == M.at_path &&
+	const struct seg *s = &R->q[1];
+	return R->nq == 2 && s->k == K_RENAME && s->f == M.at_path &&
 	       M.f[s->f].c.len == 0;
 }
 
 static void show_state(void)
 {
-	fprintf(stderr, "reference: %d segment(s):", M.nq);
-	for (int i = 0; i < M.nq; i++)
+	fprintf(stderr, "reference: %d segment(s):", R->nq);
+	for (int i = 0; i < R->nq; i++)
 		fprintf(stderr, " [kind %d, version %d (ino %llu, %zu bytes), "
-			"off %llu]", M.q[i].k, M.q[i].f,
-			M.q[i].f >= 0 ? (unsigned long long)M.f[M.q[i].f].ino
+			"off %llu]", R->q[i].k, R->q[i].f,
+			R->q[i].f >= 0 ? (unsigned long long)M.f[R->q[i].f].ino
 				      : 0ULL,
-			M.q[i].f >= 0 ? M.f[M.q[i].f].c.len : 0,
-			(unsigned long long)M.q[i].off);
+			R->q[i].f >= 0 ? M.f[R->q[i].f].c.len : 0,
+			(unsigned long long)R->q[i].off);
 	fputc('\n', stderr);
 }
 
@@ -332,7 +369,7 @@ static void show_state(void)
 static void on_line(uint64_t ino, uint64_t next, const char *data,
 		    size_t dlen)
 {
-	struct seg *h = &M.q[0];
+	struct seg *h = &R->q[0];
 	if (h->f < 0 || M.f[h->f].ino != ino)
 		show_state();
 	FUZZ_CHECK(h->f >= 0 && M.f[h->f].ino == ino,
@@ -361,7 +398,7 @@ static void on_line(uint64_t ino, uint64_t next, const char *data,
 	}
 	/* M.text and M.ranges hold the line */
 	ts_buf_reset(&M.want);
-	if (M.fmt.all) {
+	if (R->fmt.all) {
 		FUZZ_CHECK(ts_buf_puts(&M.want, "{\"log\":\"app\",\"line\":") ==
 				   0 &&
 				   ts_json_string(&M.want,
@@ -387,7 +424,7 @@ static void on_line(uint64_t ino, uint64_t next, const char *data,
 	else if (M.text.len)
 		FUZZ_CHECK(ts_buf_append(&M.want, M.text.data, M.text.len) == 0,
 			   "oom");
-	if (M.fmt.json || M.fmt.all ? !fuzz_same_but_ranges(data, dlen, M.want.data,
+	if (M.fmt.json || R->fmt.all ? !fuzz_same_but_ranges(data, dlen, M.want.data,
 					       M.want.len)
 		       : dlen != M.want.len ||
 				 (dlen && memcmp(data, M.want.data, dlen))) {
@@ -405,7 +442,7 @@ static void on_line(uint64_t ino, uint64_t next, const char *data,
 /* An event that is only an id: lines the filter dropped. */
 static void on_id(uint64_t ino, uint64_t off)
 {
-	struct seg *h = &M.q[0];
+	struct seg *h = &R->q[0];
 	FUZZ_CHECK(filtered(), "an id alone without a filter");
 	FUZZ_CHECK(h->f >= 0 && M.f[h->f].ino == ino && off >= h->off,
 		   "an id alone (%llu:%llu) not ahead in the file being read",
@@ -442,18 +479,18 @@ static const char *reason_of(enum kind k)
 static void on_reset(const char *reason, bool has_id, uint64_t ino,
 		     uint64_t off)
 {
-	if (!head_done() || M.nq < 2)
+	if (!head_done() || R->nq < 2)
 		show_state();
 	FUZZ_CHECK(head_done(), "reset %s before every line was sent", reason);
-	FUZZ_CHECK(M.nq >= 2, "reset %s where the reference has none", reason);
-	memmove(M.q, M.q + 1, sizeof(M.q[0]) * (size_t)(M.nq - 1));
-	M.nq--;
-	const struct seg *h = &M.q[0];
+	FUZZ_CHECK(R->nq >= 2, "reset %s where the reference has none", reason);
+	memmove(R->q, R->q + 1, sizeof(R->q[0]) * (size_t)(R->nq - 1));
+	R->nq--;
+	const struct seg *h = &R->q[0];
 	FUZZ_CHECK(strcmp(reason, reason_of(h->k)) == 0,
 		   "reset %s, the reference says %s", reason,
 		   reason_of(h->k));
 	/* a merged stream's ids list every log: "app=0:0" for none */
-	FUZZ_CHECK(has_id == (h->f >= 0 || M.fmt.all), "reset %s: id %s",
+	FUZZ_CHECK(has_id == (h->f >= 0 || R->fmt.all), "reset %s: id %s",
 		   reason, has_id ? "given" : "missing");
 	FUZZ_CHECK(!has_id || (ino == (h->f >= 0 ? M.f[h->f].ino : 0) &&
 			       off == 0),
@@ -465,7 +502,7 @@ static void on_reset(const char *reason, bool has_id, uint64_t ino,
 static bool parse_id(const char *s, size_t n, uint64_t *ino, uint64_t *off)
 {
 	struct ts_pos pos;
-	if (M.fmt.all) {
+	if (R->fmt.all) {
 		/* "app=INO:OFF", the one log of the merged stream */
 		if (n < 4 || memcmp(s, "app=", 4) != 0)
 			return false;
@@ -498,12 +535,13 @@ static unsigned check_events(const char *s, size_t len)
 			FUZZ_CHECK(!id || has_id, "a bad id: %.*s", (int)idn,
 				   id);
 			if (has_id)
-				M.last_id = off;
+				R->last_id = off;
+			bool rec = has_id && R == &M.r[0];
 			if (ev) {
 				FUZZ_CHECK(evn == 5 && memcmp(ev, "reset", 5) == 0,
 					   "an event %.*s", (int)evn, ev);
 				char reason[32];
-				const char *pre = M.fmt.all
+				const char *pre = R->fmt.all
 					? "{\"log\":\"app\",\"reason\":\""
 					: "{\"reason\":\"";
 				size_t pn = strlen(pre);
@@ -526,6 +564,9 @@ static unsigned check_events(const char *s, size_t len)
 				FUZZ_CHECK(has_id, "an empty event");
 				on_id(ino, off);
 			}
+			if (rec && R->q[0].f >= 0 && M.nhist < MAX_HIST)
+				M.hist[M.nhist++] = (struct hist){ R->q[0].f,
+								  off };
 			ev = id = data = NULL;
 		} else if (n >= 7 && memcmp(p, "event: ", 7) == 0) {
 			FUZZ_CHECK(!ev, "two event fields");
@@ -565,7 +606,7 @@ static bool step(size_t budget)
 	struct ts_buf *out = ts_scratch_out(sc);
 	ts_buf_reset(out);
 	unsigned n = 0;
-	int r = ts_cursor_step(&M.c, sc, budget, &n);
+	int r = ts_cursor_step(&R->c, sc, budget, &n);
 	FUZZ_CHECK(r >= 0, "ts_cursor_step: %s", strerror(-r));
 	if (M.trace && out->len)
 		fprintf(stderr, "step(%zu) -> %d:\n%.*s", budget, r,
@@ -574,21 +615,28 @@ static bool step(size_t budget)
 	FUZZ_CHECK(n == got, "*nevents %u, %u events written", n, got);
 	/* what a merged stream writes as this log's position in the ids of
 	 * the other logs' events: the last id the client has */
-	FUZZ_CHECK(!M.c.file || M.c.id_off == M.last_id,
+	FUZZ_CHECK(!R->c.file || R->c.id_off == R->last_id,
 		   "id_off %llu, the client's last id is at %llu",
-		   (unsigned long long)M.c.id_off,
-		   (unsigned long long)M.last_id);
+		   (unsigned long long)R->c.id_off,
+		   (unsigned long long)R->last_id);
 	return r == TS_STEP_REST;
 }
 
+/* Step every reader until it rests: then it has sent everything. */
 static void drain(size_t budget)
 {
-	int i = 0;
-	while (!step(budget))
-		FUZZ_CHECK(++i < MAX_STEPS, "the cursor does not rest");
-	if (!caught_up())
-		show_state();
-	FUZZ_CHECK(caught_up(), "the cursor rests with lines to send");
+	for (int k = 0; k < 2; k++) {
+		R = &M.r[k];
+		if (!R->active)
+			continue;
+		int i = 0;
+		while (!step(budget))
+			FUZZ_CHECK(++i < MAX_STEPS, "the cursor does not rest");
+		if (!caught_up())
+			show_state();
+		FUZZ_CHECK(caught_up(), "the cursor rests with lines to send");
+	}
+	R = &M.r[0];
 }
 
 /* Append a[0..n) to the file at the path, creating it if there is none. */
@@ -611,15 +659,24 @@ static void do_append(const unsigned char *a, size_t n)
 }
 
 /* Is any loss possible if the path's file or app.log.1 changes now? */
-static bool stable(bool for_copy)
+static bool stable_one(const struct reader *r, bool for_copy)
 {
-	if (M.q[0].f >= 0 && M.q[0].k == K_COPY)
+	if (r->q[0].f >= 0 && r->q[0].k == K_COPY)
 		return false;
-	for (int i = 1; i < M.nq; i++)
-		if (M.q[i].k != K_RENAME || for_copy)
+	for (int i = 1; i < r->nq; i++)
+		if (r->q[i].k != K_RENAME || for_copy)
 			return false;
 	/* a copytruncate needs the reader in the path's file's version */
-	return !for_copy || M.q[0].f == M.at_path;
+	return !for_copy || r->q[0].f == M.at_path;
+}
+
+/* Is every reader where the next change of the files loses nothing? */
+static bool stable(bool for_copy)
+{
+	for (int i = 0; i < 2; i++)
+		if (M.r[i].active && !stable_one(&M.r[i], for_copy))
+			return false;
+	return true;
 }
 
 static void do_copytruncate(unsigned arg, size_t budget)
@@ -652,14 +709,20 @@ static void do_copytruncate(unsigned arg, size_t budget)
 	int c = new_version(cino, gc);
 	int g2 = new_version(M.f[g].ino, NULL);
 	M.at_path = g2;
-	struct seg *h = &M.q[0];
-	if (h->off < M.f[g].c.len) {
-		/* behind: the rest from the copy */
-		h->f = c;
-		h->k = K_COPY;
-		push(g2, 0, K_AFTER_COPY);
-	} else {
-		push(g2, 0, K_TRUNC);
+	for (int i = 0; i < 2; i++) {
+		struct reader *r = &M.r[i];
+		if (!r->active)
+			continue;
+		struct seg *h = &r->q[0];
+		FUZZ_CHECK(r->nq < MAX_SEGS, "too many segments");
+		if (h->off < M.f[g].c.len) {
+			/* behind: the rest from the copy */
+			h->f = c;
+			h->k = K_COPY;
+			r->q[r->nq++] = (struct seg){ g2, 0, K_AFTER_COPY };
+		} else {
+			r->q[r->nq++] = (struct seg){ g2, 0, K_TRUNC };
+		}
 	}
 }
 
@@ -765,6 +828,92 @@ static uint64_t ref_tail_start(int f, uint64_t n)
 	return start;
 }
 
+static void stop_reader(struct reader *r)
+{
+	if (!r->active)
+		return;
+	ts_cursor_release(&r->c);
+	ts_hub_conn_destroy(&r->hc);
+	r->active = false;
+}
+
+/* Start reader r as `st` says; its queue is set.  R becomes r. */
+static void start_reader(struct reader *r, const struct ts_start *st)
+{
+	R = r;
+	r->fmt = M.fmt;
+	if (M.merged) {
+		r->all[0] = &r->c;
+		r->fmt.all = r->all;
+		r->fmt.nall = 1;
+	}
+	FUZZ_CHECK(ts_hub_conn_init(&r->hc, no_resume, NULL) == 0,
+		   "ts_hub_conn_init");
+	ts_cursor_init(&r->c, M.log, &M.env, &r->fmt);
+	r->last_id = r->q[r->nq - 1].off;
+	struct ts_buf out = TS_BUF_INIT;
+	FUZZ_CHECK(ts_cursor_start(&r->c, st, &out, &r->hc,
+				   (unsigned)(r - M.r)) == 0,
+		   "ts_cursor_start");
+	r->active = true;
+	check_events(out.data, out.len);
+	ts_buf_free(&out);
+}
+
+/* A client reconnects with an id the first reader wrote (Last-Event-ID):
+ * a second reader starts there, and from then on must send what the
+ * first one still has to (mode 0: an id in the version the first reader
+ * is in, its last or an earlier one); or (mode 1), with the first reader
+ * in the file at the path, a line start of the file the last rotation
+ * renamed to app.log.1, which the daemon finds beside the path: its rest,
+ * then `rotated` and the file at the path. */
+static void do_resume(unsigned arg, size_t budget)
+{
+	struct reader *m = &M.r[0], *r = &M.r[1];
+	stop_reader(r);
+	if (!stable(false))
+		drain(budget);
+	R = m;
+	int f = -1;
+	uint64_t off = 0;
+	if (!(arg & 1)) {
+		/* the ids written in the version the first reader is in */
+		unsigned n = 0, pick = (arg >> 1) & 0x3f;
+		if (m->q[0].f < 0)
+			return;
+		for (unsigned i = 0; i < M.nhist; i++)
+			n += M.hist[i].f == m->q[0].f;
+		f = m->q[0].f;
+		off = m->q[0].off; /* n == 0: where it started */
+		for (unsigned i = 0, k = 0; n && i < M.nhist; i++)
+			if (M.hist[i].f == f && k++ == pick % n)
+				off = M.hist[i].off;
+		memcpy(r->q, m->q, sizeof(r->q[0]) * (size_t)m->nq);
+		r->nq = m->nq;
+		r->q[0].off = off;
+	} else {
+		if (M.at_path1 < 0 || M.at_path < 0 || m->nq != 1 ||
+		    m->q[0].f != M.at_path)
+			return;
+		/* a line start of the renamed file */
+		f = M.at_path1;
+		const struct ts_buf *c = &M.f[f].c;
+		unsigned lines = 0, pick = arg >> 1;
+		for (size_t i = 0; i < c->len; i++)
+			lines += c->data[i] == '\n';
+		pick %= lines + 1;
+		for (size_t i = 0; i < c->len && pick; i++)
+			if (c->data[i] == '\n' && --pick == 0)
+				off = i + 1;
+		r->q[0] = (struct seg){ f, off, K_START };
+		r->q[1] = (struct seg){ M.at_path, 0, K_RENAME };
+		r->nq = 2;
+	}
+	struct ts_start st = { TS_START_ID, { M.f[f].ino, off, true }, 0 };
+	start_reader(r, &st);
+	R = m;
+}
+
 static void setup(struct fuzz_in *in, unsigned flags)
 {
 	size_t ml = (size_t)fuzz_take(in, 1);
@@ -781,11 +930,7 @@ static void setup(struct fuzz_in *in, unsigned flags)
 	memset(&M.fmt, 0, sizeof(M.fmt));
 	M.fmt.json = (flags & 0x08) != 0;
 	M.fmt.grep = M.rf.grep;
-	if (flags & 0x80) {
-		M.all[0] = &M.c;
-		M.fmt.all = M.all;
-		M.fmt.nall = 1;
-	}
+	M.merged = (flags & 0x80) != 0;
 	const char *g[1] = { M.rf.g }, *x[1] = { M.rf.x };
 	char err[256];
 	FUZZ_CHECK(ts_filter_new(M.env.filters, g, M.rf.grep ? 1 : 0, x,
@@ -795,13 +940,16 @@ static void setup(struct fuzz_in *in, unsigned flags)
 
 	unlink(M.path);
 	unlink(M.path1);
-	M.nf = M.nq = 0;
+	M.nf = 0;
+	M.nhist = 0;
+	memset(M.r, 0, sizeof(M.r));
+	R = &M.r[0];
+	R->active = true;
 	M.at_path = M.at_path1 = -1;
 	M.renamed_pending = false;
 	M.written = 0;
 	M.log = ts_log_new("app", M.path);
-	FUZZ_CHECK(M.log && ts_hub_conn_init(&M.hc, no_resume, NULL) == 0,
-		   "ts_log_new");
+	FUZZ_CHECK(M.log != NULL, "ts_log_new");
 
 	/* the initial file */
 	size_t ilen = (size_t)fuzz_take(in, 1);
@@ -841,19 +989,13 @@ static void setup(struct fuzz_in *in, unsigned flags)
 	} else {
 		push(M.at_path, ref_tail_start(M.at_path, st.tail), K_START);
 	}
-	ts_cursor_init(&M.c, M.log, &M.env, &M.fmt);
-	M.last_id = M.q[M.nq - 1].off;
-	struct ts_buf out = TS_BUF_INIT;
-	FUZZ_CHECK(ts_cursor_start(&M.c, &st, &out, &M.hc, 0) == 0,
-		   "ts_cursor_start");
-	check_events(out.data, out.len);
-	ts_buf_free(&out);
+	start_reader(R, &st);
 }
 
 static void teardown(void)
 {
-	ts_cursor_release(&M.c);
-	ts_hub_conn_destroy(&M.hc);
+	stop_reader(&M.r[0]);
+	stop_reader(&M.r[1]);
 	ts_log_free(M.log);
 	ts_filter_free(M.fmt.filter);
 	ts_stream_env_destroy(&M.env);
@@ -879,7 +1021,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup(&in, flags);
 
 	for (int op = 0; op < MAX_OPS && in.n > 0; op++) {
-		unsigned code = (unsigned)fuzz_take(&in, 1) % 9;
+		unsigned code = (unsigned)fuzz_take(&in, 1) % 10;
 		switch (code) {
 		case 0:
 		case 1:
@@ -899,9 +1041,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 2: {
 			unsigned a = (unsigned)fuzz_take(&in, 1);
 			size_t budget = take_budget(&in);
+			R = &M.r[(a & 4) && M.r[1].active ? 1 : 0];
 			for (unsigned i = 0; i <= a % 4; i++)
 				if (step(budget))
 					break;
+			R = &M.r[0];
+			break;
+		}
+		case 9: {
+			unsigned a = (unsigned)fuzz_take(&in, 1);
+			do_resume(a, take_budget(&in));
 			break;
 		}
 		case 3:
