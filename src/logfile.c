@@ -860,7 +860,10 @@ static struct ts_file *find_beside(struct ts_log *log, uint64_t ino)
 }
 
 /* `f` was found beside the path: chain after it the generations written
- * after it there, oldest first (they end at the current file). */
+ * after it there, oldest first, then the file now at the path, so that a
+ * rotation while a stream still reads `f` extends the chain (link_after)
+ * instead of leaving `f` with no successor: its end would then lead to
+ * the file at the path at that time, past the one in between. */
 static void chain_newer(struct ts_log *log, struct ts_file *f)
 {
 	struct found g[TS_CHAIN_MAX];
@@ -874,7 +877,7 @@ static void chain_newer(struct ts_log *log, struct ts_file *f)
 				     false, g, TS_CHAIN_MAX);
 	pthread_mutex_lock(&log->lock);
 	if (!f->succ)
-		splice_locked(log, f, g, n, NULL);
+		splice_locked(log, f, g, n, log->cur);
 	else
 		for (size_t i = 0; i < n; i++)
 			close(g[i].fd);

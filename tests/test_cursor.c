@@ -425,6 +425,32 @@ static void test_merged_id_after_truncation(void **state)
 	ts_log_free(b);
 }
 
+/* Resumed into a rotated generation found beside the path, then rotated
+ * again before the stream got to the next one: every generation in order,
+ * each with `rotated` (found by fuzz_cursor: the found file had no
+ * successor, and its name taken by the next rotation made it "deleted",
+ * the generation in between skipped). */
+static void test_resume_beside_then_rotated(void **state)
+{
+	struct fx *f = *state;
+	char old[128];
+	struct stat st;
+	snprintf(old, sizeof(old), "%s.1", f->path);
+	put(f->path, "a\nb\n", "w");
+	ts_log_check(f->log);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(rename(f->path, old), 0);
+	put(f->path, "r\n", "w");
+	ts_log_check(f->log);
+	/* a client reconnects with an id of the renamed file */
+	start(f, TS_START_ID, (uint64_t)st.st_ino, 2);
+	letter(f, (uint64_t)st.st_ino);
+	assert_int_equal(rename(f->path, old), 0);
+	put(f->path, "q\n", "w");
+	expect(f, "A:4 b|reset B:0 {\"reason\":\"rotated\"}|B:2 r|"
+		  "reset C:0 {\"reason\":\"rotated\"}|C:2 q|");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -438,6 +464,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deleted_then_created,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_beside_then_rotated,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merged_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merged_id_after_truncation,
 						setup, teardown),
