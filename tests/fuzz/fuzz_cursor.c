@@ -910,6 +910,10 @@ static void do_resume(unsigned arg, size_t budget)
 		r->nq = 2;
 	}
 	struct ts_start st = { TS_START_ID, { M.f[f].ino, off, true }, 0 };
+	if (M.trace)
+		fprintf(stderr, "resume at %llu:%llu\n",
+			(unsigned long long)M.f[f].ino,
+			(unsigned long long)off);
 	start_reader(r, &st);
 	R = m;
 }
@@ -1022,6 +1026,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (int op = 0; op < MAX_OPS && in.n > 0; op++) {
 		unsigned code = (unsigned)fuzz_take(&in, 1) % 10;
+		if (M.trace)
+			fprintf(stderr, "op %u\n", code);
 		switch (code) {
 		case 0:
 		case 1:
