@@ -795,8 +795,15 @@ enum ts_change ts_log_check(struct ts_log *log)
 		if (f->detached && fstat(f->fd, &fst) == 0 &&
 		    ((uint64_t)fst.st_size != f->size ||
 		     (uint64_t)fst.st_nlink != f->nlink)) {
+			/* appended to (its writer not moved yet): the marker
+			 * follows, or the file would look rewritten and a
+			 * resume into it be lost */
+			bool appended = (uint64_t)fst.st_size > f->size &&
+					mark_matches(f);
 			f->size = (uint64_t)fst.st_size;
 			f->nlink = (uint64_t)fst.st_nlink;
+			if (appended)
+				set_mark(f);
 			old_grew = true;
 		}
 	}

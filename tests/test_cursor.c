@@ -451,6 +451,40 @@ static void test_resume_beside_then_rotated(void **state)
 		  "reset C:0 {\"reason\":\"rotated\"}|C:2 q|");
 }
 
+/* A line its writer appends to a rotated file after the rename (it has
+ * not reopened the path yet), then a client resumes into that file while
+ * a stream still holds it open: an exact resume, not `lost` (found by
+ * fuzz_cursor: the file's marker still held the bytes before its old
+ * size, so it looked rewritten). */
+static void test_resume_after_late_append(void **state)
+{
+	struct fx *f = *state;
+	char old[128];
+	snprintf(old, sizeof(old), "%s.1", f->path);
+	put(f->path, "a\nb\n", "w");
+	ts_log_check(f->log);
+	/* a stream at the end holds the file open */
+	struct ts_cursor holder;
+	struct ts_hub_conn hc2;
+	struct ts_buf out = TS_BUF_INIT;
+	struct ts_start st = { TS_START_END, { 0, 0, false }, 0 };
+	assert_int_equal(ts_hub_conn_init(&hc2, no_resume, NULL), 0);
+	ts_cursor_init(&holder, f->log, &f->env, &f->fmt);
+	assert_int_equal(ts_cursor_start(&holder, &st, &out, &hc2, 0), 0);
+	uint64_t ino = holder.file->ino;
+	assert_int_equal(rename(f->path, old), 0);
+	put(f->path, "r\n", "w");
+	ts_log_check(f->log);
+	put(old, "late\n", "a");
+	ts_log_check(f->log);
+	start(f, TS_START_ID, ino, 2);
+	letter(f, ino);
+	expect(f, "A:4 b|A:9 late|reset B:0 {\"reason\":\"rotated\"}|B:2 r|");
+	ts_cursor_release(&holder);
+	ts_hub_conn_destroy(&hc2);
+	ts_buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,6 +499,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_beside_then_rotated,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_after_late_append,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merged_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merged_id_after_truncation,
