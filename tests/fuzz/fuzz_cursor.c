@@ -850,7 +850,7 @@ static void start_reader(struct reader *r, const struct ts_start *st)
 	FUZZ_CHECK(ts_hub_conn_init(&r->hc, no_resume, NULL) == 0,
 		   "ts_hub_conn_init");
 	ts_cursor_init(&r->c, M.log, &M.env, &r->fmt);
-	r->last_id = r->q[r->nq - 1].off;
+	r->last_id = r->q[0].off;
 	struct ts_buf out = TS_BUF_INIT;
 	FUZZ_CHECK(ts_cursor_start(&r->c, st, &out, &r->hc,
 				   (unsigned)(r - M.r)) == 0,
