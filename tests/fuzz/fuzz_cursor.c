@@ -52,12 +52,13 @@
  *    the cursor steps again, so every truncation is seen;
  *  - a copy, or a generation, that is gone before the cursor got to it
  *    (app.log.1 replaced by the next rotation while the cursor had not yet
- *    looked for the copy; a second truncation while the cursor is still in
- *    an older version; a rotation while the cursor is in a copy, which
- *    leads back to whatever file is at the path then; a deletion or
- *    creation pending when the file is rotated): their lines are lost by
- *    design (the daemon keeps no data of its own).  Before an operation
- *    that would make such a loss, the program drains the cursor first.
+ *    looked for the copy: the daemon keeps no data of its own), or that
+ *    the daemon does not chain (known limitations: a second truncation
+ *    while the cursor is still in an older version or in the first copy;
+ *    a rotation while the cursor is in a copy, which leads back to
+ *    whatever file is at the path then; a rotation while a `created` is
+ *    still to come).  Before an operation that would make such a loss,
+ *    the program drains the cursors first.
  *    Rename-rotations and deletions while the cursor is behind by several
  *    generations are not drained: the daemon chains the generations it
  *    holds open, and every line of them must arrive.
