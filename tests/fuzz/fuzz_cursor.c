@@ -123,7 +123,7 @@
 #define MAX_SEGS (2 * MAX_OPS + 4)
 #define MAX_BYTES (512 * 1024) /* written per input, at most */
 /* operation codes are the byte modulo 10 */
-#define MAX_STEPS 100000       /* a drain that does not rest fails */
+#define MAX_STEPS 100000 /* a drain that does not rest fails */
 
 static const char alphabet[] = "abcxyz01";
 
@@ -137,8 +137,15 @@ struct mfile {
 	struct ts_buf c;
 };
 
-enum kind { K_START, K_RENAME, K_COPY, K_AFTER_COPY, K_TRUNC, K_DELETED,
-	    K_CREATED };
+enum kind {
+	K_START,
+	K_RENAME,
+	K_COPY,
+	K_AFTER_COPY,
+	K_TRUNC,
+	K_DELETED,
+	K_CREATED
+};
 
 /* A step of the reference's reading: entered with the reset of `k`, the
  * file version `f` (-1: none) read from `off`. */
@@ -177,18 +184,18 @@ static struct {
 	char dir[64], path[96], path1[100];
 	struct mfile f[MAX_FILES];
 	int nf;
-	int at_path;            /* the version at the path, -1: none */
-	int at_path1;           /* the renamed generation at app.log.1, -1:
+	int at_path;	      /* the version at the path, -1: none */
+	int at_path1;	      /* the renamed generation at app.log.1, -1:
 				 * none (or a copy) */
-	bool renamed_pending;   /* renamed away, no new file yet */
-	struct reader r[2];     /* the client, and one that resumes */
+	bool renamed_pending; /* renamed away, no new file yet */
+	struct reader r[2];   /* the client, and one that resumes */
 	struct hist hist[MAX_HIST];
 	unsigned nhist;
 	size_t written;
 	/* the system under test */
 	struct ts_stream_env env;
 	struct ts_log *log;
-	struct ts_fmt fmt;      /* the readers' format, but for `all` */
+	struct ts_fmt fmt; /* the readers' format, but for `all` */
 	bool merged;
 	size_t max_line;
 	struct ref_filter rf;
@@ -307,7 +314,8 @@ static bool line_text(int f, size_t a, size_t nl, bool ranges)
 	while (ranges && at < n) {
 		FUZZ_CHECK(ts_buf_printf(&M.ranges, "%s[%zu,%zu]",
 					 M.ranges.len ? "," : "", at,
-					 at + k) == 0, "oom");
+					 at + k) == 0,
+			   "oom");
 		at = find(t, n, at + k, M.rf.g, M.rf.icase);
 	}
 	return true;
@@ -355,10 +363,12 @@ static void show_state(void)
 {
 	fprintf(stderr, "reference: %d segment(s):", R->nq);
 	for (int i = 0; i < R->nq; i++)
-		fprintf(stderr, " [kind %d, version %d (ino %llu, %zu bytes), "
-			"off %llu]", R->q[i].k, R->q[i].f,
+		fprintf(stderr,
+			" [kind %d, version %d (ino %llu, %zu bytes), "
+			"off %llu]",
+			R->q[i].k, R->q[i].f,
 			R->q[i].f >= 0 ? (unsigned long long)M.f[R->q[i].f].ino
-				      : 0ULL,
+				       : 0ULL,
 			R->q[i].f >= 0 ? M.f[R->q[i].f].c.len : 0,
 			(unsigned long long)R->q[i].off);
 	fputc('\n', stderr);
@@ -367,8 +377,7 @@ static void show_state(void)
 /* ---- checking the events ---- */
 
 /* A line event: id ino:next, data. */
-static void on_line(uint64_t ino, uint64_t next, const char *data,
-		    size_t dlen)
+static void on_line(uint64_t ino, uint64_t next, const char *data, size_t dlen)
 {
 	struct seg *h = &R->q[0];
 	if (h->f < 0 || M.f[h->f].ino != ino)
@@ -401,9 +410,10 @@ static void on_line(uint64_t ino, uint64_t next, const char *data,
 	ts_buf_reset(&M.want);
 	if (R->fmt.all) {
 		FUZZ_CHECK(ts_buf_puts(&M.want, "{\"log\":\"app\",\"line\":") ==
-				   0 &&
+					   0 &&
 				   ts_json_string(&M.want,
-						  M.text.data ? M.text.data : "",
+						  M.text.data ? M.text.data
+							      : "",
 						  M.text.len) == 0 &&
 				   ts_buf_printf(&M.want, ",\"offset\":%llu",
 						 (unsigned long long)next) == 0,
@@ -416,19 +426,20 @@ static void on_line(uint64_t ino, uint64_t next, const char *data,
 				   "oom");
 		FUZZ_CHECK(ts_buf_puts(&M.want, "}") == 0, "oom");
 	} else if (M.fmt.json)
-		FUZZ_CHECK(ts_filter_json_line(&M.want, M.text.data ? M.text.data
-								    : "",
+		FUZZ_CHECK(ts_filter_json_line(&M.want,
+					       M.text.data ? M.text.data : "",
 					       M.text.len, next,
 					       M.ranges.data ? M.ranges.data
 							     : "",
-					       M.ranges.len) == 0, "oom");
+					       M.ranges.len) == 0,
+			   "oom");
 	else if (M.text.len)
 		FUZZ_CHECK(ts_buf_append(&M.want, M.text.data, M.text.len) == 0,
 			   "oom");
-	if (M.fmt.json || R->fmt.all ? !fuzz_same_but_ranges(data, dlen, M.want.data,
-					       M.want.len)
-		       : dlen != M.want.len ||
-				 (dlen && memcmp(data, M.want.data, dlen))) {
+	if (M.fmt.json || R->fmt.all
+		    ? !fuzz_same_but_ranges(data, dlen, M.want.data, M.want.len)
+		    : dlen != M.want.len ||
+			      (dlen && memcmp(data, M.want.data, dlen))) {
 		fprintf(stderr, "data:     \"");
 		fuzz_show(stderr, data, dlen);
 		fprintf(stderr, "\"\nexpected: \"");
@@ -488,13 +499,12 @@ static void on_reset(const char *reason, bool has_id, uint64_t ino,
 	R->nq--;
 	const struct seg *h = &R->q[0];
 	FUZZ_CHECK(strcmp(reason, reason_of(h->k)) == 0,
-		   "reset %s, the reference says %s", reason,
-		   reason_of(h->k));
+		   "reset %s, the reference says %s", reason, reason_of(h->k));
 	/* a merged stream's ids list every log: "app=0:0" for none */
 	FUZZ_CHECK(has_id == (h->f >= 0 || R->fmt.all), "reset %s: id %s",
 		   reason, has_id ? "given" : "missing");
-	FUZZ_CHECK(!has_id || (ino == (h->f >= 0 ? M.f[h->f].ino : 0) &&
-			       off == 0),
+	FUZZ_CHECK(!has_id ||
+			   (ino == (h->f >= 0 ? M.f[h->f].ino : 0) && off == 0),
 		   "reset %s: id %llu:%llu, expected %llu:0", reason,
 		   (unsigned long long)ino, (unsigned long long)off,
 		   (unsigned long long)(h->f >= 0 ? M.f[h->f].ino : 0));
@@ -539,18 +549,20 @@ static unsigned check_events(const char *s, size_t len)
 				R->last_id = off;
 			bool rec = has_id && R == &M.r[0];
 			if (ev) {
-				FUZZ_CHECK(evn == 5 && memcmp(ev, "reset", 5) == 0,
+				FUZZ_CHECK(evn == 5 &&
+						   memcmp(ev, "reset", 5) == 0,
 					   "an event %.*s", (int)evn, ev);
 				char reason[32];
-				const char *pre = R->fmt.all
-					? "{\"log\":\"app\",\"reason\":\""
-					: "{\"reason\":\"";
+				const char *pre =
+					R->fmt.all
+						? "{\"log\":\"app\",\"reason\":\""
+						: "{\"reason\":\"";
 				size_t pn = strlen(pre);
 				FUZZ_CHECK(data && datan > pn + 2 &&
 						   datan < pn + 30 &&
 						   memcmp(data, pre, pn) == 0 &&
-						   memcmp(data + datan - 2, "\"}",
-							  2) == 0,
+						   memcmp(data + datan - 2,
+							  "\"}", 2) == 0,
 					   "reset data %.*s", (int)datan,
 					   data ? data : "");
 				snprintf(reason, sizeof(reason), "%.*s",
@@ -566,8 +578,8 @@ static unsigned check_events(const char *s, size_t len)
 				on_id(ino, off);
 			}
 			if (rec && R->q[0].f >= 0 && M.nhist < MAX_HIST)
-				M.hist[M.nhist++] = (struct hist){ R->q[0].f,
-								  off };
+				M.hist[M.nhist++] =
+					(struct hist){ R->q[0].f, off };
 			ev = id = data = NULL;
 		} else if (n >= 7 && memcmp(p, "event: ", 7) == 0) {
 			FUZZ_CHECK(!ev, "two event fields");
@@ -579,7 +591,8 @@ static unsigned check_events(const char *s, size_t len)
 			FUZZ_CHECK(!data, "two data fields");
 			data = p + 6, datan = n - 6;
 		} else {
-			FUZZ_CHECK(0, "a field: %.*s", (int)(n < 80 ? n : 80), p);
+			FUZZ_CHECK(0, "a field: %.*s", (int)(n < 80 ? n : 80),
+				   p);
 		}
 		p = nl + 1;
 	}
@@ -696,8 +709,9 @@ static void do_copytruncate(unsigned arg, size_t budget)
 	M.at_path1 = -1;
 	int fd = open(M.path1, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	FUZZ_CHECK(fd >= 0, "open: %s", strerror(errno));
-	FUZZ_CHECK(gc->len == 0 || write(fd, gc->data, gc->len) ==
-					   (ssize_t)gc->len, "write");
+	FUZZ_CHECK(gc->len == 0 ||
+			   write(fd, gc->data, gc->len) == (ssize_t)gc->len,
+		   "write");
 	uint64_t cino = ino_of_fd(fd);
 	close(fd);
 	dir_changed();
@@ -777,8 +791,7 @@ static void do_delete(size_t budget)
 	watcher();
 }
 
-static size_t expand(const uint8_t *p, size_t n, unsigned char *out,
-		     size_t max)
+static size_t expand(const uint8_t *p, size_t n, unsigned char *out, size_t max)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < n && o < max; i++) {
@@ -964,12 +977,13 @@ static void setup(struct fuzz_in *in, unsigned flags)
 		unsigned char buf[256];
 		memcpy(buf, in->p, ilen);
 		int fd = open(M.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		FUZZ_CHECK(fd >= 0 && (ilen == 0 || write(fd, buf, ilen) ==
-							    (ssize_t)ilen),
+		FUZZ_CHECK(fd >= 0 && (ilen == 0 ||
+				       write(fd, buf, ilen) == (ssize_t)ilen),
 			   "initial file");
 		M.at_path = new_version(ino_of_fd(fd), NULL);
 		FUZZ_CHECK(ilen == 0 || ts_buf_append(&M.f[M.at_path].c, buf,
-						      ilen) == 0, "oom");
+						      ilen) == 0,
+			   "oom");
 		close(fd);
 	}
 	in->p += ilen;

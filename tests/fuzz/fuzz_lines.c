@@ -135,8 +135,9 @@ static bool ref_keep(const struct ref_filter *rf, const char *t, size_t n,
 	size_t k = strlen(rf->g);
 	bool first = true;
 	while (ranges && at < n) {
-		FUZZ_CHECK(ts_buf_printf(ranges, "%s[%zu,%zu]", first ? "" : ",",
-					 at, at + k) == 0, "oom");
+		FUZZ_CHECK(ts_buf_printf(ranges, "%s[%zu,%zu]",
+					 first ? "" : ",", at, at + k) == 0,
+			   "oom");
 		first = false;
 		at = find(t, n, at + k, rf->g, rf->icase);
 	}
@@ -187,7 +188,8 @@ static int ref_answer(const unsigned char *c, size_t clen, uint64_t off,
 			break;
 		ts_buf_reset(&text);
 		FUZZ_CHECK(ts_sse_text(&text, (const char *)c + ls, le - 1 - ls,
-				       max_line) == 0, "oom");
+				       max_line) == 0,
+			   "oom");
 		if (ref_keep(rf, text.data ? text.data : "", text.len, NULL))
 			starts[nk++] = ls;
 		le = ls;
@@ -200,14 +202,18 @@ static int ref_answer(const unsigned char *c, size_t clen, uint64_t off,
 			nl++;
 		ts_buf_reset(&text);
 		FUZZ_CHECK(ts_sse_text(&text, (const char *)c + ls, nl - ls,
-				       max_line) == 0, "oom");
+				       max_line) == 0,
+			   "oom");
 		FUZZ_CHECK(ts_buf_printf(out, "%s{\"id\":\"%u:%zu\",\"line\":",
 					 i + 1 == nk ? "" : ",", FAKE_INO,
-					 nl + 1) == 0, "oom");
+					 nl + 1) == 0,
+			   "oom");
 		FUZZ_CHECK(ts_json_string(out, text.data ? text.data : "",
-					  text.len) == 0, "oom");
+					  text.len) == 0,
+			   "oom");
 		if (rf->grep) {
-			FUZZ_CHECK(ts_buf_puts(out, ",\"match\":[") == 0, "oom");
+			FUZZ_CHECK(ts_buf_puts(out, ",\"match\":[") == 0,
+				   "oom");
 			ref_keep(rf, text.data ? text.data : "", text.len, out);
 			FUZZ_CHECK(ts_buf_puts(out, "]") == 0, "oom");
 		}
@@ -273,25 +279,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 sizeof(err)) == 0,
 		   "ts_filter_new: %s", err);
 
-	struct ts_before b = { fd, FAKE_INO, off, n, max_line, cache(),
-			       filter, rf.grep };
+	struct ts_before b = { .fd = fd,
+			       .ino = FAKE_INO,
+			       .off = off,
+			       .n = n,
+			       .max_line = max_line,
+			       .filters = cache(),
+			       .filter = filter,
+			       .grep = rf.grep };
 	struct ts_buf got = TS_BUF_INIT, want = TS_BUF_INIT;
 	int rc = ts_before_json(&b, &got);
 	int wrc = ref_answer(content, clen, off, n, max_line, &rf, &want);
-	FUZZ_CHECK(rc == wrc, "ts_before_json(off %llu, n %llu) rc %d, "
-		   "reference %d", (unsigned long long)off,
-		   (unsigned long long)n, rc, wrc);
+	FUZZ_CHECK(rc == wrc,
+		   "ts_before_json(off %llu, n %llu) rc %d, "
+		   "reference %d",
+		   (unsigned long long)off, (unsigned long long)n, rc, wrc);
 	FUZZ_CHECK(!ref_start || rc == 0, "an error at a line start: %d", rc);
 	if (rc == 0) {
-		if (!fuzz_same_but_ranges(got.data, got.len, want.data, want.len)) {
+		if (!fuzz_same_but_ranges(got.data, got.len, want.data,
+					  want.len)) {
 			size_t i = 0;
 			while (i < got.len && i < want.len &&
 			       got.data[i] == want.data[i])
 				i++;
 			size_t from = i > 20 ? i - 20 : 0;
-			fprintf(stderr, "off %llu n %llu max_line %zu: differs "
-				"at byte %zu\n got  ", (unsigned long long)off,
-				(unsigned long long)n, max_line, i);
+			fprintf(stderr,
+				"off %llu n %llu max_line %zu: differs "
+				"at byte %zu\n got  ",
+				(unsigned long long)off, (unsigned long long)n,
+				max_line, i);
 			fuzz_show(stderr, got.data + from, got.len - from);
 			fprintf(stderr, "\n want ");
 			fuzz_show(stderr, want.data + from, want.len - from);
