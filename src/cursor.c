@@ -527,7 +527,9 @@ static int apply_locked(struct ts_cursor *s, enum action act,
 		 * before the watcher saw it truncated): nothing to reset */
 		if (s->off == 0)
 			return 0;
-		s->off = 0;
+		/* the client's position too: a merged stream writes it in
+		 * the ids of the other logs' events */
+		s->off = s->id_off = 0;
 		return reset_event(s, out, "truncated");
 	case ACT_ROTATED:
 		set_file_locked(s, s->file->succ ? s->file->succ : log->cur);

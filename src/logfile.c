@@ -832,8 +832,15 @@ enum ts_change ts_log_check(struct ts_log *log)
 		if (f->detached && fstat(f->fd, &fst) == 0 &&
 		    ((uint64_t)fst.st_size != f->size ||
 		     (uint64_t)fst.st_nlink != f->nlink)) {
+			/* appended to (its writer not moved yet): the marker
+			 * follows, or the file would look rewritten and a
+			 * resume into it be lost */
+			bool appended = (uint64_t)fst.st_size > f->size &&
+					mark_matches(f);
 			f->size = (uint64_t)fst.st_size;
 			f->nlink = (uint64_t)fst.st_nlink;
+			if (appended)
+				set_mark(f);
 			old_grew = true;
 		}
 	}
@@ -897,7 +904,10 @@ static struct ts_file *find_beside(struct ts_log *log, uint64_t ino)
 }
 
 /* `f` was found beside the path: chain after it the generations written
- * after it there, oldest first (they end at the current file). */
+ * after it there, oldest first, then the file now at the path, so that a
+ * rotation while a stream still reads `f` extends the chain (link_after)
+ * instead of leaving `f` with no successor: its end would then lead to
+ * the file at the path at that time, past the one in between. */
 static void chain_newer(struct ts_log *log, struct ts_file *f)
 {
 	struct found g[TS_CHAIN_MAX];
@@ -911,7 +921,7 @@ static void chain_newer(struct ts_log *log, struct ts_file *f)
 				     false, g, TS_CHAIN_MAX);
 	pthread_mutex_lock(&log->lock);
 	if (!f->succ)
-		splice_locked(log, f, g, n, NULL);
+		splice_locked(log, f, g, n, log->cur);
 	else
 		for (size_t i = 0; i < n; i++)
 			close(g[i].fd);

@@ -210,7 +210,8 @@ bool ts_log_gen_name(const char *base, const char *name);
  * ts_log_gen_name; or seen at the path by this daemon, its bytes unchanged).
  * Any other file is never found, whatever its inode.  A file found in the
  * directory gets the generations newer than it there chained after it
- * (by modification time), so a stream reads them all in order.  Returns it
+ * (by modification time), then the current file, so a stream reads them
+ * all in order (and the ones rotated while it reads).  Returns it
  * with a reference for the caller, or NULL.  Any thread but the
  * watcher's; takes scan_lock and the lock.  May scan the directory: not on
  * the HTTP thread. */

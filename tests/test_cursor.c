@@ -369,6 +369,122 @@ static void test_merged_id(void **state)
 	ts_log_free(b);
 }
 
+/* After a truncation, a merged stream's ids give the log's position as 0,
+ * where the reset left it: an id from another log's event must not send a
+ * reconnecting client to the old offset in the new content (found by
+ * fuzz_cursor: id_off kept the old offset). */
+static void test_merged_id_after_truncation(void **state)
+{
+	struct fx *f = *state;
+	char bpath[128];
+	snprintf(bpath, sizeof(bpath), "%s/b.log", f->dir);
+	put(f->path, "one\ntwo\n", "w");
+	put(bpath, "", "w");
+	struct ts_log *b = ts_log_new("b", bpath);
+	assert_non_null(b);
+	ts_log_check(f->log);
+	ts_log_check(b);
+	struct ts_cursor c1, c2;
+	struct ts_cursor *all[2] = { &c1, &c2 };
+	struct ts_fmt fmt = { NULL, false, false, all, 2 };
+	struct ts_start st = { TS_START_END, { 0, 0, false }, 0 };
+	struct ts_buf out = TS_BUF_INIT;
+	ts_cursor_init(&c1, f->log, &f->env, &fmt);
+	ts_cursor_init(&c2, b, &f->env, &fmt);
+	assert_int_equal(ts_cursor_start(&c1, &st, &out, &f->hc, 0), 0);
+	assert_int_equal(ts_cursor_start(&c2, &st, &out, &f->hc, 1), 0);
+	uint64_t ino = c1.file->ino;
+
+	assert_int_equal(truncate(f->path, 0), 0);
+	ts_log_check(f->log);
+	struct ts_scratch *sc = ts_scratch_get(&f->env);
+	assert_non_null(sc);
+	struct ts_buf *o = ts_scratch_out(sc);
+	unsigned n = 0;
+	ts_buf_reset(o);
+	while (ts_cursor_step(&c1, sc, 1 << 16, &n) != TS_STEP_REST)
+		;
+	assert_int_equal(ts_buf_append(o, "", 1), 0);
+	assert_non_null(strstr(o->data, "\"reason\":\"truncated\""));
+
+	put(bpath, "x\n", "a");
+	ts_log_check(b);
+	ts_buf_reset(o);
+	while (ts_cursor_step(&c2, sc, 1 << 16, &n) != TS_STEP_REST)
+		;
+	assert_int_equal(ts_buf_append(o, "", 1), 0);
+	char want[64];
+	snprintf(want, sizeof(want), "id: app=%llu:0,b=",
+		 (unsigned long long)ino);
+	if (!strstr(o->data, want))
+		fail_msg("no \"%s\" in:\n%s", want, o->data);
+
+	ts_cursor_release(&c1);
+	ts_cursor_release(&c2);
+	ts_buf_free(&out);
+	ts_log_free(b);
+}
+
+/* Resumed into a rotated generation found beside the path, then rotated
+ * again before the stream got to the next one: every generation in order,
+ * each with `rotated` (found by fuzz_cursor: the found file had no
+ * successor, and its name taken by the next rotation made it "deleted",
+ * the generation in between skipped). */
+static void test_resume_beside_then_rotated(void **state)
+{
+	struct fx *f = *state;
+	char old[128];
+	struct stat st;
+	snprintf(old, sizeof(old), "%s.1", f->path);
+	put(f->path, "a\nb\n", "w");
+	ts_log_check(f->log);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(rename(f->path, old), 0);
+	put(f->path, "r\n", "w");
+	ts_log_check(f->log);
+	/* a client reconnects with an id of the renamed file */
+	start(f, TS_START_ID, (uint64_t)st.st_ino, 2);
+	letter(f, (uint64_t)st.st_ino);
+	assert_int_equal(rename(f->path, old), 0);
+	put(f->path, "q\n", "w");
+	expect(f, "A:4 b|reset B:0 {\"reason\":\"rotated\"}|B:2 r|"
+		  "reset C:0 {\"reason\":\"rotated\"}|C:2 q|");
+}
+
+/* A line its writer appends to a rotated file after the rename (it has
+ * not reopened the path yet), then a client resumes into that file while
+ * a stream still holds it open: an exact resume, not `lost` (found by
+ * fuzz_cursor: the file's marker still held the bytes before its old
+ * size, so it looked rewritten). */
+static void test_resume_after_late_append(void **state)
+{
+	struct fx *f = *state;
+	char old[128];
+	snprintf(old, sizeof(old), "%s.1", f->path);
+	put(f->path, "a\nb\n", "w");
+	ts_log_check(f->log);
+	/* a stream at the end holds the file open */
+	struct ts_cursor holder;
+	struct ts_hub_conn hc2;
+	struct ts_buf out = TS_BUF_INIT;
+	struct ts_start st = { TS_START_END, { 0, 0, false }, 0 };
+	assert_int_equal(ts_hub_conn_init(&hc2, no_resume, NULL), 0);
+	ts_cursor_init(&holder, f->log, &f->env, &f->fmt);
+	assert_int_equal(ts_cursor_start(&holder, &st, &out, &hc2, 0), 0);
+	uint64_t ino = holder.file->ino;
+	assert_int_equal(rename(f->path, old), 0);
+	put(f->path, "r\n", "w");
+	ts_log_check(f->log);
+	put(old, "late\n", "a");
+	ts_log_check(f->log);
+	start(f, TS_START_ID, ino, 2);
+	letter(f, ino);
+	expect(f, "A:4 b|A:9 late|reset B:0 {\"reason\":\"rotated\"}|B:2 r|");
+	ts_cursor_release(&holder);
+	ts_hub_conn_destroy(&hc2);
+	ts_buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,7 +498,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deleted_then_created,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_beside_then_rotated,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_after_late_append,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merged_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merged_id_after_truncation,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_invariance_plain,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
