@@ -178,14 +178,14 @@ static struct {
 	double duration;
 	bool first_event;
 	uint64_t bytes;
-	uint64_t until_offset;    /* 0: not used */
+	uint64_t until_offset; /* 0: not used */
 	int64_t loop_timeout_ns;
-	int64_t probe_ns;         /* 0: no prober */
+	int64_t probe_ns; /* 0: no prober */
 	int64_t probe_timeout_ns;
 	bool malformed;
 	unsigned half_open;
-	const char *log;          /* a log of the daemon (--malformed) */
-	const char *big;          /* a big log for the costly ones */
+	const char *log; /* a log of the daemon (--malformed) */
+	const char *big; /* a big log for the costly ones */
 } opt = {
 	.log = "live",
 	.big = "big",
@@ -201,15 +201,15 @@ static struct {
 
 struct path_stats {
 	uint64_t loops, timeouts, errors;
-	struct hist loop;     /* connect to the end condition */
-	struct hist ttfe;     /* connect to the first data: line */
+	struct hist loop; /* connect to the end condition */
+	struct hist ttfe; /* connect to the first data: line */
 };
 
 static struct {
 	struct path_stats path[MAX_PATHS];
 	uint64_t loops, timeouts, errors, unfinished;
 	uint64_t probes, probes_ok, probes_failed, probes_skipped;
-	int http_error;           /* first non-200 status of a hostile loop */
+	int http_error; /* first non-200 status of a hostile loop */
 	/* --malformed: answers by class, and the first bad one's words */
 	uint64_t m_clean, m_other4xx, m_closed, m_ok, m_503, m_5xx, m_accepted,
 		m_hang, m_slow;
@@ -239,14 +239,14 @@ struct conn {
 	int fd;
 	uint8_t kind;
 	unsigned path;
-	int64_t t_wake;           /* S_IDLE hostile: when to reconnect */
+	int64_t t_wake; /* S_IDLE hostile: when to reconnect */
 	/* reset by conn_open, from here on */
 	uint8_t state, ch;
 	bool chunked, has_length, got_event;
 	uint16_t status;
 	uint16_t llen;
-	uint64_t body_left;       /* chunk or Content-Length bytes left */
-	uint64_t body_bytes;      /* decoded body bytes */
+	uint64_t body_left;  /* chunk or Content-Length bytes left */
+	uint64_t body_bytes; /* decoded body bytes */
 	int64_t t_start;
 	char line[LINE_CAP];
 	/* K_MALFORMED */
@@ -370,8 +370,18 @@ struct bad_req {
 	unsigned seen; /* classes answered: bit per enum answer */
 };
 
-enum answer { A_CLEAN, A_OTHER4XX, A_CLOSED, A_OK, A_503, A_5XX,
-	      A_ACCEPTED, A_HANG, A_SLOW, A_N };
+enum answer {
+	A_CLEAN,
+	A_OTHER4XX,
+	A_CLOSED,
+	A_OK,
+	A_503,
+	A_5XX,
+	A_ACCEPTED,
+	A_HANG,
+	A_SLOW,
+	A_N
+};
 static const char answer_letter[A_N] = "c4xo3XAHs";
 
 #define MAX_BAD 96
@@ -408,8 +418,10 @@ static void add_get(const char *name, enum expect x, const char *target,
 		perror("ts-hostile");
 		exit(1);
 	}
-	int len = snprintf(p, n, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-			   "User-Agent: ts-hostile\r\n%s\r\n", target, extra);
+	int len = snprintf(p, n,
+			   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			   "User-Agent: ts-hostile\r\n%s\r\n",
+			   target, extra);
 	add_bad(name, x, p, (size_t)len);
 	free(p);
 }
@@ -455,19 +467,25 @@ static void build_catalogue(void)
 	ADD_RAW("control char in method", X_4XX,
 		"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n");
 	/* methods */
-	ADD_RAW("POST with body", X_4XX, "POST /api/logs HTTP/1.1\r\nHost: x\r\n"
+	ADD_RAW("POST with body", X_4XX,
+		"POST /api/logs HTTP/1.1\r\nHost: x\r\n"
 		"Content-Length: 5\r\n\r\nhello");
-	ADD_RAW("PUT, body never sent", X_4XX, "PUT / HTTP/1.1\r\nHost: x\r\n"
+	ADD_RAW("PUT, body never sent", X_4XX,
+		"PUT / HTTP/1.1\r\nHost: x\r\n"
 		"Content-Length: 1000000\r\n\r\n");
-	ADD_RAW("DELETE", X_4XX, "DELETE /api/logs HTTP/1.1\r\nHost: x\r\n\r\n");
+	ADD_RAW("DELETE", X_4XX,
+		"DELETE /api/logs HTTP/1.1\r\nHost: x\r\n\r\n");
 	ADD_RAW("TRACE", X_4XX, "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n");
-	ADD_RAW("CONNECT", X_4XX, "CONNECT 127.0.0.1:22 HTTP/1.1\r\n"
+	ADD_RAW("CONNECT", X_4XX,
+		"CONNECT 127.0.0.1:22 HTTP/1.1\r\n"
 		"Host: 127.0.0.1:22\r\n\r\n");
 	ADD_RAW("OPTIONS *", X_4XX, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
 	/* answered at its head, before the body is read: then closed */
-	ADD_RAW("GET with a chunked body", X_ANY, "GET /healthz HTTP/1.1\r\n"
+	ADD_RAW("GET with a chunked body", X_ANY,
+		"GET /healthz HTTP/1.1\r\n"
 		"Host: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n");
-	ADD_RAW("Content-Length -1", X_4XX, "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+	ADD_RAW("Content-Length -1", X_4XX,
+		"GET /healthz HTTP/1.1\r\nHost: x\r\n"
 		"Content-Length: -1\r\n\r\n");
 	/* percent-encoding, NULs */
 	snprintf(t, sizeof(t), "/api/logs/%s/events?grep=%%zz", L);
@@ -485,12 +503,21 @@ static void build_catalogue(void)
 	add_get("grep with %00", X_ANY, t, "");
 	/* ids, cursors, parameters */
 	static const char *const bad_ids[] = {
-		"abc", "1:2:3", "-1:5", "99999999999999999999999:1",
-		"1:99999999999999999999", ":", "1:", ":1", "0x10:1", "1%3A2%00",
+		"abc",
+		"1:2:3",
+		"-1:5",
+		"99999999999999999999999:1",
+		"1:99999999999999999999",
+		":",
+		"1:",
+		":1",
+		"0x10:1",
+		"1%3A2%00",
 	};
 	static const char *const id_names[] = {
-		"id abc", "id 1:2:3", "id -1:5", "id huge inode", "id huge offset",
-		"id :", "id 1:", "id :1", "id 0x10:1", "id with NUL",
+		"id abc",	  "id 1:2:3",	 "id -1:5", "id huge inode",
+		"id huge offset", "id :",	 "id 1:",   "id :1",
+		"id 0x10:1",	  "id with NUL",
 	};
 	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(*bad_ids); i++) {
 		snprintf(t, sizeof(t), "/api/logs/%s/events?lastEventId=%s", L,
@@ -500,10 +527,12 @@ static void build_catalogue(void)
 	snprintf(t, sizeof(t), "/api/logs/%s/events", L);
 	add_get("Last-Event-ID ::::", X_4XX, t, "Last-Event-ID: ::::\r\n");
 	add_get("Last-Event-ID 1:2,3", X_4XX, t, "Last-Event-ID: 1:2,3\r\n");
-	snprintf(t, sizeof(t), "/api/events?log=%s&log=%s&lastEventId=%s%%3D1%%3A2%%2Czz",
-		 L, B, L);
+	snprintf(t, sizeof(t),
+		 "/api/events?log=%s&log=%s&lastEventId=%s%%3D1%%3A2%%2Czz", L,
+		 B, L);
 	add_get("cursor a=1:2,zz", X_4XX, t, "");
-	snprintf(t, sizeof(t), "/api/events?log=%s&lastEventId=%s%%3D1%%3Ax", L, L);
+	snprintf(t, sizeof(t), "/api/events?log=%s&lastEventId=%s%%3D1%%3Ax", L,
+		 L);
 	add_get("cursor a=1:x", X_4XX, t, "");
 	add_get("log= empty", X_4XX, "/api/events?log=", "");
 	snprintf(t, sizeof(t), "/api/events?log=%s&log=%s", L, L);
@@ -516,12 +545,15 @@ static void build_catalogue(void)
 					      "%slog=l%d", i ? "&" : "", i);
 		add_get("33 logs", X_4XX, many, "");
 	}
-	static const char *const tails[] = { "-1", "99999999999999999999999",
-					     "1e9", "", "1&tail=2", "0x10" };
-	static const char *const tail_names[] = { "tail=-1", "tail=huge",
-		"tail=1e9", "tail= empty", "tail twice", "tail=0x10" };
+	static const char *const tails[] = {
+		"-1", "99999999999999999999999", "1e9", "", "1&tail=2", "0x10"
+	};
+	static const char *const tail_names[] = { "tail=-1",	"tail=huge",
+						  "tail=1e9",	"tail= empty",
+						  "tail twice", "tail=0x10" };
 	for (size_t i = 0; i < sizeof(tails) / sizeof(*tails); i++) {
-		snprintf(t, sizeof(t), "/api/logs/%s/events?tail=%s", L, tails[i]);
+		snprintf(t, sizeof(t), "/api/logs/%s/events?tail=%s", L,
+			 tails[i]);
 		add_get(tail_names[i], X_4XX, t, "");
 	}
 	snprintf(t, sizeof(t), "/api/logs/%s/events?icase=2&icase=1", L);
@@ -541,22 +573,27 @@ static void build_catalogue(void)
 	snprintf(t, sizeof(t), "/api/logs/%s/events?grep=a%%7B99999%%7D", L);
 	add_get("grep=a{99999}", X_4XX, t, "");
 	static const char *const pats[] = {
-		"(a%2B)%2B%24", "(%3F%3Aa%7Ca)*b", "(x%2Bx%2B)%2By", "(.*a)%7B20%7Dx",
-		"%5Cw*%5Cw*x", "(%3F%3A%5Cw%7C%5Cw%5Cw)%2Bx", "(%3FR)",
+		"(a%2B)%2B%24",	  "(%3F%3Aa%7Ca)*b",
+		"(x%2Bx%2B)%2By", "(.*a)%7B20%7Dx",
+		"%5Cw*%5Cw*x",	  "(%3F%3A%5Cw%7C%5Cw%5Cw)%2Bx",
+		"(%3FR)",
 	};
 	static const char *const pat_names[] = {
-		"(a+)+$ tail=1000000", "(?:a|a)*b tail=1000000",
-		"(x+x+)+y tail=1000000", "(.*a){20}x tail=1000000",
+		"(a+)+$ tail=1000000",	  "(?:a|a)*b tail=1000000",
+		"(x+x+)+y tail=1000000",  "(.*a){20}x tail=1000000",
 		"\\w*\\w*x tail=1000000", "(?:\\w|\\w\\w)+x tail=1000000",
 		"(?R) tail=1000000",
 	};
 	for (size_t i = 0; i < sizeof(pats) / sizeof(*pats); i++) {
-		snprintf(t, sizeof(t), "/api/logs/%s/events?tail=1000000&grep=%s",
-			 B, pats[i]);
+		snprintf(t, sizeof(t),
+			 "/api/logs/%s/events?tail=1000000&grep=%s", B,
+			 pats[i]);
 		add_get(pat_names[i], X_ANY, t, "");
 	}
-	snprintf(t, sizeof(t), "/api/events?log=%s&log=%s&tail=1000000&grep="
-		 "(a%%2B)%%2B%%24&icase=1&format=json", B, L);
+	snprintf(t, sizeof(t),
+		 "/api/events?log=%s&log=%s&tail=1000000&grep="
+		 "(a%%2B)%%2B%%24&icase=1&format=json",
+		 B, L);
 	add_get("merged (a+)+$ icase json", X_ANY, t, "");
 	{
 		/* 1500 nested groups: PCRE2's nesting limit (250); a
@@ -588,7 +625,8 @@ static void build_catalogue(void)
 			exit(1);
 		}
 		for (size_t i = 0; i < n; i++)
-			len += (size_t)sprintf(h + len, "X-Flood-%zu: v\r\n", i);
+			len += (size_t)sprintf(h + len, "X-Flood-%zu: v\r\n",
+					       i);
 		add_get("5000 headers", X_4XX, "/healthz", h);
 		/* 40 short lines fit conn_memory's default (README) */
 		h[40 * 14] = '\0';
@@ -634,23 +672,26 @@ static const struct bad_req *next_request(void)
 static void malformed_count(struct conn *c, enum answer a, int64_t now)
 {
 	struct bad_req *b = (struct bad_req *)c->req;
-	uint64_t *ctr[A_N] = { &g.m_clean, &g.m_other4xx, &g.m_closed,
-			       &g.m_ok, &g.m_503, &g.m_5xx, &g.m_accepted,
-			       &g.m_hang, &g.m_slow };
+	uint64_t *ctr[A_N] = { &g.m_clean,    &g.m_other4xx, &g.m_closed,
+			       &g.m_ok,	      &g.m_503,	     &g.m_5xx,
+			       &g.m_accepted, &g.m_hang,     &g.m_slow };
 	(*ctr[a])++;
 	b->seen |= 1u << a;
 	bool badness = a == A_5XX || a == A_ACCEPTED || a == A_HANG;
 	if (badness && !g.m_bad[0])
 		snprintf(g.m_bad, sizeof(g.m_bad), "%s: %s (HTTP %u)", b->name,
-			 a == A_HANG ? "no answer" : a == A_5XX ? "a 5xx"
-			 : "accepted", c->status);
+			 a == A_HANG  ? "no answer"
+			 : a == A_5XX ? "a 5xx"
+				      : "accepted",
+			 c->status);
 	if (a == A_OTHER4XX && !g.m_other_example[0]) {
 		char shown[64];
 		size_t n = c->blen < sizeof(shown) - 1 ? c->blen
 						       : sizeof(shown) - 1;
 		for (size_t i = 0; i < n; i++)
 			shown[i] = c->body[i] >= ' ' && c->body[i] < 127
-				   ? c->body[i] : '.';
+					   ? c->body[i]
+					   : '.';
 		shown[n] = '\0';
 		snprintf(g.m_other_example, sizeof(g.m_other_example),
 			 "%s: HTTP %u, %s, body \"%s\"", b->name, c->status,
@@ -664,7 +705,8 @@ static void malformed_4xx_done(struct conn *c, int64_t now)
 {
 	bool one_line = c->blen > 1 && c->blen < sizeof(c->body) &&
 			c->body[c->blen - 1] == '\n' &&
-			memchr(c->body, '\n', c->blen) == c->body + c->blen - 1 &&
+			memchr(c->body, '\n', c->blen) ==
+				c->body + c->blen - 1 &&
 			!memchr(c->body, '\r', c->blen);
 	malformed_count(c, c->plain && one_line ? A_CLEAN : A_OTHER4XX, now);
 }
@@ -688,8 +730,7 @@ static void malformed_head(struct conn *c, int64_t now)
 	}
 }
 
-static void malformed_body(struct conn *c, const char *p, size_t n,
-			   int64_t now)
+static void malformed_body(struct conn *c, const char *p, size_t n, int64_t now)
 {
 	size_t room = sizeof(c->body) - c->blen;
 	size_t k = n < room ? n : room;
@@ -745,8 +786,11 @@ static void malformed_closed(struct conn *c, int64_t now)
  * costly start waiting its turn behind the others of the same kind). */
 static void malformed_timeout(struct conn *c, int64_t now)
 {
-	malformed_count(c, c->status ? A_OTHER4XX
-			: c->req->expect == X_ANY ? A_SLOW : A_HANG, now);
+	malformed_count(c,
+			c->status		  ? A_OTHER4XX
+			: c->req->expect == X_ANY ? A_SLOW
+						  : A_HANG,
+			now);
 }
 
 /* ---- --half-open ---- */
@@ -755,14 +799,16 @@ static struct conn *half;
 
 static void half_open_all(void)
 {
-	static const char part[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-				   "X-Half: ";
+	static const char part[] =
+		"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		"X-Half: ";
 	/* A head that ends just at the daemon's default conn_memory (6144):
 	 * libmicrohttpd 0.9.75 neither answers it (414/431, as a few bytes
 	 * more or less get) nor reads on: it waits like a half-open one. */
 	char fill[6200];
 	char *bs = repeat("", 'b', 6000, "");
-	int fill_len = snprintf(fill, sizeof(fill), "GET /api/logs/%s/events?"
+	int fill_len = snprintf(fill, sizeof(fill),
+				"GET /api/logs/%s/events?"
 				"grep=%s&tail=0 HTTP/1.1\r\nHost: x\r\n\r\n",
 				opt.log, bs);
 	free(bs);
@@ -814,11 +860,14 @@ static int build_request(const struct conn *c, char *buf, size_t cap)
 	const char *host = opt.family == AF_INET6 ? "[::1]" : opt.host;
 	int n;
 	if (c->kind == K_PROBE)
-		n = snprintf(buf, cap, "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n"
-			     "User-Agent: ts-hostile\r\nConnection: close\r\n\r\n",
-			     host, opt.port);
+		n = snprintf(
+			buf, cap,
+			"GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n"
+			"User-Agent: ts-hostile\r\nConnection: close\r\n\r\n",
+			host, opt.port);
 	else
-		n = snprintf(buf, cap, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n"
+		n = snprintf(buf, cap,
+			     "GET %s HTTP/1.1\r\nHost: %s:%d\r\n"
 			     "Accept: text/event-stream\r\n"
 			     "User-Agent: ts-hostile\r\n\r\n",
 			     opt.paths[c->path], host, opt.port);
@@ -835,9 +884,9 @@ static void conn_writable(struct conn *c, int64_t now)
 	}
 	if (c->kind == K_MALFORMED) {
 		bool all = malformed_send(c, now);
-		struct epoll_event ev = {
-			.events = EPOLLIN | EPOLLRDHUP | (all ? 0 : EPOLLOUT),
-			.data.ptr = c };
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP |
+						    (all ? 0 : EPOLLOUT),
+					  .data.ptr = c };
 		if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
 			conn_end(c, O_ERROR, now);
 			return;
@@ -851,7 +900,8 @@ static void conn_writable(struct conn *c, int64_t now)
 		conn_end(c, O_ERROR, now);
 		return;
 	}
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
+				  .data.ptr = c };
 	if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
 		conn_end(c, O_ERROR, now);
 		return;
@@ -888,7 +938,8 @@ static void header_line(struct conn *c, const char *l, size_t n)
 	while (v < end && *v == ' ')
 		v++;
 	if (flen == 12 && strncasecmp(l, "content-type", 12) == 0)
-		c->plain = end - v >= 10 && strncasecmp(v, "text/plain", 10) == 0;
+		c->plain = end - v >= 10 &&
+			   strncasecmp(v, "text/plain", 10) == 0;
 	else if (flen == 11 && strncasecmp(l, "retry-after", 11) == 0)
 		c->retry_after = true;
 	else if (flen == 17 && strncasecmp(l, "transfer-encoding", 17) == 0)
@@ -1119,7 +1170,8 @@ static int timers(int64_t now, int64_t *next_probe, bool running)
 	}
 	for (unsigned i = 0; i < MAX_PROBES; i++) {
 		struct conn *c = &probes[i];
-		if (c->state != S_IDLE && now - c->t_start > opt.probe_timeout_ns)
+		if (c->state != S_IDLE &&
+		    now - c->t_start > opt.probe_timeout_ns)
 			probe_end(c, O_TIMEOUT, now);
 	}
 	while (running && opt.probe_ns && now >= *next_probe) {
@@ -1139,7 +1191,8 @@ static int timers(int64_t now, int64_t *next_probe, bool running)
 		if (!conn_open(&probes[i], now))
 			probe_end(&probes[i], O_ERROR, now);
 	}
-	int64_t wait = opt.probe_ns && running ? *next_probe - now : 10 * NS_PER_MS;
+	int64_t wait = opt.probe_ns && running ? *next_probe - now
+					       : 10 * NS_PER_MS;
 	if (wait > 10 * NS_PER_MS)
 		wait = 10 * NS_PER_MS;
 	return wait > 0 ? (int)((wait + NS_PER_MS - 1) / NS_PER_MS) : 0;
@@ -1167,7 +1220,8 @@ static void run(void)
 			running = false;
 			for (unsigned i = 0; i < opt.clients; i++)
 				if (hostile[i].state != S_IDLE)
-					hostile_end(&hostile[i], O_UNFINISHED, now);
+					hostile_end(&hostile[i], O_UNFINISHED,
+						    now);
 		}
 		int ms = timers(now, &next_probe, running);
 		if (!running && probes_waiting() == 0)
@@ -1185,16 +1239,17 @@ static void run(void)
 				conn_writable(c, now_ns());
 				continue;
 			}
-			if (c->kind == K_MALFORMED && (evs[i].events & EPOLLOUT) &&
+			if (c->kind == K_MALFORMED &&
+			    (evs[i].events & EPOLLOUT) &&
 			    c->out_off < c->req->len &&
 			    malformed_send(c, now_ns())) {
-				struct epoll_event ev = {
-					.events = EPOLLIN | EPOLLRDHUP,
-					.data.ptr = c };
+				struct epoll_event ev = { .events = EPOLLIN |
+								    EPOLLRDHUP,
+							  .data.ptr = c };
 				epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
 			}
-			if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP |
-					     EPOLLERR))
+			if (evs[i].events &
+			    (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 				conn_readable(c);
 		}
 	}
@@ -1263,7 +1318,8 @@ static void usage(FILE *f)
 	      "                       a request head, or a head that libmicrohttpd\n"
 	      "                       leaves unanswered (in turn)\n"
 	      "\n"
-	      "Output: HOSTILE key=value ... on stdout; a summary on stderr.\n", f);
+	      "Output: HOSTILE key=value ... on stdout; a summary on stderr.\n",
+	      f);
 }
 
 static double parse_num(const char *s, const char *what)
@@ -1280,8 +1336,19 @@ static double parse_num(const char *s, const char *what)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_PATH = 256, O_FIRST, O_BYTES, O_UNTIL, O_LOOPTO, O_PROBE,
-	       O_PROBETO, O_MALFORMED, O_HALF, O_LOG, O_BIG };
+	enum {
+		O_PATH = 256,
+		O_FIRST,
+		O_BYTES,
+		O_UNTIL,
+		O_LOOPTO,
+		O_PROBE,
+		O_PROBETO,
+		O_MALFORMED,
+		O_HALF,
+		O_LOG,
+		O_BIG
+	};
 	static const struct option lopts[] = {
 		{ "path", required_argument, NULL, O_PATH },
 		{ "first-event", no_argument, NULL, O_FIRST },
@@ -1301,46 +1368,73 @@ static void parse_args(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "H:p:n:d:h", lopts, NULL)) != -1) {
 		switch (c) {
-		case 'H': opt.host = optarg; break;
-		case 'p': opt.port = (int)parse_num(optarg, "port"); break;
-		case 'n': opt.clients = (unsigned)parse_num(optarg, "-n"); break;
-		case 'd': opt.duration = parse_num(optarg, "-d"); break;
+		case 'H':
+			opt.host = optarg;
+			break;
+		case 'p':
+			opt.port = (int)parse_num(optarg, "port");
+			break;
+		case 'n':
+			opt.clients = (unsigned)parse_num(optarg, "-n");
+			break;
+		case 'd':
+			opt.duration = parse_num(optarg, "-d");
+			break;
 		case O_PATH:
 			if (opt.npaths == MAX_PATHS || optarg[0] != '/' ||
 			    strlen(optarg) > 2000) {
-				fprintf(stderr, "ts-hostile: bad or too many "
-					"--path: %s\n", optarg);
+				fprintf(stderr,
+					"ts-hostile: bad or too many "
+					"--path: %s\n",
+					optarg);
 				exit(2);
 			}
 			opt.paths[opt.npaths++] = optarg;
 			break;
-		case O_FIRST: opt.first_event = true; break;
+		case O_FIRST:
+			opt.first_event = true;
+			break;
 		case O_BYTES:
 			opt.bytes = (uint64_t)parse_num(optarg, "--bytes");
 			break;
 		case O_UNTIL:
-			opt.until_offset = (uint64_t)parse_num(optarg, "--until-offset");
+			opt.until_offset =
+				(uint64_t)parse_num(optarg, "--until-offset");
 			break;
 		case O_LOOPTO:
-			opt.loop_timeout_ns = (int64_t)(parse_num(optarg,
-					"--loop-timeout") * NS_PER_MS);
+			opt.loop_timeout_ns =
+				(int64_t)(parse_num(optarg, "--loop-timeout") *
+					  NS_PER_MS);
 			break;
 		case O_PROBE:
-			opt.probe_ns = (int64_t)(parse_num(optarg, "--probe-ms") *
-						 NS_PER_MS);
+			opt.probe_ns =
+				(int64_t)(parse_num(optarg, "--probe-ms") *
+					  NS_PER_MS);
 			break;
 		case O_PROBETO:
-			opt.probe_timeout_ns = (int64_t)(parse_num(optarg,
-					"--probe-timeout") * NS_PER_MS);
+			opt.probe_timeout_ns =
+				(int64_t)(parse_num(optarg, "--probe-timeout") *
+					  NS_PER_MS);
 			break;
-		case O_MALFORMED: opt.malformed = true; break;
+		case O_MALFORMED:
+			opt.malformed = true;
+			break;
 		case O_HALF:
-			opt.half_open = (unsigned)parse_num(optarg, "--half-open");
+			opt.half_open =
+				(unsigned)parse_num(optarg, "--half-open");
 			break;
-		case O_LOG: opt.log = optarg; break;
-		case O_BIG: opt.big = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case O_LOG:
+			opt.log = optarg;
+			break;
+		case O_BIG:
+			opt.big = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (optind != argc || opt.port <= 0 || opt.port > 65535 ||
@@ -1352,8 +1446,10 @@ static void parse_args(int argc, char **argv)
 		exit(2);
 	}
 	if (set_address(opt.host, opt.port) != 0) {
-		fprintf(stderr, "ts-hostile: %s: only loopback addresses "
-			"(127.x.x.x, ::1) are allowed\n", opt.host);
+		fprintf(stderr,
+			"ts-hostile: %s: only loopback addresses "
+			"(127.x.x.x, ::1) are allowed\n",
+			opt.host);
 		exit(2);
 	}
 }
@@ -1384,14 +1480,17 @@ static void print_result(void)
 	       hist_ms(&g.healthz, 0.5), hist_ms(&g.healthz, 0.99),
 	       hist_max_ms(&g.healthz), elapsed, cpu);
 	fflush(stdout);
-	fprintf(stderr, "ts-hostile: /healthz: %" PRIu64 " probes, %" PRIu64
+	fprintf(stderr,
+		"ts-hostile: /healthz: %" PRIu64 " probes, %" PRIu64
 		" failed (%" PRIu64 " not sent: too many waiting); p50 %.3f ms,"
-		" p99 %.3f ms, max %.3f ms\n", g.probes, g.probes_failed,
-		g.probes_skipped, hist_ms(&g.healthz, 0.5),
-		hist_ms(&g.healthz, 0.99), hist_max_ms(&g.healthz));
+		" p99 %.3f ms, max %.3f ms\n",
+		g.probes, g.probes_failed, g.probes_skipped,
+		hist_ms(&g.healthz, 0.5), hist_ms(&g.healthz, 0.99),
+		hist_max_ms(&g.healthz));
 	for (unsigned i = 0; i < opt.npaths; i++) {
 		const struct path_stats *ps = &g.path[i];
-		fprintf(stderr, "ts-hostile: %s: %" PRIu64 " loops (%" PRIu64
+		fprintf(stderr,
+			"ts-hostile: %s: %" PRIu64 " loops (%" PRIu64
 			" timeouts, %" PRIu64 " errors); loop p50 %.1f ms, max "
 			"%.1f ms; first event p50 %.1f ms, max %.1f ms\n",
 			opt.paths[i], ps->loops, ps->timeouts, ps->errors,
@@ -1402,18 +1501,22 @@ static void print_result(void)
 		fprintf(stderr, "ts-hostile: a hostile request got HTTP %d\n",
 			g.http_error);
 	if (opt.malformed || opt.half_open) {
-		printf("MALFORMED requests=%u answers=%" PRIu64 " clean_4xx=%"
-		       PRIu64 " other_4xx=%" PRIu64 " closed=%" PRIu64
-		       " ok=%" PRIu64 " busy_503=%" PRIu64 " bad_5xx=%" PRIu64
-		       " accepted=%" PRIu64 " hangs=%" PRIu64 " slow=%" PRIu64
-		       " half_open=%u half_open_closed=%u\n", nbad,
-		       g.m_clean + g.m_other4xx + g.m_closed + g.m_ok + g.m_503 +
-		       g.m_5xx + g.m_accepted + g.m_hang + g.m_slow, g.m_clean,
-		       g.m_other4xx, g.m_closed, g.m_ok, g.m_503, g.m_5xx,
-		       g.m_accepted, g.m_hang, g.m_slow, g.half_up,
+		printf("MALFORMED requests=%u answers=%" PRIu64
+		       " clean_4xx=%" PRIu64 " other_4xx=%" PRIu64
+		       " closed=%" PRIu64 " ok=%" PRIu64 " busy_503=%" PRIu64
+		       " bad_5xx=%" PRIu64 " accepted=%" PRIu64
+		       " hangs=%" PRIu64 " slow=%" PRIu64
+		       " half_open=%u half_open_closed=%u\n",
+		       nbad,
+		       g.m_clean + g.m_other4xx + g.m_closed + g.m_ok +
+			       g.m_503 + g.m_5xx + g.m_accepted + g.m_hang +
+			       g.m_slow,
+		       g.m_clean, g.m_other4xx, g.m_closed, g.m_ok, g.m_503,
+		       g.m_5xx, g.m_accepted, g.m_hang, g.m_slow, g.half_up,
 		       g.half_closed);
 		fflush(stdout);
-		fprintf(stderr, "ts-hostile: answers to each bad request (c: "
+		fprintf(stderr,
+			"ts-hostile: answers to each bad request (c: "
 			"clean 4xx, 4: other 4xx, x: closed, o: 200 to a valid "
 			"one, 3: 503, X: 5xx, A: 200 to a bad one, H: hang, s: "
 			"a valid one unanswered in time)\n");
@@ -1424,11 +1527,14 @@ static void print_result(void)
 				if (bad[i].seen & (1u << a))
 					l[k++] = answer_letter[a];
 			l[k] = '\0';
-			fprintf(stderr, "ts-hostile:   %-6s %s\n", l, bad[i].name);
+			fprintf(stderr, "ts-hostile:   %-6s %s\n", l,
+				bad[i].name);
 		}
 		if (g.m_other_example[0])
-			fprintf(stderr, "ts-hostile: first 4xx not one text/plain "
-				"line: %s\n", g.m_other_example);
+			fprintf(stderr,
+				"ts-hostile: first 4xx not one text/plain "
+				"line: %s\n",
+				g.m_other_example);
 		if (g.m_bad[0])
 			fprintf(stderr, "ts-hostile: first bad answer: %s\n",
 				g.m_bad);

@@ -65,9 +65,9 @@
 #define CONNECT_TIMEOUT_NS (10 * NS_PER_S)
 #define NS_PER_S 1000000000LL
 #define NS_PER_MS 1000000LL
-#define MAX_LOGS 32     /* logs of one merged stream: the daemon's limit */
-#define NAME_CAP 65     /* a log name: 64 bytes (the daemon's limit) + NUL */
-#define LOG_NONE 0xff   /* an event of no requested log */
+#define MAX_LOGS 32   /* logs of one merged stream: the daemon's limit */
+#define NAME_CAP 65   /* a log name: 64 bytes (the daemon's limit) + NUL */
+#define LOG_NONE 0xff /* an event of no requested log */
 /* Bytes of a merged event's line unescaped for parse_data: "seq=N t=NS"
  * takes at most 47 (two 20-digit numbers); not the whole line, which would
  * triple the client's cost per event. */
@@ -168,28 +168,28 @@ static struct {
 	int port;
 	unsigned nconns;
 	const char *url;
-	double duration;      /* -d */
-	double wait;          /* -w */
-	uint64_t expect;      /* -e: lines (or events) each stream must get */
+	double duration; /* -d */
+	double wait;	 /* -w */
+	uint64_t expect; /* -e: lines (or events) each stream must get */
 	bool have_expect;
-	bool multi;           /* --multi: merged streams of several logs */
-	unsigned nlogs;       /* their log= names, in the URL's order */
+	bool multi;	/* --multi: merged streams of several logs */
+	unsigned nlogs; /* their log= names, in the URL's order */
 	char log_name[MAX_LOGS][NAME_CAP];
 	size_t log_len[MAX_LOGS];
 	uint64_t expect_log[MAX_LOGS]; /* -e per log (one value: every log) */
 	unsigned nexpect;
-	double rate;          /* -r connects per second, 0: no limit */
+	double rate;	      /* -r connects per second, 0: no limit */
 	unsigned max_pending; /* connects in flight */
 	uint64_t replay_bytes;
 	bool ttfb;
-	uint64_t seq_mod;     /* stream i receives seq == i (mod M) only */
+	uint64_t seq_mod; /* stream i receives seq == i (mod M) only */
 	const char *ready_file;
 	const char *exec_cmd;
 	double max_time;
 	bool verbose;
-	bool tls;             /* --tls: HTTPS */
-	bool insecure;        /* --insecure: no check of the certificate */
-	const char *cafile;   /* --cafile: the certificates to trust */
+	bool tls;	    /* --tls: HTTPS */
+	bool insecure;	    /* --insecure: no check of the certificate */
+	const char *cafile; /* --cafile: the certificates to trust */
 } opt = {
 	.host = "127.0.0.1",
 	.port = 8080,
@@ -201,22 +201,22 @@ static struct {
 };
 
 static struct {
-	uint64_t events;      /* message events (lines) */
-	uint64_t controls;    /* named events (reset, filter-limit, ...) */
+	uint64_t events;   /* message events (lines) */
+	uint64_t controls; /* named events (reset, filter-limit, ...) */
 	uint64_t pings;
-	uint64_t bytes;       /* body bytes read, chunk framing included */
+	uint64_t bytes; /* body bytes read, chunk framing included */
 	uint64_t lost, dup, reordered, unexpected;
-	uint64_t truncated;   /* lines longer than LINE_CAP (only counted) */
+	uint64_t truncated; /* lines longer than LINE_CAP (only counted) */
 	unsigned ok, failed, closed_early, complete, done;
 	unsigned logs_complete; /* --multi: (connection, log) pairs complete */
 	unsigned pending, started;
-	unsigned finished;    /* connections complete, failed or closed */
-	int http_error;       /* first non-200 status seen */
+	unsigned finished; /* connections complete, failed or closed */
+	int http_error;	   /* first non-200 status seen */
 	char http_error_msg[160];
 	int64_t t0, t_ready, t_first_ev, t_last_ev, t_end;
-	uint64_t replay_sum;  /* sum of the final offsets of replay streams */
+	uint64_t replay_sum; /* sum of the final offsets of replay streams */
 	int64_t replay_max_ns;
-	struct hist lat, ttfb, compl;
+	struct hist lat, ttfb, compl ;
 } g;
 
 static volatile sig_atomic_t stop_signal;
@@ -234,37 +234,37 @@ enum chstate { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_END, CH_TRAILER, CH_END };
 /* The line accounting of one log on one connection: a single-log stream's
  * own, or one log of a merged stream (--multi). */
 struct track {
-	uint64_t next_seq;      /* expected, in units of seq_mod */
-	uint64_t window;        /* bit i: next_seq-1-i was received */
+	uint64_t next_seq; /* expected, in units of seq_mod */
+	uint64_t window;   /* bit i: next_seq-1-i was received */
 	uint64_t nevents;
-	uint32_t lost;          /* this log's gaps (for completeness) */
+	uint32_t lost; /* this log's gaps (for completeness) */
 	bool seq_started;
-	bool complete;          /* merged streams: this log is complete */
+	bool complete; /* merged streams: this log is complete */
 };
 
 struct conn {
 	int fd;
 	uint32_t idx;
 	uint8_t state;
-	uint8_t ch;             /* enum chstate */
+	uint8_t ch; /* enum chstate */
 	bool chunked;
 	bool has_length;
-	bool line_trunc;        /* the current line went past LINE_CAP */
+	bool line_trunc; /* the current line went past LINE_CAP */
 	bool ev_control, ev_has_id, ev_has_seq, ev_has_t, ev_has_data;
 	bool got_event;
 	bool complete;
-	bool finished;          /* complete, failed or closed */
-	uint8_t ev_log;         /* --multi: the event's log, or LOG_NONE */
-	uint8_t logs_complete;  /* --multi: logs that got every line */
+	bool finished;	       /* complete, failed or closed */
+	uint8_t ev_log;	       /* --multi: the event's log, or LOG_NONE */
+	uint8_t logs_complete; /* --multi: logs that got every line */
 	uint16_t llen;
 	uint16_t status;
-	uint64_t body_left;     /* chunk bytes left, or Content-Length left */
+	uint64_t body_left; /* chunk bytes left, or Content-Length left */
 	int64_t t_start;
 	uint64_t ev_off, ev_seq, ev_t;
-	struct track trk;       /* a single-log stream's lines */
+	struct track trk; /* a single-log stream's lines */
 	uint64_t last_off;
 #ifdef TS_LOAD_TLS
-	gnutls_session_t tls;   /* NULL: plain HTTP (or no session yet) */
+	gnutls_session_t tls; /* NULL: plain HTTP (or no session yet) */
 #endif
 	char line[LINE_CAP];
 };
@@ -311,8 +311,8 @@ static void conn_fail_why(struct conn *c, const char *what, const char *why)
 {
 	static unsigned reported;
 	if (reported++ < 5)
-		fprintf(stderr, "ts-load: connection %u: %s%s%s\n", c->idx, what,
-			why ? ": " : "", why ? why : "");
+		fprintf(stderr, "ts-load: connection %u: %s%s%s\n", c->idx,
+			what, why ? ": " : "", why ? why : "");
 	g.failed++;
 	conn_close(c);
 }
@@ -363,8 +363,8 @@ static void check_complete(struct conn *c, int64_t now)
 
 /* Line s of the log that t follows, on connection c.  Inlined as
  * parse_data is. */
-static inline __attribute__((always_inline))
-void account_seq(const struct conn *c, struct track *t, uint64_t s)
+static inline __attribute__((always_inline)) void account_seq(
+	const struct conn *c, struct track *t, uint64_t s)
 {
 	if (opt.seq_mod) {
 		if (s % opt.seq_mod != c->idx % opt.seq_mod) {
@@ -417,8 +417,9 @@ static bool parse_u64(const char *p, const char *end, uint64_t *v)
  * (only there: a replayed log's lines are not searched through).  Inlined:
  * with a second caller (parse_merged) gcc would make it a call, and the
  * single-log path is the client's hot loop. */
-static inline __attribute__((always_inline))
-void parse_data(struct conn *c, const char *v, size_t n)
+static inline __attribute__((always_inline)) void parse_data(struct conn *c,
+							     const char *v,
+							     size_t n)
 {
 	const char *end = v + n;
 	const char *p = n >= 4 && memcmp(v, "seq=", 4) == 0 ? v : NULL;
@@ -435,8 +436,8 @@ void parse_data(struct conn *c, const char *v, size_t n)
  * writer's lines are plain ASCII: nothing else is escaped before the fields
  * parsed).  Stops after the closing quote (*closed), at end, or when out is
  * full; *pp is where it stopped.  Returns the length written. */
-static size_t json_str(const char **pp, const char *end, char *out,
-		       size_t cap, bool *closed)
+static size_t json_str(const char **pp, const char *end, char *out, size_t cap,
+		       bool *closed)
 {
 	const char *p = *pp;
 	size_t o = 0;
@@ -485,8 +486,8 @@ static const char *json_head(const char **pp, const char *end, char *buf,
  * "line") is looked at too, and ignored by dispatch.  Never inlined, nor
  * merged_event: inlined into sse_line, they cost the single-log path
  * instructions per event. */
-static __attribute__((noinline))
-void parse_merged(struct conn *c, const char *v, size_t n)
+static __attribute__((noinline)) void parse_merged(struct conn *c,
+						   const char *v, size_t n)
 {
 	static const char k_log[] = "{\"log\":\"", k_line[] = ",\"line\":\"";
 	const char *p = v, *end = v + n;
@@ -519,16 +520,17 @@ void parse_merged(struct conn *c, const char *v, size_t n)
 
 /* A merged stream's line: the accounting of its log on c, as a single-log
  * stream's; c is complete when each of its logs is. */
-static __attribute__((noinline))
-void merged_event(struct conn *c, int64_t now)
+static __attribute__((noinline)) void merged_event(struct conn *c, int64_t now)
 {
 	if (c->ev_log == LOG_NONE) {
 		static unsigned shown;
 		g.unexpected++;
 		if (shown++ < 3)
-			fprintf(stderr, "ts-load: connection %u: an event of no "
+			fprintf(stderr,
+				"ts-load: connection %u: an event of no "
 				"requested log, or not {\"log\":...,\"line\":...}"
-				"\n", c->idx);
+				"\n",
+				c->idx);
 		return;
 	}
 	struct track *t = &tracks[(size_t)c->idx * opt.nlogs + c->ev_log];
@@ -579,8 +581,10 @@ static void dispatch(struct conn *c, int64_t now)
 		static unsigned shown;
 		g.controls++;
 		if (shown++ < 3)
-			fprintf(stderr, "ts-load: connection %u: control event "
-				"(id %" PRIu64 ")\n", c->idx, c->ev_off);
+			fprintf(stderr,
+				"ts-load: connection %u: control event "
+				"(id %" PRIu64 ")\n",
+				c->idx, c->ev_off);
 	} else if (c->ev_has_data) {
 		g.events++;
 		c->trk.nevents++;
@@ -593,7 +597,8 @@ static void dispatch(struct conn *c, int64_t now)
 		}
 		if (c->ev_has_t)
 			hist_add(&g.lat, now > (int64_t)c->ev_t
-						 ? (uint64_t)now - c->ev_t : 0);
+						 ? (uint64_t)now - c->ev_t
+						 : 0);
 		if (opt.multi) {
 			merged_event(c, now);
 		} else {
@@ -727,7 +732,8 @@ static void headers_done(struct conn *c, int64_t now)
 		c->state = C_BODY;
 		c->ch = CH_SIZE;
 		if (!c->chunked)
-			c->body_left = c->has_length ? c->body_left : UINT64_MAX;
+			c->body_left = c->has_length ? c->body_left
+						     : UINT64_MAX;
 		else
 			c->body_left = 0;
 		return;
@@ -735,7 +741,7 @@ static void headers_done(struct conn *c, int64_t now)
 	(void)now;
 	if (!g.http_error)
 		g.http_error = c->status;
-	c->state = C_BODY;  /* read the message as a body, below */
+	c->state = C_BODY; /* read the message as a body, below */
 	c->chunked = false;
 	if (!c->has_length) {
 		c->body_left = UINT64_MAX;
@@ -751,7 +757,8 @@ static void error_body(struct conn *c, const char *p, size_t n)
 	size_t have = strlen(g.http_error_msg);
 	if (c->status == g.http_error && have == 0) {
 		size_t k = 0;
-		while (k < n && p[k] != '\n' && k < sizeof(g.http_error_msg) - 1)
+		while (k < n && p[k] != '\n' &&
+		       k < sizeof(g.http_error_msg) - 1)
 			k++;
 		memcpy(g.http_error_msg, p, k);
 		g.http_error_msg[k] = '\0';
@@ -786,10 +793,12 @@ static void body_feed(struct conn *c, const char *p, size_t n, int64_t now)
 		case CH_SIZE:
 			ch = *p++;
 			if (ch >= '0' && ch <= '9')
-				c->body_left = c->body_left * 16 + (uint64_t)(ch - '0');
-			else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
 				c->body_left = c->body_left * 16 +
-					       (uint64_t)((ch | 0x20) - 'a' + 10);
+					       (uint64_t)(ch - '0');
+			else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+				c->body_left =
+					c->body_left * 16 +
+					(uint64_t)((ch | 0x20) - 'a' + 10);
 			else if (ch == '\n')
 				c->ch = c->body_left ? CH_DATA : CH_TRAILER;
 			else
@@ -866,12 +875,12 @@ static int build_request(const struct conn *c, char *buf, size_t cap)
 		}
 	}
 	url[o] = '\0';
-	int n = snprintf(buf, cap,
-			 "GET %s HTTP/1.1\r\nHost: %s:%d\r\n"
-			 "Accept: text/event-stream\r\n"
-			 "Cache-Control: no-cache\r\nUser-Agent: ts-load\r\n\r\n",
-			 url, opt.family == AF_INET6 ? "[::1]" : opt.host,
-			 opt.port);
+	int n = snprintf(
+		buf, cap,
+		"GET %s HTTP/1.1\r\nHost: %s:%d\r\n"
+		"Accept: text/event-stream\r\n"
+		"Cache-Control: no-cache\r\nUser-Agent: ts-load\r\n\r\n",
+		url, opt.family == AF_INET6 ? "[::1]" : opt.host, opt.port);
 	return n > 0 && (size_t)n < cap ? n : -1;
 }
 
@@ -917,7 +926,8 @@ static void send_request(struct conn *c)
 			return;
 		}
 	}
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
+				  .data.ptr = c };
 	if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
 		conn_fail(c, "epoll_ctl", errno);
 		return;
@@ -948,9 +958,10 @@ static void conn_eof(struct conn *c, const char *why)
 	if (c->state == C_BODY && c->status == 200) {
 		static unsigned shown;
 		if (shown++ < 3)
-			fprintf(stderr, "ts-load: connection %u: closed by the "
-				"server%s%s\n", c->idx, why ? ": " : "",
-				why ? why : "");
+			fprintf(stderr,
+				"ts-load: connection %u: closed by the "
+				"server%s%s\n",
+				c->idx, why ? ": " : "", why ? why : "");
 		g.closed_early++;
 		conn_close(c);
 	} else if (c->state == C_BODY) {
@@ -1023,8 +1034,10 @@ static int tls_init(void)
 		r = gnutls_certificate_set_x509_trust_file(tls_cred, opt.cafile,
 							   GNUTLS_X509_FMT_PEM);
 		if (r == 0) {
-			fprintf(stderr, "ts-load: --cafile %s: no PEM "
-				"certificate in it\n", opt.cafile);
+			fprintf(stderr,
+				"ts-load: --cafile %s: no PEM "
+				"certificate in it\n",
+				opt.cafile);
 			return -1;
 		}
 		if (r < 0) {
@@ -1165,8 +1178,8 @@ static void tls_handshake(struct conn *c)
 	while (r < 0 && r != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(r));
 	if (r == GNUTLS_E_AGAIN) {
 		struct epoll_event ev = {
-			.events = gnutls_record_get_direction(c->tls)
-					  ? EPOLLOUT : EPOLLIN,
+			.events = gnutls_record_get_direction(c->tls) ? EPOLLOUT
+								      : EPOLLIN,
 			.data.ptr = c,
 		};
 		if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
@@ -1187,8 +1200,8 @@ static void tls_handshake(struct conn *c)
 static void tls_start(struct conn *c)
 {
 	c->state = C_HANDSHAKE;
-	int r = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
-					     GNUTLS_NO_SIGNAL);
+	int r = gnutls_init(&c->tls,
+			    GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
 	if (r < 0) {
 		c->tls = NULL;
 		tls_fail(c, "TLS", r);
@@ -1257,8 +1270,10 @@ static void tls_readable(struct conn *c)
 		if (r <= 0) {
 			/* 0: close_notify; without it, the TCP close says the
 			 * same here (the chunked framing tells a cut stream) */
-			conn_eof(c, r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION
-					    ? NULL : gnutls_strerror((int)r));
+			conn_eof(c,
+				 r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION
+					 ? NULL
+					 : gnutls_strerror((int)r));
 			return;
 		}
 		bytes_in(c, rbuf, (size_t)r, now);
@@ -1285,16 +1300,30 @@ static void tls_end(struct conn *c)
 
 #else /* no TLS support: parse_args refuses --tls, nothing below runs */
 
-static int tls_init(void) { return -1; }
-static void tls_cleanup(void) {}
-static void tls_start(struct conn *c) { (void)c; }
-static void tls_readable(struct conn *c) { (void)c; }
+static int tls_init(void)
+{
+	return -1;
+}
+static void tls_cleanup(void)
+{
+}
+static void tls_start(struct conn *c)
+{
+	(void)c;
+}
+static void tls_readable(struct conn *c)
+{
+	(void)c;
+}
 static bool tls_send_all(struct conn *c, const char *p, size_t n)
 {
 	(void)c, (void)p, (void)n;
 	return false;
 }
-static void tls_end(struct conn *c) { (void)c; }
+static void tls_end(struct conn *c)
+{
+	(void)c;
+}
 
 #endif
 
@@ -1325,7 +1354,8 @@ static void raise_nofile(unsigned need)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need + 32)
-		fprintf(stderr, "ts-load: warning: open-file limit %llu is "
+		fprintf(stderr,
+			"ts-load: warning: open-file limit %llu is "
 			"below %u connections: some will fail (EMFILE)\n",
 			(unsigned long long)rl.rlim_cur, need);
 }
@@ -1401,7 +1431,8 @@ static void usage(FILE *f)
 	      "                 the server's must also name the -H address\n"
 	      "      --insecure with --tls: do not check the server's certificate\n"
 	      "\n"
-	      "Output: RESULT key=value ... on stdout; a summary on stderr.\n", f);
+	      "Output: RESULT key=value ... on stdout; a summary on stderr.\n",
+	      f);
 }
 
 static double parse_num(const char *s, const char *what)
@@ -1419,9 +1450,10 @@ static double parse_num(const char *s, const char *what)
 static void print_result(void)
 {
 	int64_t end = g.t_end;
-	double window = g.t_last_ev > g.t_first_ev
-				? (double)(g.t_last_ev - g.t_first_ev) / NS_PER_S
-				: 0;
+	double window =
+		g.t_last_ev > g.t_first_ev
+			? (double)(g.t_last_ev - g.t_first_ev) / NS_PER_S
+			: 0;
 	double eps = window > 0 ? (double)g.events / window : 0;
 	double bps = window > 0 ? (double)g.bytes / window : 0;
 	double elapsed = (double)(end - g.t0) / NS_PER_S;
@@ -1451,19 +1483,20 @@ static void print_result(void)
 	       opt.nconns, g.ok, g.failed, g.closed_early, g.events, eps,
 	       g.bytes, bps, hist_ms(&g.lat, 0.5), hist_ms(&g.lat, 0.99),
 	       (double)g.lat.max / NS_PER_MS, hist_ms(&g.lat, 0.90),
-	       hist_ms(&g.lat, 0.999), g.lost, g.dup, g.reordered,
-	       g.unexpected, g.complete, g.controls, g.pings,
-	       hist_ms(&g.ttfb, 0.5), hist_ms(&g.ttfb, 0.99),
-	       (double)g.ttfb.max / NS_PER_MS, hist_ms(&g.compl, 0.5),
-	       (double)g.compl.max / NS_PER_MS, replay_s, fbps, ready_s,
-	       elapsed, cpu, g.http_error, opt.multi ? opt.nlogs : 1,
+	       hist_ms(&g.lat, 0.999), g.lost, g.dup, g.reordered, g.unexpected,
+	       g.complete, g.controls, g.pings, hist_ms(&g.ttfb, 0.5),
+	       hist_ms(&g.ttfb, 0.99), (double)g.ttfb.max / NS_PER_MS,
+	       hist_ms(&g.compl, 0.5), (double)g.compl .max / NS_PER_MS,
+	       replay_s, fbps, ready_s, elapsed, cpu, g.http_error,
+	       opt.multi ? opt.nlogs : 1,
 	       opt.multi ? g.logs_complete : g.complete, maxrss);
 	fflush(stdout);
 
 	fprintf(stderr,
 		"ts-load: %u/%u streams up (%u failed, %u closed by the server) "
 		"in %.2f s\n"
-		"ts-load: %" PRIu64 " events (%.0f/s), %.1f MB (%.1f MB/s) over "
+		"ts-load: %" PRIu64
+		" events (%.0f/s), %.1f MB (%.1f MB/s) over "
 		"%.2f s\n"
 		"ts-load: latency p50 %.3f ms, p99 %.3f ms, max %.3f ms "
 		"(%" PRIu64 " samples)\n"
@@ -1475,21 +1508,26 @@ static void print_result(void)
 		(double)g.lat.max / NS_PER_MS, g.lat.count, g.lost, g.dup,
 		g.reordered, g.unexpected, g.complete);
 	if (opt.multi && opt.have_expect)
-		fprintf(stderr, "ts-load: merged streams of %u logs: %u of %u "
-			"(stream, log) complete\n", opt.nlogs, g.logs_complete,
-			opt.nconns * opt.nlogs);
+		fprintf(stderr,
+			"ts-load: merged streams of %u logs: %u of %u "
+			"(stream, log) complete\n",
+			opt.nlogs, g.logs_complete, opt.nconns * opt.nlogs);
 	if (g.ttfb.count)
-		fprintf(stderr, "ts-load: first event after p50 %.3f ms, p99 "
-			"%.3f ms, max %.3f ms\n", hist_ms(&g.ttfb, 0.5),
-			hist_ms(&g.ttfb, 0.99), (double)g.ttfb.max / NS_PER_MS);
+		fprintf(stderr,
+			"ts-load: first event after p50 %.3f ms, p99 "
+			"%.3f ms, max %.3f ms\n",
+			hist_ms(&g.ttfb, 0.5), hist_ms(&g.ttfb, 0.99),
+			(double)g.ttfb.max / NS_PER_MS);
 	if (opt.replay_bytes)
-		fprintf(stderr, "ts-load: replay: %.1f MB of file in %.3f s: "
-			"%.1f MB/s\n", (double)g.replay_sum / 1e6, replay_s,
-			fbps / 1e6);
+		fprintf(stderr,
+			"ts-load: replay: %.1f MB of file in %.3f s: "
+			"%.1f MB/s\n",
+			(double)g.replay_sum / 1e6, replay_s, fbps / 1e6);
 	if (g.truncated)
-		fprintf(stderr, "ts-load: %" PRIu64 " lines longer than %d "
-			"bytes (parsed from their start)\n", g.truncated,
-			LINE_CAP);
+		fprintf(stderr,
+			"ts-load: %" PRIu64 " lines longer than %d "
+			"bytes (parsed from their start)\n",
+			g.truncated, LINE_CAP);
 	if (g.http_error)
 		fprintf(stderr, "ts-load: HTTP %d: %s\n", g.http_error,
 			g.http_error_msg);
@@ -1543,7 +1581,8 @@ static int url_logs(const char *url)
 				if (k == NAME_CAP - 1)
 					return -1;
 				if (ch == '%' && i + 2 < len &&
-				    hexval(q[i + 1]) >= 0 && hexval(q[i + 2]) >= 0) {
+				    hexval(q[i + 1]) >= 0 &&
+				    hexval(q[i + 2]) >= 0) {
 					ch = (char)(hexval(q[i + 1]) * 16 +
 						    hexval(q[i + 2]));
 					i += 2;
@@ -1564,20 +1603,21 @@ static int check_multi(void)
 	if (!opt.multi) {
 		if (opt.nexpect > 1) {
 			fprintf(stderr, "ts-load: -e takes several counts "
-				"with --multi only\n");
+					"with --multi only\n");
 			return -1;
 		}
 		return 0;
 	}
 	if (url_logs(opt.url) != 0) {
-		fprintf(stderr, "ts-load: --multi: the path needs 1 to %d "
+		fprintf(stderr,
+			"ts-load: --multi: the path needs 1 to %d "
 			"log=NAME parameters (names of at most %d bytes)\n",
 			MAX_LOGS, NAME_CAP - 1);
 		return -1;
 	}
 	if (opt.replay_bytes) {
 		fprintf(stderr, "ts-load: --replay-bytes does not go with "
-			"--multi (an id holds one offset per log)\n");
+				"--multi (an id holds one offset per log)\n");
 		return -1;
 	}
 	if (opt.nexpect > 1 && opt.nexpect != opt.nlogs) {
@@ -1595,7 +1635,8 @@ static int check_multi(void)
 static void want_tls(void)
 {
 #ifndef TS_LOAD_TLS
-	fprintf(stderr, "ts-load: --tls: this ts-load was built without TLS "
+	fprintf(stderr,
+		"ts-load: --tls: this ts-load was built without TLS "
 		"(no GnuTLS >= 3.6.3 headers then: install libgnutls28-dev "
 		"and build again, see bench/README.md)\n");
 	exit(2);
@@ -1608,11 +1649,12 @@ static int check_tls(void)
 {
 	if (!opt.tls && (opt.cafile || opt.insecure)) {
 		fprintf(stderr, "ts-load: --cafile and --insecure go with "
-			"--tls\n");
+				"--tls\n");
 		return -1;
 	}
 	if (opt.tls && !opt.cafile == !opt.insecure) {
-		fprintf(stderr, "ts-load: --tls needs either --cafile FILE (the "
+		fprintf(stderr,
+			"ts-load: --tls needs either --cafile FILE (the "
 			"certificate to trust) or --insecure\n");
 		return -1;
 	}
@@ -1629,14 +1671,17 @@ static void check_args(bool have_duration)
 		exit(2);
 	}
 	if (set_address(opt.host, opt.port) != 0) {
-		fprintf(stderr, "ts-load: %s: only loopback addresses "
-			"(127.x.x.x, ::1) are allowed\n", opt.host);
+		fprintf(stderr,
+			"ts-load: %s: only loopback addresses "
+			"(127.x.x.x, ::1) are allowed\n",
+			opt.host);
 		exit(2);
 	}
 	if (check_multi() != 0 || check_tls() != 0)
 		exit(2);
 	if (opt.exec_cmd && have_duration)
-		fprintf(stderr, "ts-load: -x given: -d is ignored (the run ends "
+		fprintf(stderr,
+			"ts-load: -x given: -d is ignored (the run ends "
 			"-w s after the command)\n");
 	if (opt.max_time <= 0) {
 		double connect = opt.rate > 0 ? opt.nconns / opt.rate : 0;
@@ -1648,8 +1693,15 @@ static void check_args(bool have_duration)
 /* The command line into opt; exits on a bad one. */
 static void parse_args(int argc, char **argv)
 {
-	enum { O_REPLAY = 256, O_TTFB, O_SEQMOD, O_MULTI, O_TLS, O_CAFILE,
-	       O_INSECURE };
+	enum {
+		O_REPLAY = 256,
+		O_TTFB,
+		O_SEQMOD,
+		O_MULTI,
+		O_TLS,
+		O_CAFILE,
+		O_INSECURE
+	};
 	static const struct option lopts[] = {
 		{ "replay-bytes", required_argument, NULL, O_REPLAY },
 		{ "ttfb", no_argument, NULL, O_TTFB },
@@ -1666,35 +1718,74 @@ static void parse_args(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "H:p:n:u:d:w:e:r:P:x:R:T:vh", lopts,
 				NULL)) != -1) {
 		switch (c) {
-		case 'H': opt.host = optarg; break;
-		case 'p': opt.port = (int)parse_num(optarg, "port"); break;
-		case 'n': opt.nconns = (unsigned)parse_num(optarg, "-n"); break;
-		case 'u': opt.url = optarg; break;
+		case 'H':
+			opt.host = optarg;
+			break;
+		case 'p':
+			opt.port = (int)parse_num(optarg, "port");
+			break;
+		case 'n':
+			opt.nconns = (unsigned)parse_num(optarg, "-n");
+			break;
+		case 'u':
+			opt.url = optarg;
+			break;
 		case 'd':
 			opt.duration = parse_num(optarg, "-d");
 			have_duration = true;
 			break;
-		case 'w': opt.wait = parse_num(optarg, "-w"); break;
-		case 'e': parse_expect(optarg); break;
-		case 'r': opt.rate = parse_num(optarg, "-r"); break;
-		case 'P': opt.max_pending = (unsigned)parse_num(optarg, "-P"); break;
-		case 'x': opt.exec_cmd = optarg; break;
-		case 'R': opt.ready_file = optarg; break;
-		case 'T': opt.max_time = parse_num(optarg, "-T"); break;
-		case 'v': opt.verbose = true; break;
-		case O_REPLAY:
-			opt.replay_bytes = (uint64_t)parse_num(optarg, "--replay-bytes");
+		case 'w':
+			opt.wait = parse_num(optarg, "-w");
 			break;
-		case O_TTFB: opt.ttfb = true; break;
+		case 'e':
+			parse_expect(optarg);
+			break;
+		case 'r':
+			opt.rate = parse_num(optarg, "-r");
+			break;
+		case 'P':
+			opt.max_pending = (unsigned)parse_num(optarg, "-P");
+			break;
+		case 'x':
+			opt.exec_cmd = optarg;
+			break;
+		case 'R':
+			opt.ready_file = optarg;
+			break;
+		case 'T':
+			opt.max_time = parse_num(optarg, "-T");
+			break;
+		case 'v':
+			opt.verbose = true;
+			break;
+		case O_REPLAY:
+			opt.replay_bytes =
+				(uint64_t)parse_num(optarg, "--replay-bytes");
+			break;
+		case O_TTFB:
+			opt.ttfb = true;
+			break;
 		case O_SEQMOD:
 			opt.seq_mod = (uint64_t)parse_num(optarg, "--seq-mod");
 			break;
-		case O_MULTI: opt.multi = true; break;
-		case O_TLS: want_tls(); break;
-		case O_CAFILE: opt.cafile = optarg; break;
-		case O_INSECURE: opt.insecure = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case O_MULTI:
+			opt.multi = true;
+			break;
+		case O_TLS:
+			want_tls();
+			break;
+		case O_CAFILE:
+			opt.cafile = optarg;
+			break;
+		case O_INSECURE:
+			opt.insecure = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (optind != argc) {
@@ -1731,7 +1822,8 @@ static int64_t on_ready(int64_t now)
 static int finish(int child_status)
 {
 	if (stop_signal)
-		fprintf(stderr, "ts-load: stopped by signal %d\n", (int)stop_signal);
+		fprintf(stderr, "ts-load: stopped by signal %d\n",
+			(int)stop_signal);
 	if (child > 0) {
 		fprintf(stderr, "ts-load: stopping the -x command (pid %d)\n",
 			(int)child);
@@ -1774,7 +1866,8 @@ static int setup(void)
 
 	conns = calloc(opt.nconns, sizeof(*conns));
 	if (opt.multi)
-		tracks = calloc((size_t)opt.nconns * opt.nlogs, sizeof(*tracks));
+		tracks =
+			calloc((size_t)opt.nconns * opt.nlogs, sizeof(*tracks));
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!conns || (opt.multi && !tracks) || epfd < 0) {
 		fprintf(stderr, "ts-load: %s\n", strerror(errno));
@@ -1798,7 +1891,8 @@ int main(int argc, char **argv)
 	struct epoll_event evs[MAX_EVENTS];
 	g.t0 = now_ns();
 	int64_t deadline = 0, hard = g.t0 + (int64_t)(opt.max_time * NS_PER_S);
-	int64_t next_timeout_check = g.t0 + NS_PER_S, next_progress = g.t0 + 5 * NS_PER_S;
+	int64_t next_timeout_check = g.t0 + NS_PER_S,
+		next_progress = g.t0 + 5 * NS_PER_S;
 	int child_status = -1;
 	bool ready = false;
 
@@ -1807,7 +1901,9 @@ int main(int argc, char **argv)
 		/* start connections: rate limit and in-flight limit */
 		while (g.started < opt.nconns && g.pending < opt.max_pending) {
 			if (opt.rate > 0 &&
-			    g.started >= (double)(now - g.t0) / NS_PER_S * opt.rate + 1)
+			    g.started >=
+				    (double)(now - g.t0) / NS_PER_S * opt.rate +
+					    1)
 				break;
 			conn_start(&conns[g.started], now);
 		}
@@ -1818,7 +1914,8 @@ int main(int argc, char **argv)
 		if (child > 0) {
 			int st;
 			if (waitpid(child, &st, WNOHANG) == child) {
-				child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+				child_status = WIFEXITED(st) ? WEXITSTATUS(st)
+							     : 128;
 				child = -1;
 				deadline = now + (int64_t)(opt.wait * NS_PER_S);
 			}
@@ -1833,8 +1930,10 @@ int main(int argc, char **argv)
 				break;
 		}
 		if (now >= hard) {
-			fprintf(stderr, "ts-load: hard time limit (-T %.0f s) "
-				"reached\n", opt.max_time);
+			fprintf(stderr,
+				"ts-load: hard time limit (-T %.0f s) "
+				"reached\n",
+				opt.max_time);
 			break;
 		}
 		if (now >= next_timeout_check) {
@@ -1844,8 +1943,9 @@ int main(int argc, char **argv)
 		}
 		if (opt.verbose && now >= next_progress) {
 			next_progress = now + 5 * NS_PER_S;
-			fprintf(stderr, "ts-load: %.0f s: %u up, %u failed, %"
-				PRIu64 " events, %u complete\n",
+			fprintf(stderr,
+				"ts-load: %.0f s: %u up, %u failed, %" PRIu64
+				" events, %u complete\n",
 				(double)(now - g.t0) / NS_PER_S, g.ok, g.failed,
 				g.events, g.complete);
 		}

@@ -80,8 +80,15 @@ static void buf_drop(struct buf *b, size_t n)
 
 /* The answer parser: status line, headers, then a body of Content-Length
  * bytes or chunks. */
-enum { A_STATUS, A_HEADERS, A_BODY, A_CHUNK_SIZE, A_CHUNK_DATA,
-       A_CHUNK_CRLF, A_TRAILER };
+enum {
+	A_STATUS,
+	A_HEADERS,
+	A_BODY,
+	A_CHUNK_SIZE,
+	A_CHUNK_DATA,
+	A_CHUNK_CRLF,
+	A_TRAILER
+};
 
 static struct {
 	int state;
@@ -130,7 +137,8 @@ static void answer_line(const char *l, size_t n)
 		}
 		if (n > 15 && strncasecmp(l, "content-length:", 15) == 0)
 			ans.left = strtoull(l + 15, NULL, 10);
-		else if (n > 18 && strncasecmp(l, "transfer-encoding:", 18) == 0 &&
+		else if (n > 18 &&
+			 strncasecmp(l, "transfer-encoding:", 18) == 0 &&
 			 memmem(l, n, "chunked", 7))
 			ans.chunked = true;
 		return;
@@ -186,7 +194,8 @@ static void usage(FILE *f)
 {
 	fputs("Usage: ts-publish -p PORT -u PATH [-H 127.0.0.1]\n"
 	      "POST each line of stdin to http://HOST:PORT/PATH over one\n"
-	      "keep-alive connection (pipelined).  Loopback only.\n", f);
+	      "keep-alive connection (pipelined).  Loopback only.\n",
+	      f);
 }
 
 int main(int argc, char **argv)
@@ -195,11 +204,21 @@ int main(int argc, char **argv)
 	const char *path = NULL, *host = "127.0.0.1";
 	while ((c = getopt(argc, argv, "p:u:H:h")) != -1) {
 		switch (c) {
-		case 'p': port = atoi(optarg); break;
-		case 'u': path = optarg; break;
-		case 'H': host = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'u':
+			path = optarg;
+			break;
+		case 'H':
+			host = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (port <= 0 || port > 65535 || !path) {
@@ -254,9 +273,11 @@ int main(int argc, char **argv)
 			} else if (n > 0) {
 				inlen += (size_t)n;
 				char *p = in, *end = in + inlen, *nl;
-				while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
+				while ((nl = memchr(p, '\n',
+						    (size_t)(end - p)))) {
 					size_t len = (size_t)(nl - p);
-					int h = snprintf(head, sizeof(head),
+					int h = snprintf(
+						head, sizeof(head),
 						"POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
 						"Content-Type: text/plain\r\n"
 						"Content-Length: %zu\r\n\r\n",
@@ -288,18 +309,22 @@ int main(int argc, char **argv)
 			ssize_t n = recv(fd, rbuf, sizeof(rbuf), 0);
 			if (n > 0) {
 				answer_feed(rbuf, (size_t)n);
-			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-				fprintf(stderr, "ts-publish: the server closed "
+			} else if (n == 0 ||
+				   (errno != EAGAIN && errno != EINTR)) {
+				fprintf(stderr,
+					"ts-publish: the server closed "
 					"the connection after %" PRIu64
-					" answers\n", answered);
+					" answers\n",
+					answered);
 				rc = 1;
 				break;
 			}
 		}
 	}
-	fprintf(stderr, "PUBLISHED lines=%" PRIu64 " answered=%" PRIu64
-		" errors=%" PRIu64 " max_inflight=%" PRIu64 "\n", sent,
-		answered, errors, inflight_max);
+	fprintf(stderr,
+		"PUBLISHED lines=%" PRIu64 " answered=%" PRIu64
+		" errors=%" PRIu64 " max_inflight=%" PRIu64 "\n",
+		sent, answered, errors, inflight_max);
 	free(in);
 	free(out.p);
 	close(fd);

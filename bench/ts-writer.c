@@ -165,10 +165,10 @@ static char *live_line(char *p, uint64_t seq, uint64_t t, uint64_t mod,
 }
 
 struct live_opts {
-	double rate;        /* lines per second; 0: as fast as possible */
+	double rate; /* lines per second; 0: as fast as possible */
 	size_t size;
 	double duration;
-	uint64_t total;     /* 0: rate * duration */
+	uint64_t total; /* 0: rate * duration */
 	uint64_t first_seq;
 	uint64_t mod;
 	int64_t tick_ns;
@@ -203,7 +203,8 @@ static int live(int fd, const struct live_opts *o)
 			ts.tv_sec = at / NS_PER_S;
 			ts.tv_nsec = at % NS_PER_S;
 			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
-					       &ts, NULL) == EINTR && !stop_signal)
+					       &ts, NULL) == EINTR &&
+			       !stop_signal)
 				;
 			now = now_ns();
 			lag_add(&late, now - at);
@@ -245,9 +246,9 @@ out:;
 	       "rate=%.1f writes=%" PRIu64 " late_max_ms=%.3f "
 	       "late_p50_ms=%.3f late_p99_ms=%.3f late_over1ms=%" PRIu64
 	       " write_p99_ms=%.3f write_max_ms=%.3f write_over1ms=%" PRIu64
-	       "\n", written, bytes, secs,
-	       secs > 0 ? (double)written / secs : 0, writes,
-	       (double)late.max / NS_PER_MS, lag_ms(&late, 0.5),
+	       "\n",
+	       written, bytes, secs, secs > 0 ? (double)written / secs : 0,
+	       writes, (double)late.max / NS_PER_MS, lag_ms(&late, 0.5),
 	       lag_ms(&late, 0.99), late.over1ms, lag_ms(&wr, 0.99),
 	       (double)wr.max / NS_PER_MS, wr.over1ms);
 	free(buf);
@@ -274,20 +275,41 @@ static unsigned rnd_below(unsigned n)
 	return (unsigned)((rnd() >> 32) % n);
 }
 
-static const char *const METHODS[] = { "GET", "GET", "GET", "GET", "GET",
-				       "GET", "POST", "POST", "PUT", "HEAD",
-				       "DELETE", "OPTIONS" };
+static const char *const METHODS[] = { "GET", "GET",  "GET",	"GET",
+				       "GET", "GET",  "POST",	"POST",
+				       "PUT", "HEAD", "DELETE", "OPTIONS" };
 static const char *const PATHS[] = {
-	"/", "/index.html", "/api/v1/items", "/api/v1/items/", "/api/v1/users/",
-	"/api/v2/orders/", "/static/js/app.", "/static/css/site.",
-	"/images/products/", "/login", "/logout", "/search?q=",
-	"/healthz", "/metrics", "/favicon.ico", "/robots.txt",
-	"/wp-login.php", "/cart/checkout", "/account/settings",
-	"/api/v1/sessions/", "/downloads/release-", "/blog/2025/11/",
+	"/",
+	"/index.html",
+	"/api/v1/items",
+	"/api/v1/items/",
+	"/api/v1/users/",
+	"/api/v2/orders/",
+	"/static/js/app.",
+	"/static/css/site.",
+	"/images/products/",
+	"/login",
+	"/logout",
+	"/search?q=",
+	"/healthz",
+	"/metrics",
+	"/favicon.ico",
+	"/robots.txt",
+	"/wp-login.php",
+	"/cart/checkout",
+	"/account/settings",
+	"/api/v1/sessions/",
+	"/downloads/release-",
+	"/blog/2025/11/",
 };
 static const char *const REFERERS[] = {
-	"-", "-", "-", "https://www.example.com/", "https://www.example.com/cart",
-	"https://search.example.org/?q=shoes", "https://news.example.net/item/81",
+	"-",
+	"-",
+	"-",
+	"https://www.example.com/",
+	"https://www.example.com/cart",
+	"https://search.example.org/?q=shoes",
+	"https://news.example.net/item/81",
 	"http://localhost:3000/",
 };
 static const char *const AGENTS[] = {
@@ -295,34 +317,51 @@ static const char *const AGENTS[] = {
 	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 	"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15",
 	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
-	"curl/8.5.0", "Prometheus/2.53.0", "kube-probe/1.30",
-	"Go-http-client/1.1", "python-requests/2.32.3",
+	"curl/8.5.0",
+	"Prometheus/2.53.0",
+	"kube-probe/1.30",
+	"Go-http-client/1.1",
+	"python-requests/2.32.3",
 	"Googlebot/2.1 (+http://www.google.com/bot.html)",
 };
-static const char *const MONTHS[] = { "Jan", "Feb", "Mar", "Apr", "May",
-				      "Jun", "Jul", "Aug", "Sep", "Oct",
-				      "Nov", "Dec" };
+static const char *const MONTHS[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+				      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static unsigned pick_status(void)
 {
 	unsigned r = rnd_below(1000);
-	if (r < 780) return 200;
-	if (r < 800) return 201;
-	if (r < 810) return 204;
-	if (r < 830) return 206;
-	if (r < 860) return 301;
-	if (r < 880) return 302;
-	if (r < 920) return 304;
-	if (r < 925) return 400;
-	if (r < 935) return 401;
-	if (r < 945) return 403;
-	if (r < 968) return 404;
-	if (r < 970) return 429;
-	if (r < 980) return 500;
-	if (r < 990) return 502;
-	if (r < 996) return 503;
+	if (r < 780)
+		return 200;
+	if (r < 800)
+		return 201;
+	if (r < 810)
+		return 204;
+	if (r < 830)
+		return 206;
+	if (r < 860)
+		return 301;
+	if (r < 880)
+		return 302;
+	if (r < 920)
+		return 304;
+	if (r < 925)
+		return 400;
+	if (r < 935)
+		return 401;
+	if (r < 945)
+		return 403;
+	if (r < 968)
+		return 404;
+	if (r < 970)
+		return 429;
+	if (r < 980)
+		return 500;
+	if (r < 990)
+		return 502;
+	if (r < 996)
+		return 503;
 	return 504;
 }
 
@@ -357,7 +396,8 @@ static int generate(int fd, uint64_t want)
 		unsigned status = pick_status();
 		n5xx += status >= 500;
 		unsigned size = status == 304 || status == 204
-					? 0 : 20 + rnd_below(60000);
+					? 0
+					: 20 + rnd_below(60000);
 		if (size >= 500 && size < 600)
 			size += 100; /* keep " 5\d\d " for the status only */
 		const char *path = PATHS[rnd_below(NELEM(PATHS))];
@@ -367,19 +407,19 @@ static int generate(int fd, uint64_t want)
 		    path[pl - 1] == '-' || path[pl - 1] == '.')
 			snprintf(tailbuf, sizeof(tailbuf), "%u%s",
 				 rnd_below(100000),
-				 path[pl - 1] == '.' ? ".js" :
-				 path[pl - 1] == '-' ? ".tar.gz" : "");
-		int n = snprintf(buf + len, 4096,
-				 "%u.%u.%u.%u - %s [%s] \"%s %s%s HTTP/1.1\" %u %u "
-				 "\"%s\" \"%s\" %u.%03u\n",
-				 rnd_below(2) ? 10 : 203, rnd_below(256),
-				 rnd_below(256), 1 + rnd_below(254),
-				 rnd_below(10) ? "-" : "alice", ts,
-				 METHODS[rnd_below(NELEM(METHODS))], path,
-				 tailbuf, status, size,
-				 REFERERS[rnd_below(NELEM(REFERERS))],
-				 AGENTS[rnd_below(NELEM(AGENTS))],
-				 rnd_below(3), rnd_below(1000));
+				 path[pl - 1] == '.'   ? ".js"
+				 : path[pl - 1] == '-' ? ".tar.gz"
+						       : "");
+		int n = snprintf(
+			buf + len, 4096,
+			"%u.%u.%u.%u - %s [%s] \"%s %s%s HTTP/1.1\" %u %u "
+			"\"%s\" \"%s\" %u.%03u\n",
+			rnd_below(2) ? 10 : 203, rnd_below(256), rnd_below(256),
+			1 + rnd_below(254), rnd_below(10) ? "-" : "alice", ts,
+			METHODS[rnd_below(NELEM(METHODS))], path, tailbuf,
+			status, size, REFERERS[rnd_below(NELEM(REFERERS))],
+			AGENTS[rnd_below(NELEM(AGENTS))], rnd_below(3),
+			rnd_below(1000));
 		len += (size_t)n;
 		lines++;
 		if (len >= WBUF_SIZE) {
@@ -401,8 +441,8 @@ static int generate(int fd, uint64_t want)
 	bytes += len;
 	double secs = (double)(now_ns() - t0) / NS_PER_S;
 	printf("WROTE lines=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f "
-	       "rate=%.1f status_5xx=%" PRIu64 "\n", lines, bytes, secs,
-	       secs > 0 ? (double)lines / secs : 0, n5xx);
+	       "rate=%.1f status_5xx=%" PRIu64 "\n",
+	       lines, bytes, secs, secs > 0 ? (double)lines / secs : 0, n5xx);
 	free(buf);
 	return 0;
 fail:
@@ -443,7 +483,8 @@ static void usage(FILE *f)
 	      "  -g BYTES    generate mode: truncate FILE and fill it with at least\n"
 	      "              BYTES of access-log lines (suffixes K, M, G)\n"
 	      "\n"
-	      "Output: WROTE lines=N bytes=B seconds=S rate=R ... on stdout.\n", f);
+	      "Output: WROTE lines=N bytes=B seconds=S rate=R ... on stdout.\n",
+	      f);
 }
 
 static double parse_num(const char *s, const char *what)
@@ -453,10 +494,23 @@ static double parse_num(const char *s, const char *what)
 	double v = strtod(s, &end);
 	if (!errno && end != s) {
 		switch (*end) {
-		case 'k': case 'K': v *= 1024; end++; break;
-		case 'm': case 'M': v *= 1024 * 1024; end++; break;
-		case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
-		default: break;
+		case 'k':
+		case 'K':
+			v *= 1024;
+			end++;
+			break;
+		case 'm':
+		case 'M':
+			v *= 1024 * 1024;
+			end++;
+			break;
+		case 'g':
+		case 'G':
+			v *= 1024.0 * 1024 * 1024;
+			end++;
+			break;
+		default:
+			break;
 		}
 	}
 	if (errno || end == s || *end || v < 0) {
@@ -475,22 +529,40 @@ int main(int argc, char **argv)
 	int c;
 	while ((c = getopt(argc, argv, "f:r:s:d:n:S:k:i:g:h")) != -1) {
 		switch (c) {
-		case 'f': file = optarg; break;
-		case 'r': o.rate = parse_num(optarg, "-r"); break;
-		case 's': o.size = (size_t)parse_num(optarg, "-s"); break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'r':
+			o.rate = parse_num(optarg, "-r");
+			break;
+		case 's':
+			o.size = (size_t)parse_num(optarg, "-s");
+			break;
 		case 'd':
 			o.duration = parse_num(optarg, "-d");
 			have_d = true;
 			break;
-		case 'n': o.total = (uint64_t)parse_num(optarg, "-n"); break;
-		case 'S': o.first_seq = (uint64_t)parse_num(optarg, "-S"); break;
-		case 'k': o.mod = (uint64_t)parse_num(optarg, "-k"); break;
+		case 'n':
+			o.total = (uint64_t)parse_num(optarg, "-n");
+			break;
+		case 'S':
+			o.first_seq = (uint64_t)parse_num(optarg, "-S");
+			break;
+		case 'k':
+			o.mod = (uint64_t)parse_num(optarg, "-k");
+			break;
 		case 'i':
 			o.tick_ns = (int64_t)(parse_num(optarg, "-i") * 1000);
 			break;
-		case 'g': gen = (uint64_t)parse_num(optarg, "-g"); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'g':
+			gen = (uint64_t)parse_num(optarg, "-g");
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!file || optind != argc) {
@@ -499,21 +571,26 @@ int main(int argc, char **argv)
 	}
 	if (!gen) {
 		if (o.total == 0 && !(have_d && o.rate > 0)) {
-			fprintf(stderr, "ts-writer: give -n LINES, or -r RATE and "
+			fprintf(stderr,
+				"ts-writer: give -n LINES, or -r RATE and "
 				"-d SECONDS: the writer must stop by itself\n");
 			return 2;
 		}
 		if (o.size < 2 || o.size > MAX_LINE_SIZE || o.tick_ns < 10000) {
-			fprintf(stderr, "ts-writer: -s must be 2..%d, -i at "
-				"least 10\n", MAX_LINE_SIZE);
+			fprintf(stderr,
+				"ts-writer: -s must be 2..%d, -i at "
+				"least 10\n",
+				MAX_LINE_SIZE);
 			return 2;
 		}
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	stop_with_parent();
-	int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC |
-				    (gen ? O_TRUNC : O_APPEND), 0644);
+	int fd = open(file,
+		      O_WRONLY | O_CREAT | O_CLOEXEC |
+			      (gen ? O_TRUNC : O_APPEND),
+		      0644);
 	if (fd < 0) {
 		fprintf(stderr, "ts-writer: %s: %s\n", file, strerror(errno));
 		return 1;

@@ -19,6 +19,7 @@ make -s -j2
 lint_status=0
 lint_start=$(date +%s)
 make -s lint LINT_JOBS=2 || lint_status=$?
+make -s format-check || lint_status=$?
 lint_time=$(($(date +%s) - lint_start))
 status=0
 # setup.sh has installed what the browser tests need: missing is a failure

@@ -20,14 +20,14 @@
 #define TS_BEFORE_MAX_BYTES (16 * 1024 * 1024)
 
 struct ts_before {
-	int fd;                     /* the file the position names */
+	int fd; /* the file the position names */
 	uint64_t ino;
-	uint64_t off;               /* at a line start, <= the file's size */
-	uint64_t n;                 /* lines wanted, >= 1 */
-	size_t max_line;            /* lines are cut like the stream cuts them */
+	uint64_t off;	 /* at a line start, <= the file's size */
+	uint64_t n;	 /* lines wanted, >= 1 */
+	size_t max_line; /* lines are cut like the stream cuts them */
 	struct ts_filter_cache *filters;
 	const struct ts_filter *filter; /* NULL: every line */
-	bool grep;                  /* add "match" ranges */
+	bool grep;			/* add "match" ranges */
 };
 
 /* Append the JSON answer to `out`.  0 or -errno. */

@@ -12,7 +12,10 @@ struct ts_buf {
 	size_t cap;
 };
 
-#define TS_BUF_INIT { NULL, 0, 0 }
+#define TS_BUF_INIT        \
+	{                  \
+		NULL, 0, 0 \
+	}
 
 /* Make room for `extra` more bytes.  0 or -ENOMEM. */
 int ts_buf_reserve(struct ts_buf *b, size_t extra);
@@ -28,7 +31,10 @@ int ts_buf_u64(struct ts_buf *b, uint64_t v);
 char *ts_u64_put(char *p, uint64_t v);
 /* Drop the first n bytes, keeping the rest. */
 void ts_buf_consume(struct ts_buf *b, size_t n);
-static inline void ts_buf_reset(struct ts_buf *b) { b->len = 0; }
+static inline void ts_buf_reset(struct ts_buf *b)
+{
+	b->len = 0;
+}
 void ts_buf_free(struct ts_buf *b);
 
 #endif

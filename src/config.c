@@ -125,8 +125,8 @@ static int parse_ulong(const char *s, size_t len, unsigned long min,
 	return 0;
 }
 
-static struct ts_log_conf *find_log(const struct ts_config *c,
-				    const char *name, size_t len)
+static struct ts_log_conf *find_log(const struct ts_config *c, const char *name,
+				    size_t len)
 {
 	for (size_t i = 0; i < c->nlogs; i++) {
 		if (strlen(c->logs[i].name) == len &&
@@ -247,17 +247,28 @@ int ts_config_copy(struct ts_config *dst, const struct ts_config *src)
 	dst->logs = NULL;
 	dst->nlogs = 0;
 	int rc = dup_str(&dst->listen, src->listen);
-	if (!rc) rc = dup_str(&dst->www, src->www);
-	if (!rc) rc = dup_str(&dst->frame_ancestors, src->frame_ancestors);
-	if (!rc) rc = dup_str(&dst->user, src->user);
-	if (!rc) rc = dup_str(&dst->cors_origin, src->cors_origin);
-	if (!rc) rc = dup_str(&dst->token, src->token);
-	if (!rc) rc = dup_str(&dst->token_file, src->token_file);
-	if (!rc) rc = dup_str(&dst->tls_cert, src->tls_cert);
-	if (!rc) rc = dup_str(&dst->tls_key, src->tls_key);
-	if (!rc) rc = dup_str(&dst->tls_cert_pem, src->tls_cert_pem);
-	if (!rc) rc = dup_str(&dst->tls_key_pem, src->tls_key_pem);
-	if (!rc) rc = dup_str(&dst->trusted_proxies, src->trusted_proxies);
+	if (!rc)
+		rc = dup_str(&dst->www, src->www);
+	if (!rc)
+		rc = dup_str(&dst->frame_ancestors, src->frame_ancestors);
+	if (!rc)
+		rc = dup_str(&dst->user, src->user);
+	if (!rc)
+		rc = dup_str(&dst->cors_origin, src->cors_origin);
+	if (!rc)
+		rc = dup_str(&dst->token, src->token);
+	if (!rc)
+		rc = dup_str(&dst->token_file, src->token_file);
+	if (!rc)
+		rc = dup_str(&dst->tls_cert, src->tls_cert);
+	if (!rc)
+		rc = dup_str(&dst->tls_key, src->tls_key);
+	if (!rc)
+		rc = dup_str(&dst->tls_cert_pem, src->tls_cert_pem);
+	if (!rc)
+		rc = dup_str(&dst->tls_key_pem, src->tls_key_pem);
+	if (!rc)
+		rc = dup_str(&dst->trusted_proxies, src->trusted_proxies);
 	if (!rc && src->nlogs) {
 		dst->logs = calloc(src->nlogs, sizeof(*dst->logs));
 		rc = dst->logs ? 0 : -ENOMEM;
@@ -291,7 +302,8 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 
 		if (rbr == NULL || rbr[1] != ':') {
 			ts_config_err(err, errlen,
-				"listen: expected [IPV6]:PORT, got '%s'", s);
+				      "listen: expected [IPV6]:PORT, got '%s'",
+				      s);
 			return -EINVAL;
 		}
 		host = s + 1;
@@ -302,16 +314,18 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 		colon = strrchr(s, ':');
 		if (colon == NULL) {
 			ts_config_err(err, errlen,
-				"listen: missing port: expected ADDR:PORT, "
-				"[IPV6]:PORT or :PORT, got '%s'", s);
+				      "listen: missing port: expected ADDR:PORT, "
+				      "[IPV6]:PORT or :PORT, got '%s'",
+				      s);
 			return -EINVAL;
 		}
 		host = s;
 		hostlen = (size_t)(colon - s);
 		if (memchr(host, ':', hostlen) != NULL) {
 			ts_config_err(err, errlen,
-				"listen: an IPv6 address needs brackets, "
-				"e.g. [::1]:8080, got '%s'", s);
+				      "listen: an IPv6 address needs brackets, "
+				      "e.g. [::1]:8080, got '%s'",
+				      s);
 			return -EINVAL;
 		}
 		v6 = false;
@@ -319,14 +333,17 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 	port = colon + 1;
 	if (parse_ulong(port, strlen(port), 1, 65535, &portnum) < 0) {
 		ts_config_err(err, errlen,
-			"listen: port must be an integer from 1 to 65535, "
-			"got '%s'", s);
+			      "listen: port must be an integer from 1 to 65535, "
+			      "got '%s'",
+			      s);
 		return -EINVAL;
 	}
 	if (hostlen >= sizeof(hostbuf)) {
-		ts_config_err(err, errlen,
+		ts_config_err(
+			err, errlen,
 			"listen: expected ADDR:PORT with a numeric address, "
-			"got '%s'", s);
+			"got '%s'",
+			s);
 		return -EINVAL;
 	}
 	memcpy(hostbuf, host, hostlen);
@@ -347,9 +364,11 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 	} else if (inet_pton(v6 ? AF_INET6 : AF_INET, hostbuf,
 			     v6 ? (void *)&sin6.sin6_addr
 				: (void *)&sin.sin_addr) != 1) {
-		ts_config_err(err, errlen,
+		ts_config_err(
+			err, errlen,
 			"listen: expected ADDR:PORT with a numeric address, "
-			"got '%s'", s);
+			"got '%s'",
+			s);
 		return -EINVAL;
 	}
 
@@ -375,7 +394,7 @@ enum key_kind { K_STR, K_STR_NONEMPTY, K_LISTEN, K_UINT, K_SIZE };
 struct server_key {
 	const char *name;
 	enum key_kind kind;
-	size_t off;             /* of the field in struct ts_config */
+	size_t off;		/* of the field in struct ts_config */
 	unsigned long min, max; /* for K_UINT and K_SIZE */
 };
 
@@ -413,8 +432,8 @@ struct parser {
 	size_t errlen;
 	size_t lineno;
 	enum section sec;
-	size_t log_idx;   /* the current [log] in c->logs */
-	size_t log_line;  /* its header line, where a missing path is reported */
+	size_t log_idx;	 /* the current [log] in c->logs */
+	size_t log_line; /* its header line, where a missing path is reported */
 	/* Per server_keys[] entry of kind K_STR: the line of its value when
 	 * that value (the last one, as later values win) is non-empty, else
 	 * 0: for the checks made once the whole file is read. */
@@ -522,8 +541,10 @@ static int set_server_key(struct parser *ps, const struct server_key *k,
 	case K_STR_NONEMPTY:
 		if (vlen == 0) {
 			/* An empty CSP source list is not valid CSP. */
-			perr(ps, "%s: must not be empty (use 'none' to forbid "
-			     "embedding)", k->name);
+			perr(ps,
+			     "%s: must not be empty (use 'none' to forbid "
+			     "embedding)",
+			     k->name);
 			return -EINVAL;
 		}
 		if (set_str((char **)(void *)base, val, vlen, false) < 0)
@@ -554,9 +575,10 @@ static int set_server_key(struct parser *ps, const struct server_key *k,
 	case K_UINT:
 	case K_SIZE:
 		if (parse_ulong(val, vlen, k->min, k->max, &n) < 0) {
-			perr(ps, "%s: expected an integer from %lu to %lu, "
-			     "got '%.*s'", k->name, k->min, k->max,
-			     (int)vlen, val);
+			perr(ps,
+			     "%s: expected an integer from %lu to %lu, "
+			     "got '%.*s'",
+			     k->name, k->min, k->max, (int)vlen, val);
 			return -EINVAL;
 		}
 		if (k->kind == K_UINT)
@@ -587,16 +609,18 @@ static int parse_key(struct parser *ps, const char *line, size_t len)
 
 	switch (ps->sec) {
 	case SEC_NONE:
-		perr(ps, "key '%.*s' is outside any section (put it under "
-		     "[server] or [log NAME])", (int)klen, key);
+		perr(ps,
+		     "key '%.*s' is outside any section (put it under "
+		     "[server] or [log NAME])",
+		     (int)klen, key);
 		return -EINVAL;
 	case SEC_SERVER:
 		for (size_t i = 0;
 		     i < sizeof(server_keys) / sizeof(server_keys[0]); i++) {
 			if (strlen(server_keys[i].name) == klen &&
 			    memcmp(server_keys[i].name, key, klen) == 0)
-				return set_server_key(ps, &server_keys[i],
-						      val, vlen);
+				return set_server_key(ps, &server_keys[i], val,
+						      vlen);
 		}
 		perr(ps, "unknown key '%.*s' in [server]", (int)klen, key);
 		return -EINVAL;
@@ -659,13 +683,16 @@ static int check_pairs(struct parser *ps)
 	const struct ts_config *c = ps->c;
 	if (!c->tls_cert != !c->tls_key) {
 		const char *set = c->tls_cert ? "tls_cert" : "tls_key";
-		parse_err(ps, line_of(ps, set), "%s is set without %s: HTTPS "
-			  "needs both", set, c->tls_cert ? "tls_key" : "tls_cert");
+		parse_err(ps, line_of(ps, set),
+			  "%s is set without %s: HTTPS "
+			  "needs both",
+			  set, c->tls_cert ? "tls_key" : "tls_cert");
 		return -EINVAL;
 	}
 	if (c->token && c->token_file) {
 		size_t a = line_of(ps, "token"), b = line_of(ps, "token_file");
-		parse_err(ps, a > b ? a : b, "token and token_file are both "
+		parse_err(ps, a > b ? a : b,
+			  "token and token_file are both "
 			  "set: keep one");
 		return -EINVAL;
 	}
@@ -684,7 +711,8 @@ static int check_pairs(struct parser *ps)
 			if (!ok) {
 				parse_err(ps, line_of(ps, "trusted_proxies"),
 					  "trusted_proxies: '%.*s' is not an IP "
-					  "address", (int)(n > 64 ? 64 : n), p);
+					  "address",
+					  (int)(n > 64 ? 64 : n), p);
 				return -EINVAL;
 			}
 		}
@@ -698,8 +726,11 @@ int ts_config_parse(struct ts_config *c, const char *text, size_t len,
 		    const char *fname, char *err, size_t errlen)
 {
 	struct parser ps = {
-		.c = c, .fname = fname ? fname : "(config)", .err = err,
-		.errlen = errlen, .sec = SEC_NONE,
+		.c = c,
+		.fname = fname ? fname : "(config)",
+		.err = err,
+		.errlen = errlen,
+		.sec = SEC_NONE,
 	};
 	const char *p, *end;
 	int rc;
@@ -742,7 +773,7 @@ static int read_pem(const char *key, const char *path, char **out, char *err,
 	if (!fp) {
 		int e = errno;
 		ts_config_err(err, errlen, "%s = %s: %s", key, path,
-			strerror_r(e, ebuf, sizeof(ebuf)));
+			      strerror_r(e, ebuf, sizeof(ebuf)));
 		return -e;
 	}
 	char *buf = malloc(PEM_MAX + 1);
@@ -752,9 +783,9 @@ static int read_pem(const char *key, const char *path, char **out, char *err,
 	(void)fclose(fp); /* read only: all it read is checked */
 	if (bad) {
 		ts_config_err(err, errlen, "%s = %s: %s", key, path,
-			!buf ? "out of memory"
-			: n > PEM_MAX ? "too big for a PEM file"
-				      : "not a PEM file");
+			      !buf	    ? "out of memory"
+			      : n > PEM_MAX ? "too big for a PEM file"
+					    : "not a PEM file");
 		free(buf);
 		return -EINVAL;
 	}
@@ -785,7 +816,7 @@ int ts_config_read_token(struct ts_config *c, char *err, size_t errlen)
 	if (!fp) {
 		int e = errno;
 		ts_config_err(err, errlen, "token_file = %s: %s", c->token_file,
-			strerror_r(e, ebuf, sizeof(ebuf)));
+			      strerror_r(e, ebuf, sizeof(ebuf)));
 		return -e;
 	}
 	char *line = NULL;
@@ -798,7 +829,8 @@ int ts_config_read_token(struct ts_config *c, char *err, size_t errlen)
 	if (n <= 0 || memchr(line, '\0', (size_t)n)) {
 		free(line);
 		ts_config_err(err, errlen, "token_file = %s: %s", c->token_file,
-			failed ? "cannot be read" : "its first line is empty");
+			      failed ? "cannot be read"
+				     : "its first line is empty");
 		return -EINVAL;
 	}
 	free(c->token);
@@ -818,7 +850,7 @@ int ts_config_load(struct ts_config *c, const char *path, char *err,
 	if (fd < 0) {
 		rc = -errno;
 		ts_config_err(err, errlen, "%s: %s", path,
-			strerror_r(-rc, ebuf, sizeof(ebuf)));
+			      strerror_r(-rc, ebuf, sizeof(ebuf)));
 		return rc;
 	}
 	/* Read to EOF rather than trusting st_size, which is 0 for /proc
@@ -835,7 +867,8 @@ int ts_config_load(struct ts_config *c, const char *path, char *err,
 			nbuf = realloc(buf, ncap);
 			if (nbuf == NULL) {
 				rc = -ENOMEM;
-				ts_config_err(err, errlen, "%s: out of memory", path);
+				ts_config_err(err, errlen, "%s: out of memory",
+					      path);
 				goto out;
 			}
 			buf = nbuf;
@@ -847,7 +880,7 @@ int ts_config_load(struct ts_config *c, const char *path, char *err,
 				continue;
 			rc = -errno;
 			ts_config_err(err, errlen, "%s: %s", path,
-				strerror_r(-rc, ebuf, sizeof(ebuf)));
+				      strerror_r(-rc, ebuf, sizeof(ebuf)));
 			goto out;
 		}
 		if (n == 0)
@@ -855,7 +888,8 @@ int ts_config_load(struct ts_config *c, const char *path, char *err,
 		len += (size_t)n;
 		if (len > CONFIG_MAX_BYTES) {
 			rc = -EFBIG;
-			ts_config_err(err, errlen,
+			ts_config_err(
+				err, errlen,
 				"%s: larger than %d KiB; not a config file?",
 				path, CONFIG_MAX_BYTES / 1024);
 			goto out;
@@ -886,12 +920,11 @@ int ts_config_add_log_arg(struct ts_config *c, const char *arg, char *err,
 		path = eq + 1;
 	} else {
 		const char *slash = strrchr(arg, '/');
-		const unsigned char *b = (const unsigned char *)
-			(slash ? slash + 1 : arg);
+		const unsigned char *b =
+			(const unsigned char *)(slash ? slash + 1 : arg);
 
 		path = arg;
-		for (size_t i = 0; b[i] != '\0' && namelen < TS_NAME_MAX;
-		     i++) {
+		for (size_t i = 0; b[i] != '\0' && namelen < TS_NAME_MAX; i++) {
 			/* One '_' per UTF-8 character, not per byte:
 			 * continuation bytes after a lead byte are dropped. */
 			if (b[i] >= 0x80 && b[i] < 0xc0 && i > 0 &&
@@ -902,8 +935,9 @@ int ts_config_add_log_arg(struct ts_config *c, const char *arg, char *err,
 		}
 		if (!ts_config_valid_name(name, namelen)) {
 			ts_config_err(err, errlen,
-				"cannot derive a log name from '%s' "
-				"(give one: NAME=PATH)", arg);
+				      "cannot derive a log name from '%s' "
+				      "(give one: NAME=PATH)",
+				      arg);
 			return -EINVAL;
 		}
 	}

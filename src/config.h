@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define TS_NAME_MAX 64          /* log names: [A-Za-z0-9._-]{1,64} */
-#define TS_ERR_MAX 512          /* size of error buffers passed to this module */
+#define TS_NAME_MAX 64 /* log names: [A-Za-z0-9._-]{1,64} */
+#define TS_ERR_MAX 512 /* size of error buffers passed to this module */
 
 #define TS_DEFAULT_LISTEN "127.0.0.1:8080"
 #define TS_DEFAULT_HEARTBEAT 15
@@ -23,37 +23,37 @@
 
 struct ts_log_conf {
 	char name[TS_NAME_MAX + 1];
-	char *path;             /* as written: may not exist yet */
+	char *path; /* as written: may not exist yet */
 };
 
 struct ts_config {
 	/* [server] */
-	char *listen;                      /* the text, for messages */
+	char *listen;			     /* the text, for messages */
 	struct sockaddr_storage listen_addr; /* parsed form of `listen` */
 	socklen_t listen_addrlen;
-	char *www;                         /* NULL: the compiled-in default */
-	unsigned heartbeat;                /* seconds, >= 1 */
+	char *www;	    /* NULL: the compiled-in default */
+	unsigned heartbeat; /* seconds, >= 1 */
 	unsigned retry_ms;
-	unsigned max_clients;              /* >= 1 */
-	size_t max_line;                   /* bytes, >= 16 */
-	size_t conn_memory;                /* bytes per connection (not in the
+	unsigned max_clients;	  /* >= 1 */
+	size_t max_line;	  /* bytes, >= 16 */
+	size_t conn_memory;	  /* bytes per connection (not in the
 					    * contract: memory against speed) */
-	unsigned backlog_default;          /* lines */
-	char *frame_ancestors;             /* never NULL after init */
-	char *user;                        /* drop to it after binding; NULL
+	unsigned backlog_default; /* lines */
+	char *frame_ancestors;	  /* never NULL after init */
+	char *user;		  /* drop to it after binding; NULL
 					    * when empty (see priv.h) */
-	char *cors_origin;                 /* NULL: no CORS; "*" or origins
+	char *cors_origin;	  /* NULL: no CORS; "*" or origins
 					    * separated by spaces */
-	char *token;                       /* NULL: no auth */
-	char *token_file;                  /* read into token at start */
-	char *tls_cert;                    /* PEM paths: both or neither */
+	char *token;		  /* NULL: no auth */
+	char *token_file;	  /* read into token at start */
+	char *tls_cert;		  /* PEM paths: both or neither */
 	char *tls_key;
-	char *tls_cert_pem;                /* their text, read at start */
+	char *tls_cert_pem; /* their text, read at start */
 	char *tls_key_pem;
-	unsigned header_timeout;           /* seconds for a request's headers,
+	unsigned header_timeout;     /* seconds for a request's headers,
 					    * and a keep-alive's idle time */
-	unsigned max_streams_per_ip;       /* 0: no cap */
-	char *trusted_proxies;             /* IP addresses, space-separated,
+	unsigned max_streams_per_ip; /* 0: no cap */
+	char *trusted_proxies;	     /* IP addresses, space-separated,
 					    * exempt from that cap; NULL: none */
 
 	/* [log NAME] sections, then command-line logs, in order */

@@ -164,7 +164,8 @@ static int serve_cursors(struct ts_conn *c, struct ts_scratch *sc,
 	while (c->backlog < c->ncur) {
 		size_t i = c->backlog;
 		int r = backlog_sent(c, i) ? TS_STEP_REST
-			: ts_cursor_step(&c->cur[i], sc, budget, nevents);
+					   : ts_cursor_step(&c->cur[i], sc,
+							    budget, nevents);
 		if (r < 0)
 			return r;
 		if (r == TS_STEP_REST) {
@@ -248,7 +249,8 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (c->out.len > 0) {
 		/* the rest of what did not fit last time */
-		ssize_t n = deliver(c, buf, max, c->out.data, c->out.len, false);
+		ssize_t n =
+			deliver(c, buf, max, c->out.data, c->out.len, false);
 		ts_buf_consume(&c->out, (size_t)n);
 		if (c->out.len == 0)
 			ts_buf_free(&c->out);
@@ -307,8 +309,9 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 void ts_conn_watch_hangup(struct ts_conn *c)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-		c->mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c->mhd,
+					MHD_CONNECTION_INFO_CONNECTION_FD);
 	/* without it, a hang-up is noticed at the next line or heartbeat */
 	if (ci && c->env->hangups)
 		(void)ts_hub_watch_hangup(c->env->hangups, &c->hub,

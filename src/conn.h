@@ -24,18 +24,18 @@ struct ts_conn {
 	struct ts_stream_env *env;
 	struct MHD_Connection *mhd;
 	struct ts_fmt fmt;
-	struct ts_cursor *cur;  /* ncur cursors, in the order requested */
+	struct ts_cursor *cur;	/* ncur cursors, in the order requested */
 	struct ts_cursor **all; /* fmt.all of a merged stream */
-	uint64_t *bl_end;       /* each cursor's backlog ends there... */
-	uint64_t *bl_serial;    /* ...in that generation (0: none) */
-	uint8_t ncur;           /* 1..TS_HUB_MAX_LINKS */
-	uint8_t backlog;        /* cursors before this one have sent their
+	uint64_t *bl_end;	/* each cursor's backlog ends there... */
+	uint64_t *bl_serial;	/* ...in that generation (0: none) */
+	uint8_t ncur;		/* 1..TS_HUB_MAX_LINKS */
+	uint8_t backlog;	/* cursors before this one have sent their
 				 * backlog (tail=N, one log after another) */
-	uint8_t next;           /* the cursor served first on the next call */
-	struct ts_buf out;      /* encoded bytes MHD had no room for */
+	uint8_t next;		/* the cursor served first on the next call */
+	struct ts_buf out;	/* encoded bytes MHD had no room for */
 	struct ts_hub_conn hub;
-	bool replay;            /* holds one of env's replay places */
-	bool ended;             /* ends once `out` is sent (a removed log) */
+	bool replay; /* holds one of env's replay places */
+	bool ended;  /* ends once `out` is sent (a removed log) */
 };
 
 /* A connection reading `nlogs` logs, as a stream of one log or, with

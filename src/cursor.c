@@ -51,30 +51,30 @@
  * again (encode once, send many: every stream at the end of a busy log
  * wants the same new lines).  Plain streams only; per thread, no lock. */
 struct fcache {
-	const struct ts_log *log;   /* key: log (address and birth: a log
+	const struct ts_log *log; /* key: log (address and birth: a log
 				     * freed by a reload and a new one made
 				     * at its address differ), generation,
 				     * truncations */
 	int64_t born_ns;
 	uint64_t serial;
 	uint64_t trunc_seq;
-	uint64_t start, end;        /* the lines [start, end) of the file */
-	struct ts_buf enc;          /* their events, in order */
-	uint64_t *ends;             /* ends[i]: offset after line i's '\n' */
-	size_t *epos;               /* epos[i]: enc.len after line i's event */
+	uint64_t start, end; /* the lines [start, end) of the file */
+	struct ts_buf enc;   /* their events, in order */
+	uint64_t *ends;	     /* ends[i]: offset after line i's '\n' */
+	size_t *epos;	     /* epos[i]: enc.len after line i's event */
 	size_t n, cap;
 };
 
 /* Per-thread scratch space, so that a stream owns no buffers while idle. */
 struct ts_scratch {
 	struct fcache fc;
-	struct ts_buf out;  /* events being encoded for the current call */
-	char *rbuf;         /* TS_RBUF bytes of the file */
-	char *head;         /* the first bytes of a long line */
+	struct ts_buf out; /* events being encoded for the current call */
+	char *rbuf;	   /* TS_RBUF bytes of the file */
+	char *head;	   /* the first bytes of a long line */
 	size_t headcap;
-	struct ts_buf text; /* a sanitised line, for filters and JSON */
+	struct ts_buf text;   /* a sanitised line, for filters and JSON */
 	struct ts_buf ranges; /* its match ranges, JSON */
-	struct ts_buf json; /* the data of a format=json event */
+	struct ts_buf json;   /* the data of a format=json event */
 };
 
 static void scratch_free(void *p)
@@ -266,8 +266,8 @@ static int reset_event(const struct ts_cursor *c, struct ts_buf *out,
 	char fields[64];
 	snprintf(fields, sizeof(fields), "\"reason\":\"%s\"", reason);
 	const struct ts_file *f = c->file;
-	return control_event(c, out, "reset", fields, f != NULL,
-			     f ? f->ino : 0, 0);
+	return control_event(c, out, "reset", fields, f != NULL, f ? f->ino : 0,
+			     0);
 }
 
 int ts_cursor_removed_event(const struct ts_cursor *c, struct ts_buf *out)
@@ -290,10 +290,10 @@ static int64_t thread_cpu_ns(void)
 struct tail_scan {
 	struct ts_cursor *s;
 	int64_t cpu0;
-	int64_t text_ns;    /* timed lines: sanitizing them */
-	int64_t match_ns;   /* timed lines: matching them */
+	int64_t text_ns;  /* timed lines: sanitizing them */
+	int64_t match_ns; /* timed lines: matching them */
 	unsigned lines;
-	unsigned limits;    /* lines on which the filter hit a limit */
+	unsigned limits; /* lines on which the filter hit a limit */
 };
 
 /* Has the search used its time?  The byte bound limits ordinary patterns;
@@ -342,10 +342,10 @@ static int keep_line(const char *line, size_t len, void *arg)
 
 /* Where a start goes: the file, its truncation count, and what to say. */
 struct place {
-	struct ts_file *f;      /* referenced, or NULL */
+	struct ts_file *f; /* referenced, or NULL */
 	uint64_t trunc_seq;
-	bool lost;              /* the id is gone: reset lost, current from 0 */
-	bool created;           /* "0:0" and a file now: reset created */
+	bool lost;    /* the id is gone: reset lost, current from 0 */
+	bool created; /* "0:0" and a file now: reset created */
 };
 
 /* The file a start names: for an id, the generation with its inode (or,
@@ -372,8 +372,7 @@ static struct place start_file(struct ts_cursor *s, const struct ts_start *st)
 			pl.trunc_seq = ts_file_content_seq_locked(pl.f);
 			/* "0:0": the client saw no file yet; one that exists
 			 * now is new to it, from its start */
-			pl.created = st->kind == TS_START_ID &&
-				     st->pos.has_ino;
+			pl.created = st->kind == TS_START_ID && st->pos.has_ino;
 		}
 	}
 	pthread_mutex_unlock(&log->lock);
@@ -406,16 +405,16 @@ static void place_at_id(struct ts_cursor *s, struct place *pl, uint64_t off,
 }
 
 /* The last `tail` lines (matching lines, with a filter) of pl->f. */
-static int place_at_tail(struct ts_cursor *s, struct place *pl,
-			 uint64_t tail, uint64_t size)
+static int place_at_tail(struct ts_cursor *s, struct place *pl, uint64_t tail,
+			 uint64_t size)
 {
 	uint64_t start, end;
 	struct tail_scan ts = { s, thread_cpu_ns(), 0, 0, 0, 0 };
 	int rc = s->fmt->filter
-		? ts_lines_tail_match(pl->f->fd, size, tail,
-				      TS_TAIL_FILTER_MAX_BYTES, keep_line, &ts,
-				      &start, &end)
-		: ts_lines_tail(pl->f->fd, size, tail, &start, &end);
+			 ? ts_lines_tail_match(pl->f->fd, size, tail,
+					       TS_TAIL_FILTER_MAX_BYTES,
+					       keep_line, &ts, &start, &end)
+			 : ts_lines_tail(pl->f->fd, size, tail, &start, &end);
 	if (rc == -EAGAIN) { /* shrank meanwhile: truncated */
 		start = 0;
 		rc = 0;
@@ -471,8 +470,14 @@ fail:
 	return rc;
 }
 
-enum action { ACT_NONE, ACT_READ, ACT_CREATED, ACT_TRUNCATED, ACT_ROTATED,
-	      ACT_DELETED };
+enum action {
+	ACT_NONE,
+	ACT_READ,
+	ACT_CREATED,
+	ACT_TRUNCATED,
+	ACT_ROTATED,
+	ACT_DELETED
+};
 
 /* What the stream must do next, once it has read its file to the end.
  * Caller holds the lock. */
@@ -500,7 +505,8 @@ static enum action next_action_locked(struct ts_cursor *s, int64_t now)
 	bool waited = now - f->detached_ms >= TS_ROTATE_WAIT_MS;
 	if (f->succ)
 		return f->succ->size > 0 || f->succ->detached || waited
-			       ? ACT_ROTATED : ACT_NONE;
+			       ? ACT_ROTATED
+			       : ACT_NONE;
 	if (f->nlink == 0)
 		return ACT_DELETED;
 	if (log->cur)
@@ -585,9 +591,8 @@ static int data_of_merged(const struct ts_cursor *s, struct ts_scratch *sc,
 /* Encode the file line [p, p + len) whose '\n' ends before `next`, unless
  * the stream's filter drops it.  1: an event was written, 0: dropped,
  * -errno. */
-static int emit_line(struct ts_cursor *s, struct ts_scratch *sc,
-		     const char *p, size_t len, uint64_t next,
-		     const struct ts_sse_idp *plain)
+static int emit_line(struct ts_cursor *s, struct ts_scratch *sc, const char *p,
+		     size_t len, uint64_t next, const struct ts_sse_idp *plain)
 {
 	uint64_t ino = s->file->ino;
 	size_t max_line = s->env->max_line;
@@ -717,8 +722,7 @@ static const char *line_end(const char *p, const char *end, size_t max_line,
 static bool fc_matches(const struct fcache *fc, const struct ts_cursor *s)
 {
 	return fc->log == s->log && fc->born_ns == s->log->born_ns &&
-	       fc->serial == s->file->serial &&
-	       fc->trunc_seq == s->trunc_seq;
+	       fc->serial == s->file->serial && fc->trunc_seq == s->trunc_seq;
 }
 
 enum { FC_MISS, FC_SERVED, FC_FULL };
@@ -726,8 +730,8 @@ enum { FC_MISS, FC_SERVED, FC_FULL };
 /* Copy cached events from the stream's position: whole events, as many as
  * fit in `budget` (at least one when `out` is empty).  FC_FULL: the next
  * event does not fit. */
-static int fc_serve(struct ts_cursor *s, struct fcache *fc,
-		    struct ts_buf *out, size_t budget, unsigned *nevents)
+static int fc_serve(struct ts_cursor *s, struct fcache *fc, struct ts_buf *out,
+		    size_t budget, unsigned *nevents)
 {
 	if (!fc_matches(fc, s) || s->off < fc->start || s->off >= fc->end ||
 	    s->scan != s->off)
@@ -841,10 +845,10 @@ static size_t fc_fill(struct ts_cursor *s, struct ts_scratch *sc)
  * every costly line and every 64 cheap ones.  Going over also moves the
  * filter off the fast path (see filter.c). */
 struct budget {
-	int64_t cpu0;       /* thread CPU time at the start of the call */
-	unsigned work;      /* lines done, a long line or a run of lines
+	int64_t cpu0;  /* thread CPU time at the start of the call */
+	unsigned work; /* lines done, a long line or a run of lines
 			     * skipped at once counting one per 128 bytes */
-	unsigned next;      /* look at the clock again at this much work */
+	unsigned next; /* look at the clock again at this much work */
 };
 
 static bool over_budget(struct ts_cursor *s, struct budget *b, size_t len,
@@ -871,8 +875,8 @@ static bool over_budget(struct ts_cursor *s, struct budget *b, size_t len,
 /* Read complete lines from the stream's file and encode them until about
  * `budget` bytes are ready.  *eof: the end of the file was reached.
  * Returns 0, 1 to yield (enough work for one call), or -errno. */
-static int read_lines(struct ts_cursor *s, struct ts_scratch *sc,
-		      size_t budget, bool *eof, unsigned *nevents)
+static int read_lines(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
+		      bool *eof, unsigned *nevents)
 {
 	struct ts_file *f = s->file;
 	size_t nread = 0;
@@ -918,8 +922,9 @@ static int read_lines(struct ts_cursor *s, struct ts_scratch *sc,
 			*eof = true;
 			break;
 		}
-		size_t n = s->limit - s->scan < want ? (size_t)(s->limit - s->scan)
-						     : want;
+		size_t n = s->limit - s->scan < want
+				   ? (size_t)(s->limit - s->scan)
+				   : want;
 		rc = pread_some(f->fd, sc->rbuf, n, s->scan, &got);
 		if (rc)
 			return rc;
@@ -934,8 +939,8 @@ static int read_lines(struct ts_cursor *s, struct ts_scratch *sc,
 			/* the rest of a line we started in the middle of:
 			 * not a line to send */
 			const char *nl = memchr(p, '\n', got);
-			s->off = s->scan =
-				nl ? base + (uint64_t)(nl - p) + 1 : base + got;
+			s->off = s->scan = nl ? base + (uint64_t)(nl - p) + 1
+					      : base + got;
 			s->skip_partial = nl == NULL;
 			continue;
 		}
@@ -966,7 +971,8 @@ static int read_lines(struct ts_cursor *s, struct ts_scratch *sc,
 		const char *cand = NULL, *wend = NULL, *vend = p;
 		bool scanning = false;
 		unsigned adjacent = 0;
-		if (s->fmt->filter && !careful && ts_filter_can_scan(s->fmt->filter) &&
+		if (s->fmt->filter && !careful &&
+		    ts_filter_can_scan(s->fmt->filter) &&
 		    s->env->max_line >= TS_SCAN_WINDOW) {
 			wend = memrchr(p, '\n', (size_t)(end - p));
 			scanning = wend != NULL;
@@ -981,25 +987,36 @@ static int read_lines(struct ts_cursor *s, struct ts_scratch *sc,
 				 * window at a time. */
 				if (vend <= p) {
 					size_t avail = (size_t)(wend - p);
-					vend = p + ts_sse_scannable(
-						p, avail < TS_SCAN_WINDOW
-							   ? avail
-							   : TS_SCAN_WINDOW);
+					vend = p +
+					       ts_sse_scannable(
+						       p,
+						       avail < TS_SCAN_WINDOW
+							       ? avail
+							       : TS_SCAN_WINDOW);
 				}
 				size_t ok = (size_t)(vend - p);
-				size_t r = ok == 0 ? (size_t)(p - sc->rbuf)
-					: ts_filter_scan(s->env->filters,
-							 s->fmt->filter, sc->rbuf,
-							 (size_t)(p - sc->rbuf) + ok,
-							 (size_t)(p - sc->rbuf));
+				size_t r =
+					ok == 0 ? (size_t)(p - sc->rbuf)
+						: ts_filter_scan(
+							  s->env->filters,
+							  s->fmt->filter,
+							  sc->rbuf,
+							  (size_t)(p -
+								   sc->rbuf) +
+								  ok,
+							  (size_t)(p -
+								   sc->rbuf));
 				if (r == (size_t)-1) {
 					scanning = false;
 				} else {
 					const char *m = sc->rbuf + r;
-					const char *ls = m > p ? memrchr(p, '\n',
-						(size_t)(m - p)) : NULL;
+					const char *ls =
+						m > p ? memrchr(p, '\n',
+								(size_t)(m - p))
+						      : NULL;
 					cand = m >= p + ok ? p + ok
-						: ls ? ls + 1 : p;
+					       : ls	   ? ls + 1
+							   : p;
 					/* searching gains nothing when every
 					 * line is a candidate */
 					adjacent = cand == p ? adjacent + 1 : 0;
@@ -1022,9 +1039,11 @@ static int read_lines(struct ts_cursor *s, struct ts_scratch *sc,
 				continue;
 			}
 			bool plain = false;
-			const char *nl = plain_lines
-				? line_end(p, end, s->env->max_line, &plain)
-				: memchr(p, '\n', (size_t)(end - p));
+			const char *nl =
+				plain_lines
+					? line_end(p, end, s->env->max_line,
+						   &plain)
+					: memchr(p, '\n', (size_t)(end - p));
 			if (!nl)
 				break;
 			uint64_t next = base + (uint64_t)(nl - sc->rbuf) + 1;

@@ -31,13 +31,13 @@
 struct ts_stream_env {
 	size_t max_line;
 	unsigned retry_ms;
-	pthread_key_t scratch_key;  /* per thread: struct ts_scratch */
+	pthread_key_t scratch_key;	 /* per thread: struct ts_scratch */
 	struct ts_filter_cache *filters; /* compiled patterns, shared */
-	atomic_uint nstreams;       /* connections streaming, all logs */
-	atomic_uint nreplay;        /* streams with a replay's buffer */
-	atomic_ullong events_sent;  /* lines and control events */
+	atomic_uint nstreams;		 /* connections streaming, all logs */
+	atomic_uint nreplay;		 /* streams with a replay's buffer */
+	atomic_ullong events_sent;	 /* lines and control events */
 	atomic_ullong bytes_sent;
-	atomic_ullong filter_limits; /* filter-limit events sent */
+	atomic_ullong filter_limits;	/* filter-limit events sent */
 	struct ts_hub_hangups *hangups; /* NULL: no hang-up watch */
 };
 
@@ -50,17 +50,17 @@ void ts_stream_env_destroy(struct ts_stream_env *env);
 enum ts_start_kind { TS_START_END, TS_START_ID, TS_START_TAIL };
 struct ts_start {
 	enum ts_start_kind kind;
-	struct ts_pos pos;      /* TS_START_ID */
-	uint64_t tail;          /* TS_START_TAIL and TS_START_END (backlog) */
+	struct ts_pos pos; /* TS_START_ID */
+	uint64_t tail;	   /* TS_START_TAIL and TS_START_END (backlog) */
 };
 
 struct ts_cursor;
 
 /* How a connection's events look; shared by its cursors. */
 struct ts_fmt {
-	struct ts_filter *filter;   /* NULL: every line */
-	bool json;                  /* format=json */
-	bool grep;                  /* the filter has grep patterns */
+	struct ts_filter *filter; /* NULL: every line */
+	bool json;		  /* format=json */
+	bool grep;		  /* the filter has grep patterns */
 	/* A merged stream of several logs: data is JSON with the log's name,
 	 * and every id lists every cursor ("A=INO:OFF,B=INO:OFF").  NULL
 	 * for a stream of one log (id "INO:OFF"). */
@@ -72,14 +72,14 @@ struct ts_cursor {
 	struct ts_log *log;
 	struct ts_stream_env *env;
 	const struct ts_fmt *fmt;
-	struct ts_file *file;   /* generation being read; NULL: none yet */
-	uint64_t off;           /* the next line starts here */
-	uint64_t scan;          /* [off, scan) holds no '\n' */
-	uint64_t limit;         /* read up to here: file->size when last looked */
-	uint64_t trunc_seq;     /* file->trunc_seq when `off` was valid */
-	uint64_t id_off;        /* the offset of the last id the client has */
-	bool skip_partial;      /* off is inside a line: drop up to its '\n' */
-	bool limit_reported;    /* filter-limit was sent */
+	struct ts_file *file; /* generation being read; NULL: none yet */
+	uint64_t off;	      /* the next line starts here */
+	uint64_t scan;	      /* [off, scan) holds no '\n' */
+	uint64_t limit;	      /* read up to here: file->size when last looked */
+	uint64_t trunc_seq;   /* file->trunc_seq when `off` was valid */
+	uint64_t id_off;      /* the offset of the last id the client has */
+	bool skip_partial;    /* off is inside a line: drop up to its '\n' */
+	bool limit_reported;  /* filter-limit was sent */
 	struct ts_hub_link link; /* in the log's hub while linked */
 };
 

@@ -95,8 +95,8 @@
 #define CHECK_EVERY 16u
 #define START_AFTER 32u
 
-#define COMPILE_OPTIONS                                                      \
-	(PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C |     \
+#define COMPILE_OPTIONS                                                  \
+	(PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C | \
 	 PCRE2_AUTO_CALLOUT)
 
 /* One compiled pattern, shared by every filter that uses the same text with
@@ -121,9 +121,9 @@ struct tstate {
 	struct tstate *prev, *next; /* c->threads (c->lock) */
 	struct ts_filter_cache *cache;
 	pcre2_match_data *md;
-	pcre2_match_context *mc; /* limits, callout, JIT stack */
+	pcre2_match_context *mc;  /* limits, callout, JIT stack */
 	pcre2_match_context *fmc; /* the fast path's: small limit, JIT stack */
-	pcre2_jit_stack *js;	 /* NULL without JIT */
+	pcre2_jit_stack *js;	  /* NULL without JIT */
 	/* The budget of the line being matched. */
 	uint32_t callouts;
 	bool started;
@@ -418,7 +418,8 @@ static bool scan_safe(const char *pat, size_t len)
 		char ch = pat[i];
 		char nx = (char)(i + 1 < len ? pat[i + 1] : '\0');
 		if (ch == '\\') {
-			if (!strchr("dwSbBh.\\/-[](){}|*+?^$:#'\"@%&=!,<>~` ", nx) ||
+			if (!strchr("dwSbBh.\\/-[](){}|*+?^$:#'\"@%&=!,<>~` ",
+				    nx) ||
 			    nx == '\0')
 				return false;
 			i++;
@@ -429,9 +430,10 @@ static bool scan_safe(const char *pat, size_t len)
 		if (ch == '\n' || ch == '\r')
 			return false;
 		if (ch == '(' && nx == '?' &&
-		    !(i + 2 < len && (pat[i + 2] == ':' ||
-				      (pat[i + 2] == 'i' && i + 3 < len &&
-				       (pat[i + 3] == ')' || pat[i + 3] == ':')))))
+		    !(i + 2 < len &&
+		      (pat[i + 2] == ':' ||
+		       (pat[i + 2] == 'i' && i + 3 < len &&
+			(pat[i + 3] == ')' || pat[i + 3] == ':')))))
 			return false;
 		if (ch == '(' && nx == '*')
 			return false;
@@ -443,16 +445,16 @@ static bool scan_safe(const char *pat, size_t len)
 }
 
 /* Compile a new entry (not in the cache yet). */
-static int compile(const struct ts_filter_cache *c, const char *pat,
-		   size_t len, bool icase, struct entry **out, const char *name,
-		   char *err, size_t errlen)
+static int compile(const struct ts_filter_cache *c, const char *pat, size_t len,
+		   bool icase, struct entry **out, const char *name, char *err,
+		   size_t errlen)
 {
 	uint32_t opts = COMPILE_OPTIONS | (icase ? PCRE2_CASELESS : 0);
 	int code;
 	PCRE2_SIZE off;
 
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, opts, &code, &off,
-				       NULL);
+	pcre2_code *re =
+		pcre2_compile((PCRE2_SPTR)pat, len, opts, &code, &off, NULL);
 	if (!re) {
 		if (code == PCRE2_ERROR_HEAP_FAILED)
 			return -ENOMEM;
@@ -597,7 +599,8 @@ int ts_filter_new(struct ts_filter_cache *c, const char *const *grep,
 	*out = NULL;
 	if (err && errlen)
 		err[0] = '\0';
-	if (ngrep > TS_FILTER_MAX_PATTERNS || nexclude > TS_FILTER_MAX_PATTERNS ||
+	if (ngrep > TS_FILTER_MAX_PATTERNS ||
+	    nexclude > TS_FILTER_MAX_PATTERNS ||
 	    ngrep + nexclude > TS_FILTER_MAX_PATTERNS) {
 		set_err(err, errlen, "too many patterns: %zu, at most %d",
 			ngrep + nexclude, TS_FILTER_MAX_PATTERNS);
@@ -682,8 +685,8 @@ static bool utf8_valid(const char *s, size_t n)
 /* Matching */
 
 /* Match `e` against the line from `from`. */
-static int run(struct entry *e, struct tstate *ts, const char *line,
-	       size_t len, size_t from, uint32_t opts)
+static int run(struct entry *e, struct tstate *ts, const char *line, size_t len,
+	       size_t from, uint32_t opts)
 {
 	if (e->fast && len <= TS_FILTER_FAST_MAX_LEN &&
 	    !atomic_load_explicit(&e->slow, memory_order_relaxed)) {
@@ -719,9 +722,8 @@ struct cur {
 
 /* The first non-empty match of `e` at or after `from`: cur->live false when
  * there is none.  0, or -1 when PCRE2 failed (a limit). */
-static int next_match(struct entry *e, struct tstate *ts,
-		      const char *line, size_t len, size_t from,
-		      struct cur *cur)
+static int next_match(struct entry *e, struct tstate *ts, const char *line,
+		      size_t len, size_t from, struct cur *cur)
 {
 	cur->live = false;
 	while (from <= len) {
@@ -844,8 +846,7 @@ enum ts_match ts_filter_match(struct ts_filter_cache *c,
 			continue;
 		return rc < 0 ? TS_MATCH_LIMIT : TS_MATCH_NO;
 	}
-	if (ranges && f->ngrep &&
-	    write_ranges(f, ts, line, len, cur, ranges))
+	if (ranges && f->ngrep && write_ranges(f, ts, line, len, cur, ranges))
 		return TS_MATCH_LIMIT;
 	return TS_MATCH_YES;
 }
@@ -931,8 +932,7 @@ int ts_filter_json_line(struct ts_buf *out, const char *text, size_t len,
 
 	if (ts_buf_append(out, "{\"line\":", 8) ||
 	    ts_json_string(out, text, len) ||
-	    ts_buf_append(out, ",\"offset\":", 10) ||
-	    ts_buf_u64(out, offset) ||
+	    ts_buf_append(out, ",\"offset\":", 10) || ts_buf_u64(out, offset) ||
 	    ts_buf_append(out, ",\"match\":[", 10) ||
 	    ts_buf_append(out, ranges, rlen) || ts_buf_append(out, "]}", 2)) {
 		out->len = saved;
@@ -952,7 +952,8 @@ bool ts_filter_is_slow(const struct ts_filter *f)
 {
 	for (size_t i = 0; f && i < f->npat; i++)
 		if (f->pat[i]->fast &&
-		    !atomic_load_explicit(&f->pat[i]->slow, memory_order_relaxed))
+		    !atomic_load_explicit(&f->pat[i]->slow,
+					  memory_order_relaxed))
 			return false;
 	return true;
 }

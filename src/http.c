@@ -67,16 +67,16 @@
  * header_timeout and max_streams_per_ip accounting.  libmicrohttpd's
  * thread only. */
 struct sock {
-	struct ts_http *h;      /* for the TLS certificate callback */
+	struct ts_http *h; /* for the TLS certificate callback */
 	int64_t accepted_ms;
-	bool requested;         /* a request reached the access handler */
-	bool ip_counted;        /* a stream of it counts in h->per_ip */
+	bool requested;	 /* a request reached the access handler */
+	bool ip_counted; /* a stream of it counts in h->per_ip */
 	struct ts_ipaddr addr;
 	bool has_addr;
 };
 
 struct ts_http {
-	struct ts_http_ctx ctx;   /* ctx.lfd is ours: closed by ts_http_stop */
+	struct ts_http_ctx ctx; /* ctx.lfd is ours: closed by ts_http_stop */
 	/* The settings in force: a copy of its own, read and replaced on
 	 * libmicrohttpd's thread only; a reload leaves the next one in
 	 * next_cfg (under cfg_lock) and raises cfg_new. */
@@ -85,23 +85,24 @@ struct ts_http {
 	struct ts_config *next_cfg;
 	atomic_bool cfg_new;
 	struct ts_iplimit per_ip; /* libmicrohttpd's thread only */
-	struct ts_tls *tls;       /* HTTPS with a renewable certificate */
+	struct ts_tls *tls;	  /* HTTPS with a renewable certificate */
 	struct MHD_Daemon *mhd;
 	struct ts_worker *worker; /* stream starts that read or search */
 	pthread_mutex_t log_lock; /* protects the two below */
-	uint64_t client_errors;   /* since client_errors_ms, unsaid */
+	uint64_t client_errors;	  /* since client_errors_ms, unsaid */
 	int64_t client_errors_ms; /* when they were last said; 0: never */
 	uint64_t client_errors_total;
-	bool starting;            /* in MHD_start_daemon: keep its message */
+	bool starting; /* in MHD_start_daemon: keep its message */
 	char start_msg[256];
-	char *www_real;   /* NULL when the www directory is missing */
+	char *www_real; /* NULL when the www directory is missing */
 };
 
 /* Our part of a client connection (NULL if libmicrohttpd has none). */
 static struct sock *sock_of(struct MHD_Connection *conn)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-		conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn,
+					MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	return ci ? ci->socket_context : NULL;
 }
 
@@ -137,11 +138,25 @@ static void release_ip(struct ts_http *h, struct sock *sk)
 static bool client_side(const char *msg)
 {
 	static const char *const words[] = {
-		"no longer available", "Connection reset", "Broken pipe",
-		"forcibly closed", "Error processing request", "Failed to receive",
-		"Failed to send", "timed out", "Closing connection", "header",
-		"request", "Request", "Host", "HTTP/", "handshake", "TLS alert",
-		"TLS", "decrypt", "certificate",
+		"no longer available",
+		"Connection reset",
+		"Broken pipe",
+		"forcibly closed",
+		"Error processing request",
+		"Failed to receive",
+		"Failed to send",
+		"timed out",
+		"Closing connection",
+		"header",
+		"request",
+		"Request",
+		"Host",
+		"HTTP/",
+		"handshake",
+		"TLS alert",
+		"TLS",
+		"decrypt",
+		"certificate",
 	};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (strstr(msg, words[i]))
@@ -198,11 +213,14 @@ static void say_client_error(struct ts_http *h, const char *msg)
 	}
 	pthread_mutex_unlock(&h->log_lock);
 	if (first)
-		fprintf(stderr, "tailsse: http: %s (more client errors are "
-				"counted: at most one line a minute)\n", msg);
+		fprintf(stderr,
+			"tailsse: http: %s (more client errors are "
+			"counted: at most one line a minute)\n",
+			msg);
 	else if (due)
-		fprintf(stderr, "tailsse: http: %llu client errors since the "
-				"last report; the last: %s\n",
+		fprintf(stderr,
+			"tailsse: http: %llu client errors since the "
+			"last report; the last: %s\n",
 			(unsigned long long)count, msg);
 }
 
@@ -243,8 +261,8 @@ static void cors_headers(const struct ts_http *h, struct MHD_Connection *conn,
 		return;
 	}
 	MHD_add_response_header(r, "Vary", "Origin");
-	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							 "Origin");
+	const char *origin =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
 	if (!origin || !origin_listed(allow, origin))
 		return;
 	MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
@@ -279,8 +297,9 @@ static enum MHD_Result send_buf(const struct ts_http *h,
 				struct MHD_Connection *conn, unsigned status,
 				const char *ctype, struct ts_buf *b)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-		b->len, b->data, MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(b->len, b->data,
+						MHD_RESPMEM_MUST_COPY);
 	ts_buf_free(b);
 	if (!r)
 		return MHD_NO;
@@ -328,7 +347,9 @@ static enum MHD_Result send_text(const struct ts_http *h,
 
 const char *ts_http_mime(const char *path)
 {
-	static const struct { const char *ext, *type; } types[] = {
+	static const struct {
+		const char *ext, *type;
+	} types[] = {
 		{ ".html", "text/html; charset=utf-8" },
 		{ ".htm", "text/html; charset=utf-8" },
 		{ ".js", "text/javascript; charset=utf-8" },
@@ -452,8 +473,7 @@ static enum MHD_Result serve_static(struct ts_http *h,
 }
 
 /* The log called name, with a reference for the caller, or NULL. */
-static struct ts_log *find_log(struct ts_http *h, const char *name,
-			       size_t len)
+static struct ts_log *find_log(struct ts_http *h, const char *name, size_t len)
 {
 	return ts_registry_find(h->ctx.reg, name, len);
 }
@@ -473,8 +493,9 @@ static enum MHD_Result serve_logs(struct ts_http *h,
 		int oerr = log->open_errno;
 		pthread_mutex_unlock(&log->lock);
 		/* names are [A-Za-z0-9._-]: nothing to escape */
-		rc = ts_buf_printf(&b, "%s{\"name\":\"%s\",\"size\":%llu,"
-				       "\"exists\":%s",
+		rc = ts_buf_printf(&b,
+				   "%s{\"name\":\"%s\",\"size\":%llu,"
+				   "\"exists\":%s",
 				   i ? "," : "", log->name,
 				   (unsigned long long)size,
 				   exists ? "true" : "false");
@@ -521,55 +542,86 @@ static int metrics_daemon(struct ts_http *h, struct ts_buf *b)
 	unsigned long long client_errors = h->client_errors_total;
 	pthread_mutex_unlock(&h->log_lock);
 	int rc = metric(b, "tailsse_clients", "gauge",
-			"Event streams connected.", atomic_load(&env->nstreams));
-	if (!rc) rc = metric(b, "tailsse_replay_clients", "gauge",
-			     "Streams that started far behind, sent from a big buffer.",
-			     atomic_load(&env->nreplay));
-	if (!rc) rc = metric(b, "tailsse_events_sent_total", "counter",
-			     "Events sent (lines and control events).",
-			     LOAD(env->events_sent));
-	if (!rc) rc = metric(b, "tailsse_bytes_sent_total", "counter",
-			     "Bytes of event streams sent.", LOAD(env->bytes_sent));
-	if (!rc) rc = metric(b, "tailsse_filter_limit_total", "counter",
-			     "Streams told filter-limit: a pattern hit PCRE2's match or depth limit on a line.",
-			     LOAD(env->filter_limits));
-	if (!rc) rc = metric(b, "tailsse_http_client_errors_total", "counter",
-			     "Requests and connections that libmicrohttpd refused or lost (malformed, oversized, reset).",
-			     client_errors);
+			"Event streams connected.",
+			atomic_load(&env->nstreams));
+	if (!rc)
+		rc = metric(
+			b, "tailsse_replay_clients", "gauge",
+			"Streams that started far behind, sent from a big buffer.",
+			atomic_load(&env->nreplay));
+	if (!rc)
+		rc = metric(b, "tailsse_events_sent_total", "counter",
+			    "Events sent (lines and control events).",
+			    LOAD(env->events_sent));
+	if (!rc)
+		rc = metric(b, "tailsse_bytes_sent_total", "counter",
+			    "Bytes of event streams sent.",
+			    LOAD(env->bytes_sent));
+	if (!rc)
+		rc = metric(
+			b, "tailsse_filter_limit_total", "counter",
+			"Streams told filter-limit: a pattern hit PCRE2's match or depth limit on a line.",
+			LOAD(env->filter_limits));
+	if (!rc)
+		rc = metric(
+			b, "tailsse_http_client_errors_total", "counter",
+			"Requests and connections that libmicrohttpd refused or lost (malformed, oversized, reset).",
+			client_errors);
 	if (!rc && st) {
-		rc = metric_head(b, "tailsse_refused_total", "counter",
-				 "Requests refused at a limit: max_clients (503), max_streams_per_ip (429), a missing or wrong token (401).");
-		if (!rc) rc = ts_buf_printf(
-			b, "tailsse_refused_total{reason=\"max_clients\"} %llu\n"
-			   "tailsse_refused_total{reason=\"per_ip\"} %llu\n"
-			   "tailsse_refused_total{reason=\"auth\"} %llu\n",
-			LOAD(st->refused_max_clients), LOAD(st->refused_per_ip),
-			LOAD(st->refused_auth));
-		if (!rc) rc = metric(b, "tailsse_header_timeouts_total", "counter",
-				     "Connections closed for sending no complete request within header_timeout.",
-				     LOAD(st->header_timeouts));
-		if (!rc) rc = metric_head(b, "tailsse_reloads_total", "counter",
-					  "Config reloads (SIGHUP), applied or refused.");
-		if (!rc) rc = ts_buf_printf(
-			b, "tailsse_reloads_total{result=\"ok\"} %llu\n"
-			   "tailsse_reloads_total{result=\"failed\"} %llu\n",
-			LOAD(st->reloads_ok), LOAD(st->reloads_failed));
-		if (!rc) rc = metric(b, "tailsse_watch_errors_total", "counter",
-				     "inotify watches that could not be added (retried every second).",
-				     LOAD(st->watch_errors));
-		if (!rc) rc = metric(b, "tailsse_inotify_overflows_total", "counter",
-				     "Times the inotify queue overflowed (every log was looked at again).",
-				     LOAD(st->inotify_overflows));
-		if (!rc) rc = metric(b, "process_start_time_seconds", "gauge",
-				     "Start time of the process since the Unix epoch, in seconds.",
-				     (unsigned long long)st->start_time_s);
+		rc = metric_head(
+			b, "tailsse_refused_total", "counter",
+			"Requests refused at a limit: max_clients (503), max_streams_per_ip (429), a missing or wrong token (401).");
+		if (!rc)
+			rc = ts_buf_printf(
+				b,
+				"tailsse_refused_total{reason=\"max_clients\"} %llu\n"
+				"tailsse_refused_total{reason=\"per_ip\"} %llu\n"
+				"tailsse_refused_total{reason=\"auth\"} %llu\n",
+				LOAD(st->refused_max_clients),
+				LOAD(st->refused_per_ip),
+				LOAD(st->refused_auth));
+		if (!rc)
+			rc = metric(
+				b, "tailsse_header_timeouts_total", "counter",
+				"Connections closed for sending no complete request within header_timeout.",
+				LOAD(st->header_timeouts));
+		if (!rc)
+			rc = metric_head(
+				b, "tailsse_reloads_total", "counter",
+				"Config reloads (SIGHUP), applied or refused.");
+		if (!rc)
+			rc = ts_buf_printf(
+				b,
+				"tailsse_reloads_total{result=\"ok\"} %llu\n"
+				"tailsse_reloads_total{result=\"failed\"} %llu\n",
+				LOAD(st->reloads_ok), LOAD(st->reloads_failed));
+		if (!rc)
+			rc = metric(
+				b, "tailsse_watch_errors_total", "counter",
+				"inotify watches that could not be added (retried every second).",
+				LOAD(st->watch_errors));
+		if (!rc)
+			rc = metric(
+				b, "tailsse_inotify_overflows_total", "counter",
+				"Times the inotify queue overflowed (every log was looked at again).",
+				LOAD(st->inotify_overflows));
+		if (!rc)
+			rc = metric(
+				b, "process_start_time_seconds", "gauge",
+				"Start time of the process since the Unix epoch, in seconds.",
+				(unsigned long long)st->start_time_s);
 	}
-	if (!rc) rc = metric_head(b, "tailsse_build_info", "gauge",
-				  "The version, and whether this libmicrohttpd can serve HTTPS; always 1.");
-	if (!rc) rc = ts_buf_printf(
-		b, "tailsse_build_info{version=\"%s\",tls=\"%s\"} 1\n",
-		PACKAGE_VERSION,
-		MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES ? "yes" : "no");
+	if (!rc)
+		rc = metric_head(
+			b, "tailsse_build_info", "gauge",
+			"The version, and whether this libmicrohttpd can serve HTTPS; always 1.");
+	if (!rc)
+		rc = ts_buf_printf(
+			b, "tailsse_build_info{version=\"%s\",tls=\"%s\"} 1\n",
+			PACKAGE_VERSION,
+			MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES
+				? "yes"
+				: "no");
 	return rc;
 }
 
@@ -581,9 +633,12 @@ static int metrics_logs(struct ts_http *h, struct ts_buf *b)
 	static const struct {
 		const char *name, *type, *help;
 	} fam[] = {
-		{ "tailsse_rotations_total", "counter", "Rotations seen per log." },
-		{ "tailsse_log_size_bytes", "gauge", "Size of each log's current file." },
-		{ "tailsse_log_streams", "gauge", "Streams reading each log (a merged stream counts in each of its logs)." },
+		{ "tailsse_rotations_total", "counter",
+		  "Rotations seen per log." },
+		{ "tailsse_log_size_bytes", "gauge",
+		  "Size of each log's current file." },
+		{ "tailsse_log_streams", "gauge",
+		  "Streams reading each log (a merged stream counts in each of its logs)." },
 	};
 	int rc = 0;
 	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]) && !rc; f++) {
@@ -595,8 +650,9 @@ static int metrics_logs(struct ts_http *h, struct ts_buf *b)
 				v = ts_hub_nlinks(&log->hub);
 			} else {
 				pthread_mutex_lock(&log->lock);
-				v = f == 0 ? log->rotations
-				    : log->cur ? log->cur->size : 0;
+				v = f == 0     ? log->rotations
+				    : log->cur ? log->cur->size
+					       : 0;
 				pthread_mutex_unlock(&log->lock);
 			}
 			rc = ts_buf_printf(b, "%s{log=\"%s\"} %llu\n",
@@ -662,9 +718,8 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind,
 /* Parse the request's parameters for `kind`: 0, or an answer was queued
  * (*ret) for a bad one. */
 static int parse_request(const struct ts_http *h, struct MHD_Connection *conn,
-			 enum ts_req_kind kind,
-			 struct raw_request *raw, struct ts_request *req,
-			 enum MHD_Result *ret)
+			 enum ts_req_kind kind, struct raw_request *raw,
+			 struct ts_request *req, enum MHD_Result *ret)
 {
 	char err[TS_ERR_MAX];
 	memset(raw, 0, sizeof(*raw));
@@ -677,8 +732,8 @@ static int parse_request(const struct ts_http *h, struct MHD_Connection *conn,
 				 TS_MAX_PARAMS);
 		return -EINVAL;
 	}
-	struct ts_req_input in = { kind, raw->q, raw->nq, raw->hid,
-				   raw->hid_len, raw->nhid };
+	struct ts_req_input in = { kind,     raw->q,	   raw->nq,
+				   raw->hid, raw->hid_len, raw->nhid };
 	if (ts_request_parse(&in, req, err, sizeof(err)) != 0) {
 		*ret = send_text(h, conn, MHD_HTTP_BAD_REQUEST, "%s", err);
 		return -EINVAL;
@@ -691,7 +746,7 @@ struct pending {
 	struct MHD_Connection *conn;
 	struct ts_conn *s;
 	struct ts_start starts[TS_REQ_MAX_LOGS]; /* one per log of s */
-	int rc;             /* ts_conn_start's result */
+	int rc;					 /* ts_conn_start's result */
 	struct lines_job *lines; /* instead of a stream: /lines */
 };
 
@@ -713,9 +768,8 @@ static bool stopping_log(struct ts_log *log)
 static void start_job(void *arg)
 {
 	struct pending *p = arg;
-	p->rc = stopping_log(p->s->cur[0].log)
-			? -ESHUTDOWN
-			: ts_conn_start(p->s, p->starts);
+	p->rc = stopping_log(p->s->cur[0].log) ? -ESHUTDOWN
+					       : ts_conn_start(p->s, p->starts);
 	MHD_resume_connection(p->conn); /* the last use of p here */
 }
 
@@ -727,7 +781,7 @@ struct lines_job {
 	uint64_t n;
 	struct ts_filter *filter;
 	bool grep;
-	unsigned status;    /* the answer: status and body */
+	unsigned status; /* the answer: status and body */
 	struct ts_buf body;
 };
 
@@ -748,24 +802,29 @@ static void lines_answer(struct lines_job *j)
 	j->status = MHD_HTTP_GONE;
 	struct ts_file *f = ts_log_find_inode(j->log, j->pos.ino);
 	if (!f) {
-		ts_buf_printf(&j->body, "gone: no file of log '%s' has inode "
-			      "%llu any more\n", j->log->name,
-			      (unsigned long long)j->pos.ino);
+		ts_buf_printf(&j->body,
+			      "gone: no file of log '%s' has inode "
+			      "%llu any more\n",
+			      j->log->name, (unsigned long long)j->pos.ino);
 		return;
 	}
 	struct stat st;
 	int at = fstat(f->fd, &st) != 0 ? -errno
-		 : j->pos.off > (uint64_t)st.st_size ? -ENODATA
-		 : ts_lines_at_start(f->fd, j->pos.off);
+		 : j->pos.off > (uint64_t)st.st_size
+			 ? -ENODATA
+			 : ts_lines_at_start(f->fd, j->pos.off);
 	if (at != 1) {
-		ts_buf_printf(&j->body, "gone: %llu:%llu is not a line start "
+		ts_buf_printf(&j->body,
+			      "gone: %llu:%llu is not a line start "
 			      "of log '%s' any more\n",
 			      (unsigned long long)j->pos.ino,
 			      (unsigned long long)j->pos.off, j->log->name);
 	} else {
-		struct ts_before b = { f->fd, f->ino, j->pos.off, j->n,
-				       j->env->max_line, j->env->filters,
-				       j->filter, j->grep };
+		struct ts_before b = {
+			f->fd,	   f->ino,	     j->pos.off,
+			j->n,	   j->env->max_line, j->env->filters,
+			j->filter, j->grep
+		};
 		int rc = ts_before_json(&b, &j->body);
 		j->status = rc == 0 ? MHD_HTTP_OK
 				    : MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -811,7 +870,8 @@ static enum MHD_Result run_later(struct ts_http *h, struct pending *p,
 /* Start the stream on the worker (see run_later). */
 static enum MHD_Result start_later(struct ts_http *h,
 				   struct MHD_Connection *conn,
-				   struct ts_conn *s, const struct ts_start *starts,
+				   struct ts_conn *s,
+				   const struct ts_start *starts,
 				   void **con_cls)
 {
 	struct pending *p = calloc(1, sizeof(*p));
@@ -831,7 +891,8 @@ static enum MHD_Result queue_stream(const struct ts_http *h,
 {
 	MHD_add_response_header(r, "X-Accel-Buffering", "no");
 	/* a stream is freed with its response */
-	return answer(h, conn, MHD_HTTP_OK, r, "text/event-stream; charset=utf-8");
+	return answer(h, conn, MHD_HTTP_OK, r,
+		      "text/event-stream; charset=utf-8");
 }
 
 /* Answer with a started stream (rc: how its start went); takes it over. */
@@ -851,10 +912,13 @@ static enum MHD_Result respond_stream(struct ts_http *h,
 	}
 	ts_conn_watch_hangup(s);
 	bool replay = ts_conn_take_replay(s);
-	size_t block = replay ? TS_REPLAY_BLOCK
-			      : http10 ? TS_HTTP10_BLOCK : TS_BLOCK_SIZE;
-	struct MHD_Response *r = MHD_create_response_from_callback(
-		MHD_SIZE_UNKNOWN, block, ts_conn_read, s, ts_conn_free);
+	size_t block = replay	? TS_REPLAY_BLOCK
+		       : http10 ? TS_HTTP10_BLOCK
+				: TS_BLOCK_SIZE;
+	struct MHD_Response *r =
+		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, block,
+						  ts_conn_read, s,
+						  ts_conn_free);
 	if (!r) {
 		ts_conn_free(s);
 		return MHD_NO;
@@ -869,8 +933,8 @@ static enum MHD_Result respond_stream(struct ts_http *h,
 
 /* libmicrohttpd: a request ended; a stream whose start never got its
  * answer (the connection closed first) is freed here. */
-static void request_done(void *cls, struct MHD_Connection *conn,
-			 void **con_cls, enum MHD_RequestTerminationCode toe)
+static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
 {
 	struct ts_http *h = cls;
 	(void)toe;
@@ -888,7 +952,8 @@ static void request_done(void *cls, struct MHD_Connection *conn,
 static struct ts_start fresh_start(const struct ts_http *h,
 				   const struct ts_request *req)
 {
-	struct ts_start st = { TS_START_END, { 0, 0, false },
+	struct ts_start st = { TS_START_END,
+			       { 0, 0, false },
 			       h->cfg->backlog_default };
 	if (req->has_tail) {
 		st.kind = TS_START_TAIL;
@@ -901,10 +966,10 @@ static struct ts_start fresh_start(const struct ts_http *h,
 struct route_req {
 	struct MHD_Connection *conn;
 	const char *url;
-	struct ts_log *log;     /* routes with a log's name */
+	struct ts_log *log; /* routes with a log's name */
 	bool head;
 	void **con_cls;
-	bool http10;            /* an HTTP/1.0 request */
+	bool http10; /* an HTTP/1.0 request */
 };
 
 /* Open a stream of `n` logs starting at `starts` (a stream of one log, or
@@ -956,8 +1021,9 @@ static enum MHD_Result open_stream(struct ts_http *h,
 					  (unsigned)TS_SEND_TIMEOUT_S);
 	if (head) {
 		ts_filter_free(filter);
-		struct MHD_Response *r = MHD_create_response_from_buffer(
-			0, NULL, MHD_RESPMEM_PERSISTENT);
+		struct MHD_Response *r =
+			MHD_create_response_from_buffer(0, NULL,
+							MHD_RESPMEM_PERSISTENT);
 		if (!r)
 			return MHD_NO;
 		return queue_stream(h, conn, r);
@@ -977,7 +1043,6 @@ static enum MHD_Result open_stream(struct ts_http *h,
 				      http10);
 	return start_later(h, conn, s, starts, con_cls);
 }
-
 
 static enum MHD_Result serve_events(struct ts_http *h, struct route_req *q)
 {
@@ -1035,11 +1100,11 @@ static enum MHD_Result finish_lines(const struct ts_http *h,
 {
 	struct lines_job *j = p->lines;
 	free(p);
-	enum MHD_Result ret = send_buf(
-		h, conn, j->status,
-		j->status == MHD_HTTP_OK ? "application/json"
-					 : "text/plain; charset=utf-8",
-		&j->body);
+	enum MHD_Result ret = send_buf(h, conn, j->status,
+				       j->status == MHD_HTTP_OK
+					       ? "application/json"
+					       : "text/plain; charset=utf-8",
+				       &j->body);
 	lines_job_free(j);
 	return ret;
 }
@@ -1065,9 +1130,10 @@ static enum MHD_Result serve_lines(struct ts_http *h, struct route_req *q)
 	if (frc) {
 		free(j);
 		free(p);
-		return frc == -EINVAL ? send_text(h, q->conn, MHD_HTTP_BAD_REQUEST,
-						  "bad %s", ferr)
-				      : MHD_NO;
+		return frc == -EINVAL
+			       ? send_text(h, q->conn, MHD_HTTP_BAD_REQUEST,
+					   "bad %s", ferr)
+			       : MHD_NO;
 	}
 	ts_log_ref(q->log);
 	j->log = q->log;
@@ -1093,7 +1159,8 @@ static enum MHD_Result serve_health(struct ts_http *h, struct route_req *q)
 	struct ts_buf b = TS_BUF_INIT;
 	if (ts_buf_puts(&b, "ok\n"))
 		return MHD_NO;
-	return send_buf(h, q->conn, MHD_HTTP_OK, "text/plain; charset=utf-8", &b);
+	return send_buf(h, q->conn, MHD_HTTP_OK, "text/plain; charset=utf-8",
+			&b);
 }
 
 static enum MHD_Result route_metrics(struct ts_http *h, struct route_req *q)
@@ -1111,7 +1178,7 @@ typedef enum MHD_Result (*route_fn)(struct ts_http *h, struct route_req *q);
 /* The routes: a fixed path, or /api/logs/NAME + a suffix. */
 static const struct route {
 	const char *path;
-	const char *suffix;     /* non-NULL: path is a prefix, NAME between */
+	const char *suffix; /* non-NULL: path is a prefix, NAME between */
 	route_fn fn;
 } routes[] = {
 	{ "/healthz", NULL, serve_health },
@@ -1216,8 +1283,9 @@ static bool authorized(const struct ts_http *h, struct MHD_Connection *conn)
 	}
 	const char *q = NULL;
 	size_t ql = 0;
-	if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND,
-					  "token", 5, &q, &ql) == MHD_YES && q)
+	if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, "token",
+					  5, &q, &ql) == MHD_YES &&
+	    q)
 		ok |= same_secret(q, ql, tok, tl);
 	const char *c = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND,
 						    "tailsse_token");
@@ -1235,8 +1303,9 @@ static bool authorized(const struct ts_http *h, struct MHD_Connection *conn)
 static enum MHD_Result preflight(const struct ts_http *h,
 				 struct MHD_Connection *conn)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-		0, NULL, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(0, NULL,
+						MHD_RESPMEM_PERSISTENT);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, "Access-Control-Allow-Methods",
@@ -1327,12 +1396,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		int rc = p->rc;
 		free(p);
 		return respond_stream(h, conn, s, rc,
-				      strcmp(version, MHD_HTTP_VERSION_1_0) == 0);
+				      strcmp(version, MHD_HTTP_VERSION_1_0) ==
+					      0);
 	}
 
 	char shown[256];
-	if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 &&
-	    h->cfg->cors_origin)
+	if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 && h->cfg->cors_origin)
 		return preflight(h, conn);
 	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
@@ -1346,26 +1415,30 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	/* log data and counters need the token; /healthz and the page do
 	 * not (the page must load to ask for it) */
 	if ((strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0 ||
-	     strcmp(url, "/metrics") == 0) && !authorized(h, conn)) {
+	     strcmp(url, "/metrics") == 0) &&
+	    !authorized(h, conn)) {
 		TS_COUNT(h->ctx.stats, refused_auth);
 		return send_text(h, conn, MHD_HTTP_UNAUTHORIZED,
 				 "missing or wrong token: send it as "
 				 "Authorization: Bearer, ?token= or the "
 				 "tailsse_token cookie");
 	}
-	struct route_req q = { conn, url, NULL, head, con_cls,
-			       strcmp(version, MHD_HTTP_VERSION_1_0) == 0 };
+	struct route_req q = {
+		conn, url,     NULL,
+		head, con_cls, strcmp(version, MHD_HTTP_VERSION_1_0) == 0
+	};
 	const char *bad;
 	size_t bad_len = 0;
 	const struct route *rt = find_route(h, &q, &bad, &bad_len);
 	if (rt) {
 		enum MHD_Result ret = rt->fn(h, &q);
-		ts_log_unref(q.log); /* what the request made of it holds its own */
+		ts_log_unref(
+			q.log); /* what the request made of it holds its own */
 		return ret;
 	}
 	if (bad)
-		return send_text(h, conn, MHD_HTTP_NOT_FOUND, "unknown log '%.*s'",
-				 (int)bad_len, bad);
+		return send_text(h, conn, MHD_HTTP_NOT_FOUND,
+				 "unknown log '%.*s'", (int)bad_len, bad);
 	if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0)
 		return send_text(h, conn, MHD_HTTP_NOT_FOUND,
 				 "no such API endpoint: %s",
@@ -1430,7 +1503,8 @@ int ts_http_set_tls(struct ts_http *h, const char *cert_pem,
 		if (h->cfg->tls_cert_pem)
 			fputs("tailsse: reload: a new TLS certificate takes "
 			      "effect at the next restart (built without "
-			      "GnuTLS's headers)\n", stderr);
+			      "GnuTLS's headers)\n",
+			      stderr);
 		return 0;
 	}
 	bool changed;
@@ -1438,7 +1512,8 @@ int ts_http_set_tls(struct ts_http *h, const char *cert_pem,
 		return -1;
 	if (changed)
 		fputs("tailsse: reload: the new TLS certificate is used from "
-		      "the next connection on\n", stderr);
+		      "the next connection on\n",
+		      stderr);
 	return 0;
 }
 
@@ -1448,8 +1523,7 @@ int ts_http_set_tls(struct ts_http *h, const char *cert_pem,
 /* Start libmicrohttpd on the bound socket; HTTPS only when the config has
  * a certificate.  NULL with one line in err (libmicrohttpd's own reason
  * when it gave one). */
-static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err,
-				    size_t errlen)
+static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err, size_t errlen)
 {
 	const struct ts_config *cfg = h->cfg;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD |
@@ -1467,7 +1541,8 @@ static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err,
 	size_t n = 7;
 	if (cfg->tls_cert_pem) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			snprintf(err, errlen, "tls_cert is set, but this "
+			snprintf(err, errlen,
+				 "tls_cert is set, but this "
 				 "libmicrohttpd was built without TLS");
 			return NULL;
 		}
@@ -1476,17 +1551,20 @@ static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err,
 		if (h->tls)
 			ops[n++] = (struct MHD_OptionItem){
 				MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
-				(void *)cert_callback };
+				(void *)cert_callback
+			};
 #endif
 		if (!h->tls) {
 			ops[n++] = (struct MHD_OptionItem){
-				MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem };
+				MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem
+			};
 			ops[n++] = (struct MHD_OptionItem){
-				MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem };
+				MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem
+			};
 		}
-		ops[n++] = (struct MHD_OptionItem){
-			MHD_OPTION_HTTPS_PRIORITIES, 0,
-			(void *)TS_TLS_PRIORITIES };
+		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES,
+						    0,
+						    (void *)TS_TLS_PRIORITIES };
 	}
 	ops[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	/* what libmicrohttpd says while starting is the reason it failed */
@@ -1498,10 +1576,11 @@ static struct MHD_Daemon *start_mhd(struct ts_http *h, char *err,
 	h->starting = false;
 	if (!mhd)
 		snprintf(err, errlen, "%s: cannot start the HTTP server%s%s%s",
-			 cfg->listen, h->start_msg[0] ? ": " : "",
-			 h->start_msg,
-			 cfg->tls_cert_pem ? " (is tls_key the key of tls_cert, "
-					     "and both PEM?)" : "");
+			 cfg->listen, h->start_msg[0] ? ": " : "", h->start_msg,
+			 cfg->tls_cert_pem
+				 ? " (is tls_key the key of tls_cert, "
+				   "and both PEM?)"
+				 : "");
 	return mhd;
 }
 
@@ -1568,8 +1647,10 @@ struct ts_http *ts_http_start(const struct ts_http_ctx *ctx, char *err,
 		goto fail;
 	/* said once it runs: a start that fails says one line only */
 	if (!h->www_real)
-		fprintf(stderr, "tailsse: www directory %s: %s (static files "
-				"will be 404)\n", ctx->www, strerror(www_errno));
+		fprintf(stderr,
+			"tailsse: www directory %s: %s (static files "
+			"will be 404)\n",
+			ctx->www, strerror(www_errno));
 	return h;
 fail:
 	ts_worker_free(h->worker);

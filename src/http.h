@@ -21,11 +21,11 @@ struct ts_http;
  * copy. */
 struct ts_http_ctx {
 	const struct ts_config *cfg;
-	struct ts_registry *reg;  /* the logs served, by name */
-	struct ts_stats *stats;   /* NULL: not counted */
+	struct ts_registry *reg; /* the logs served, by name */
+	struct ts_stats *stats;	 /* NULL: not counted */
 	struct ts_stream_env *env;
-	const char *www;        /* the www directory (may not exist) */
-	int lfd;                /* listening socket from ts_http_listen */
+	const char *www; /* the www directory (may not exist) */
+	int lfd;	 /* listening socket from ts_http_listen */
 };
 
 /* Bind and listen on cfg's address.  Separate from ts_http_start so that

@@ -11,12 +11,12 @@
  * count), from 1 to 2^40. */
 #define BH_NB (41 * 4)
 static const char *const bh_names[TS_BH_N] = {
-	"line written -> wake-up", "wake-up held back (batching)",
-	"resume loop of a wake-up", "wake-up -> this stream resumed",
-	"resumed -> reader runs", "reader call (with data)",
+	"line written -> wake-up",	"wake-up held back (batching)",
+	"resume loop of a wake-up",	"wake-up -> this stream resumed",
+	"resumed -> reader runs",	"reader call (with data)",
 	"line written -> given to MHD", "reader blocked on log lock",
-	"streams resumed per wake-up",
-	"events per reader call", "reader rounds per resume",
+	"streams resumed per wake-up",	"events per reader call",
+	"reader rounds per resume",
 };
 static _Atomic uint64_t bh_b[TS_BH_N][BH_NB], bh_n[TS_BH_N], bh_max[TS_BH_N];
 static _Atomic uint64_t bh_sum[TS_BH_N];
@@ -72,8 +72,9 @@ static double bh_q(unsigned w, double q)
 	for (unsigned i = 0; i < BH_NB; i++) {
 		seen += bh_b[w][i];
 		if (seen >= (want ? want : 1))
-			return bh_low(i + 1) < (double)bh_max[w] ? bh_low(i + 1)
-								  : (double)bh_max[w];
+			return bh_low(i + 1) < (double)bh_max[w]
+				       ? bh_low(i + 1)
+				       : (double)bh_max[w];
 	}
 	return (double)bh_max[w];
 }
@@ -87,7 +88,8 @@ __attribute__((destructor)) static void bh_print(void)
 			continue;
 		bool count = w >= TS_BH_RESUMED;
 		double k = count ? 1 : 1000;
-		fprintf(stderr, "tailsse: bh %-30s n %9llu mean %9.1f p50 %9.1f "
+		fprintf(stderr,
+			"tailsse: bh %-30s n %9llu mean %9.1f p50 %9.1f "
 			"p90 %9.1f p99 %9.1f p99.9 %9.1f max %9.1f\n",
 			bh_names[w], (unsigned long long)bh_n[w],
 			(double)bh_sum[w] / (double)bh_n[w] / k,
@@ -113,8 +115,7 @@ void ts_hub_log_destroy(struct ts_hub_log *hl)
 	pthread_mutex_destroy(&hl->lock);
 }
 
-int ts_hub_conn_init(struct ts_hub_conn *hc, void (*resume)(void *),
-		     void *arg)
+int ts_hub_conn_init(struct ts_hub_conn *hc, void (*resume)(void *), void *arg)
 {
 	hc->suspended = false;
 	hc->gone = false;
@@ -216,7 +217,8 @@ void ts_hub_changed(struct ts_hub_log *hl)
 			hc->bh_resume_ns = ts_bh_now();
 			hc->bh_reads = 0;
 			bh_resumed++;
-			ts_bh_add(TS_BH_CHANGED_RESUME, hc->bh_resume_ns - bh_t0);
+			ts_bh_add(TS_BH_CHANGED_RESUME,
+				  hc->bh_resume_ns - bh_t0);
 #endif
 			hc->resume(hc->arg);
 		} else {

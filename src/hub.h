@@ -40,9 +40,9 @@ enum ts_bh {
 	TS_BH_RESUME_READ,    /* resumed -> its reader runs */
 	TS_BH_READ_COST,      /* reader call that returned data */
 	TS_BH_WRITE_READ,     /* line written -> handed to libmicrohttpd */
-	TS_BH_LOG_LOCK,       /* a reader blocked on its log's lock */
-	TS_BH_RESUMED,        /* connections resumed per wake-up (count) */
-	TS_BH_EVENTS,         /* events per reader call (count) */
+	TS_BH_LOG_LOCK,	      /* a reader blocked on its log's lock */
+	TS_BH_RESUMED,	      /* connections resumed per wake-up (count) */
+	TS_BH_EVENTS,	      /* events per reader call (count) */
 	TS_BH_READS_PER_WAKE, /* reader rounds per resume (count) */
 	TS_BH_N
 };
@@ -53,15 +53,15 @@ void ts_bh_lock(pthread_mutex_t *m, enum ts_bh which);
 #endif
 
 struct ts_hub_conn {
-	pthread_mutex_t lock;   /* protects the fields below */
-	bool suspended;         /* waiting for a change, resumable */
-	bool gone;              /* the client hung up: end the stream */
-	bool pending;           /* a log changed since the reader looked */
-	bool ping_due;          /* a heartbeat is due */
-	uint32_t woken;         /* bit i: link i's log resumed it */
+	pthread_mutex_t lock; /* protects the fields below */
+	bool suspended;	      /* waiting for a change, resumable */
+	bool gone;	      /* the client hung up: end the stream */
+	bool pending;	      /* a log changed since the reader looked */
+	bool ping_due;	      /* a heartbeat is due */
+	uint32_t woken;	      /* bit i: link i's log resumed it */
 	_Atomic int64_t last_sent_ms; /* monotonic: the last write to the client
 				 * (written by the reader without the lock) */
-	void (*resume)(void *arg); /* resumes the HTTP connection */
+	void (*resume)(void *arg);    /* resumes the HTTP connection */
 	void *arg;
 	/* the hang-up watch of its socket: hs is set once by the thread
 	 * that owns the connection; `watched` changes under hs->lock */
@@ -70,7 +70,7 @@ struct ts_hub_conn {
 	bool watched;
 #ifdef TS_BENCH_HIST
 	int64_t bh_changed_ns, bh_resume_ns; /* its last wake-up's times */
-	unsigned bh_reads;      /* reader rounds since the last resume */
+	unsigned bh_reads; /* reader rounds since the last resume */
 #endif
 };
 
@@ -106,12 +106,12 @@ struct ts_hub_log;
 struct ts_hub_link {
 	struct ts_hub_conn *conn;
 	struct ts_hub_log *log; /* NULL while not linked */
-	unsigned idx;           /* its bit in conn->woken */
+	unsigned idx;		/* its bit in conn->woken */
 	struct ts_hub_link *prev, *next;
 };
 
 struct ts_hub_log {
-	pthread_mutex_t lock;   /* protects the fields below */
+	pthread_mutex_t lock; /* protects the fields below */
 	struct ts_hub_link *links;
 	unsigned nlinks;
 	/* connections resumed by this log whose reader has not run yet: while
@@ -120,20 +120,19 @@ struct ts_hub_log {
 	 * idle_kick: a reader counts itself off without the lock, which the
 	 * watcher holds through a whole wake-up */
 	atomic_uint nwoken;
-	atomic_bool idle_kick;  /* signal kick_fd when nwoken drops to 0 */
-	_Atomic int kick_fd;    /* the watcher's eventfd, or -1 (read by
+	atomic_bool idle_kick; /* signal kick_fd when nwoken drops to 0 */
+	_Atomic int kick_fd;   /* the watcher's eventfd, or -1 (read by
 				 * readers without the lock) */
-	int64_t next_ping_ms;   /* no heartbeat is due before this */
+	int64_t next_ping_ms;  /* no heartbeat is due before this */
 #ifdef TS_BENCH_HIST
-	int64_t bh_wait_ns;     /* the watcher began to wait for a kick */
+	int64_t bh_wait_ns; /* the watcher began to wait for a kick */
 #endif
 };
 
 /* 0 or -errno. */
 int ts_hub_log_init(struct ts_hub_log *hl);
 void ts_hub_log_destroy(struct ts_hub_log *hl);
-int ts_hub_conn_init(struct ts_hub_conn *hc, void (*resume)(void *),
-		     void *arg);
+int ts_hub_conn_init(struct ts_hub_conn *hc, void (*resume)(void *), void *arg);
 void ts_hub_conn_destroy(struct ts_hub_conn *hc);
 
 /* Link / unlink a cursor's link (idx < TS_HUB_MAX_LINKS) to a log.

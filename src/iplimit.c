@@ -13,8 +13,8 @@ struct ts_ipslot {
 	bool tomb;
 };
 
-static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-					    0xff, 0xff };
+static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0,    0,
+					    0, 0, 0, 0, 0xff, 0xff };
 
 bool ts_ipaddr_from(struct ts_ipaddr *a, const struct sockaddr *sa)
 {
@@ -96,7 +96,8 @@ static struct ts_ipslot *find(const struct ts_iplimit *t,
 	if (!t->cap)
 		return NULL;
 	size_t mask = t->cap - 1;
-	for (size_t i = hash(a) & mask, k = 0; k < t->cap; i = (i + 1) & mask, k++) {
+	for (size_t i = hash(a) & mask, k = 0; k < t->cap;
+	     i = (i + 1) & mask, k++) {
 		struct ts_ipslot *s = &t->slots[i];
 		if (s->count == 0 && !s->tomb)
 			return NULL;
@@ -170,8 +171,7 @@ void ts_iplimit_give(struct ts_iplimit *t, const struct ts_ipaddr *a)
 	}
 }
 
-unsigned ts_iplimit_count(const struct ts_iplimit *t,
-			  const struct ts_ipaddr *a)
+unsigned ts_iplimit_count(const struct ts_iplimit *t, const struct ts_ipaddr *a)
 {
 	const struct ts_ipslot *s = find(t, a);
 	return s ? s->count : 0;

@@ -33,10 +33,10 @@ int ts_lines_tail(int fd, uint64_t size, uint64_t n, uint64_t *start,
 		return -ENOMEM;
 
 	int rc = 0;
-	uint64_t pos = size;   /* blk holds [pos, pos + got) */
+	uint64_t pos = size; /* blk holds [pos, pos + got) */
 	bool have_end = false;
 	uint64_t e = 0;
-	uint64_t seen = 0;     /* newlines found before e */
+	uint64_t seen = 0; /* newlines found before e */
 
 	*start = *end = 0;
 	while (pos > 0) {
@@ -53,7 +53,8 @@ int ts_lines_tail(int fd, uint64_t size, uint64_t n, uint64_t *start,
 			}
 			goto out;
 		}
-		size_t want = pos < TS_LINES_BLOCK ? (size_t)pos : TS_LINES_BLOCK;
+		size_t want = pos < TS_LINES_BLOCK ? (size_t)pos
+						   : TS_LINES_BLOCK;
 		pos -= want;
 		size_t got = 0;
 		while (got < want) {

@@ -263,7 +263,8 @@ static void set_mark(struct ts_file *f)
 	if (f->mark_len == 0)
 		return;
 	if (f->nhist == TS_HIST) {
-		memmove(f->hist, f->hist + 1, (TS_HIST - 1) * sizeof(f->hist[0]));
+		memmove(f->hist, f->hist + 1,
+			(TS_HIST - 1) * sizeof(f->hist[0]));
 		f->nhist--;
 	}
 	struct ts_mark *m = &f->hist[f->nhist++];
@@ -361,8 +362,8 @@ static void detach_cur(struct ts_log *log, uint64_t size, bool moved)
 	struct stat st;
 	file_mark(f, &m);
 	seen_put_locked(log, f->dev, f->ino, &m);
-	log->gone = (struct ts_gone){ true, moved, f->dev, f->ino, 0,
-				      f->attach_rt_ns };
+	log->gone = (struct ts_gone){ true,   moved, f->dev,
+				      f->ino, 0,     f->attach_rt_ns };
 	if (fstat(f->fd, &st) == 0)
 		log->gone.mtime_ns = mtime_ns(&st);
 	log->last_gen = f;
@@ -424,8 +425,8 @@ static int dcache_refresh(struct ts_log *log)
 			ino = (uint64_t)st.st_ino;
 		if (log->ndcache == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
-			struct ts_dent *p = realloc(log->dcache,
-						    ncap * sizeof(*p));
+			struct ts_dent *p =
+				realloc(log->dcache, ncap * sizeof(*p));
 			if (!p) {
 				rc = -ENOMEM;
 				break;
@@ -438,8 +439,8 @@ static int dcache_refresh(struct ts_log *log)
 			rc = -ENOMEM;
 			break;
 		}
-		log->dcache[log->ndcache++] = (struct ts_dent){ name, ino,
-								by_name };
+		log->dcache[log->ndcache++] =
+			(struct ts_dent){ name, ino, by_name };
 	}
 	closedir(d);
 	if (rc) {
@@ -469,8 +470,9 @@ static int open_dent(struct ts_log *log, int dfd, const struct ts_dent *e,
 		  (uint64_t)st->st_ino == e->ino;
 	if (ok && !e->by_name) {
 		pthread_mutex_lock(&log->lock);
-		const struct ts_seen *sn = seen_find_locked(
-			log, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+		const struct ts_seen *sn =
+			seen_find_locked(log, (uint64_t)st->st_dev,
+					 (uint64_t)st->st_ino);
 		struct ts_mark m;
 		if (sn)
 			m = sn->m;
@@ -629,8 +631,9 @@ static void splice_locked(struct ts_log *log, struct ts_file *prev,
 	struct ts_file *p = prev;
 	size_t i = 0;
 	for (; i < n && p; i++) {
-		struct ts_file *have = open_gen_locked(
-			log, (uint64_t)g[i].st.st_dev, (uint64_t)g[i].st.st_ino);
+		struct ts_file *have =
+			open_gen_locked(log, (uint64_t)g[i].st.st_dev,
+					(uint64_t)g[i].st.st_ino);
 		if (have) {
 			if (!leads_to_locked(have, p)) {
 				ts_file_ref(have);
@@ -668,10 +671,10 @@ static void link_after(struct ts_log *log, struct ts_file *prev,
 {
 	struct found g[TS_CHAIN_MAX];
 	int64_t after = gone->mtime_ns > gone->attach_rt_ns
-				? gone->mtime_ns : gone->attach_rt_ns;
-	size_t n = newer_generations(log, after, gone->ino,
-				     cur ? cur->ino : 0, true, g,
-				     TS_CHAIN_MAX);
+				? gone->mtime_ns
+				: gone->attach_rt_ns;
+	size_t n = newer_generations(log, after, gone->ino, cur ? cur->ino : 0,
+				     true, g, TS_CHAIN_MAX);
 	pthread_mutex_lock(&log->lock);
 	log->rotations += n;
 	for (size_t i = 0; i < n; i++) {
@@ -736,7 +739,8 @@ static void new_generation_locked(struct ts_log *log, struct pending_link *pl)
 	pl->gone = log->gone;
 	log->gone.moved = false;
 	pl->prev = log->last_gen && log->last_gen->ino == pl->gone.ino
-			   ? log->last_gen : NULL;
+			   ? log->last_gen
+			   : NULL;
 	if (pl->prev) {
 		ts_file_ref(pl->prev);
 		pl->prev->succ_pending = true;
@@ -747,9 +751,8 @@ static void new_generation_locked(struct ts_log *log, struct pending_link *pl)
 }
 
 /* Apply a change to the log.  Caller holds the lock. */
-static enum ts_change apply_change_locked(struct ts_log *log,
-					  enum ts_change ch, uint64_t fd_size,
-					  int stat_errno,
+static enum ts_change apply_change_locked(struct ts_log *log, enum ts_change ch,
+					  uint64_t fd_size, int stat_errno,
 					  struct pending_link *pl)
 {
 	struct ts_file *cur = log->cur;
@@ -855,8 +858,7 @@ enum ts_change ts_log_check(struct ts_log *log)
 /* Put a file found beside the path into the log's list, unless the same
  * inode got there meanwhile (then that one is returned, referenced, and
  * *added is false). */
-static struct ts_file *adopt(struct ts_log *log, struct ts_file *f,
-			     bool *added)
+static struct ts_file *adopt(struct ts_log *log, struct ts_file *f, bool *added)
 {
 	*added = false;
 	pthread_mutex_lock(&log->lock);
@@ -917,8 +919,8 @@ static void chain_newer(struct ts_log *log, struct ts_file *f)
 	pthread_mutex_lock(&log->lock);
 	uint64_t cur_ino = log->cur ? log->cur->ino : 0;
 	pthread_mutex_unlock(&log->lock);
-	size_t n = newer_generations(log, mtime_ns(&st), f->ino, cur_ino,
-				     false, g, TS_CHAIN_MAX);
+	size_t n = newer_generations(log, mtime_ns(&st), f->ino, cur_ino, false,
+				     g, TS_CHAIN_MAX);
 	pthread_mutex_lock(&log->lock);
 	if (!f->succ)
 		splice_locked(log, f, g, n, log->cur);
@@ -953,12 +955,12 @@ struct ts_file *ts_log_find_inode(struct ts_log *log, uint64_t ino)
 }
 
 struct copy_want {
-	uint64_t ino;        /* the truncated file: not its own copy */
+	uint64_t ino;		   /* the truncated file: not its own copy */
 	struct ts_mark m[TS_HIST]; /* what its old content ended with */
 	unsigned n;
 	unsigned char head[TS_MARK_LEN]; /* ... and began with */
 	size_t head_len;
-	uint64_t off;        /* the position to resume at */
+	uint64_t off; /* the position to resume at */
 };
 
 /* A copy holds the old content up to one of its remembered sizes at least

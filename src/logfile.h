@@ -40,13 +40,13 @@ struct ts_mark {
 
 struct ts_file {
 	int fd;
-	uint64_t serial;        /* unique among the log's generations, ever */
+	uint64_t serial; /* unique among the log's generations, ever */
 	uint64_t dev, ino;
-	uint64_t size;          /* (L) size at the last check */
-	uint64_t trunc_seq;     /* (L) bumped each time the file shrank */
-	bool detached;          /* (L) no longer the file at the path */
-	int64_t detached_ms;    /* (L) monotonic time it was detached */
-	uint64_t nlink;         /* (L) 0 once deleted */
+	uint64_t size;	     /* (L) size at the last check */
+	uint64_t trunc_seq;  /* (L) bumped each time the file shrank */
+	bool detached;	     /* (L) no longer the file at the path */
+	int64_t detached_ms; /* (L) monotonic time it was detached */
+	uint64_t nlink;	     /* (L) 0 once deleted */
 	/* (L) the last bytes before `size`: if they change while the file
 	 * grows, it was truncated and rewritten between two looks */
 	unsigned char mark[TS_MARK_LEN];
@@ -63,9 +63,9 @@ struct ts_file {
 	 * (lines that end alike) */
 	unsigned char head[TS_MARK_LEN], pre_head[TS_MARK_LEN];
 	size_t head_len, pre_head_len;
-	unsigned refs;          /* (L) streams reading it, +1 while `cur`,
+	unsigned refs;	      /* (L) streams reading it, +1 while `cur`,
 				 * +1 while it is another one's `succ` */
-	struct ts_file *next;   /* (L) the log's list of generations */
+	struct ts_file *next; /* (L) the log's list of generations */
 	/* (L) the generation that came after this one at the path, with a
 	 * reference: a stream that ends this file goes on there, so that a
 	 * stream behind by several rotations reads every generation in
@@ -74,7 +74,7 @@ struct ts_file {
 	/* (L) the watcher is looking for generations that came and went
 	 * between this one and the next: streams at its end wait */
 	bool succ_pending;
-	int64_t attach_rt_ns;   /* wall clock when it became the file at the
+	int64_t attach_rt_ns; /* wall clock when it became the file at the
 				 * path; 0 when found beside it */
 };
 
@@ -90,9 +90,9 @@ struct ts_seen {
 /* The last generation that left the path (renamed or deleted). */
 struct ts_gone {
 	bool valid;
-	bool moved;             /* renamed away, not deleted */
+	bool moved; /* renamed away, not deleted */
 	uint64_t dev, ino;
-	int64_t mtime_ns;       /* its last write */
+	int64_t mtime_ns; /* its last write */
 	int64_t attach_rt_ns;
 };
 
@@ -100,17 +100,17 @@ struct ts_gone {
 struct ts_dent {
 	char *name;
 	uint64_t ino;
-	bool by_name;           /* named like a rotated generation */
+	bool by_name; /* named like a rotated generation */
 };
 
 /* What ts_log_decide() concluded from one look at a log. */
 enum ts_change {
 	TS_UNCHANGED,
-	TS_GROWN,       /* same file, larger */
-	TS_TRUNCATED,   /* same file, smaller than before */
-	TS_ROTATED,     /* another file is now at the path */
-	TS_DELETED,     /* nothing is at the path any more */
-	TS_CREATED,     /* a file appeared where there was none */
+	TS_GROWN,     /* same file, larger */
+	TS_TRUNCATED, /* same file, smaller than before */
+	TS_ROTATED,   /* another file is now at the path */
+	TS_DELETED,   /* nothing is at the path any more */
+	TS_CREATED,   /* a file appeared where there was none */
 };
 
 /* One observation of a file: exists, identity, size. */
@@ -129,13 +129,13 @@ struct ts_log {
 	char name[TS_NAME_MAX + 1];
 	char *path;
 	pthread_mutex_t lock;
-	struct ts_file *cur;        /* (L) NULL while the path has no file */
-	struct ts_file *files;      /* (L) all open generations, cur included */
-	struct ts_hub_log hub;      /* the cursors reading it, and waking them */
-	int open_errno;             /* (L) why the path could not be opened */
-	uint64_t rotations;         /* (L) count, for metrics */
-	uint64_t serials;           /* (L) the last ts_file serial given */
-	bool stopping;              /* (L) the daemon is shutting down */
+	struct ts_file *cur;   /* (L) NULL while the path has no file */
+	struct ts_file *files; /* (L) all open generations, cur included */
+	struct ts_hub_log hub; /* the cursors reading it, and waking them */
+	int open_errno;	       /* (L) why the path could not be opened */
+	uint64_t rotations;    /* (L) count, for metrics */
+	uint64_t serials;      /* (L) the last ts_file serial given */
+	bool stopping;	       /* (L) the daemon is shutting down */
 	/* (L) taken out of the config by a reload: its streams send what is
 	 * left, a `reset` `deleted`, and end */
 	bool removed;
@@ -147,12 +147,12 @@ struct ts_log {
 	 * caches keyed by log (cursor.c's frame cache) */
 	int64_t born_ns;
 	struct ts_seen seen[TS_SEEN]; /* (L) a ring of generations seen */
-	unsigned nseen, seen_next;  /* (L) */
-	struct ts_gone gone;        /* (L) */
-	struct ts_file *last_gen;   /* (L) the generation that left the path
+	unsigned nseen, seen_next;    /* (L) */
+	struct ts_gone gone;	      /* (L) */
+	struct ts_file *last_gen;     /* (L) the generation that left the path
 				     * last, while it is open (no reference) */
-	char *dir;                  /* the path's directory */
-	const char *base;           /* the path's file name, in `path` */
+	char *dir;		      /* the path's directory */
+	const char *base;	      /* the path's file name, in `path` */
 	/* The directory's candidates for generations, cached while the
 	 * directory's modification time and dir_seq (bumped by the watcher on
 	 * each event there, and when the seen list changes) stay the same,
@@ -165,8 +165,8 @@ struct ts_log {
 	bool dcache_valid;
 	int64_t dcache_ms;
 	uint64_t dcache_seq;
-	int64_t dcache_mtime_ns;    /* the directory's, when listed */
-	int64_t dcache_rt_ns;       /* wall clock of the listing */
+	int64_t dcache_mtime_ns; /* the directory's, when listed */
+	int64_t dcache_rt_ns;	 /* wall clock of the listing */
 	_Atomic uint64_t dir_seq;
 };
 

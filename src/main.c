@@ -24,20 +24,20 @@
 
 /* The daemon's one top-level context: everything else hangs off it. */
 struct ts_daemon {
-	struct ts_config cfg;   /* in force: the start's, then each reload's */
-	const char *cfile;      /* -c, read again on SIGHUP; NULL: none */
+	struct ts_config cfg;	/* in force: the start's, then each reload's */
+	const char *cfile;	/* -c, read again on SIGHUP; NULL: none */
 	const char *listen_arg; /* -l, over the file's listen */
-	char **args;            /* command-line logs, added to the file's */
+	char **args;		/* command-line logs, added to the file's */
 	int nargs;
 	struct ts_registry reg;
 	bool reg_ready;
 	struct ts_stats stats;
 	struct ts_stream_env env;
 	bool env_ready;
-	struct ts_hub_hangups hangups;  /* epfd -1 until set up */
+	struct ts_hub_hangups hangups; /* epfd -1 until set up */
 	struct ts_watch *watch;
 	struct ts_http *http;
-	int lfd;        /* bound, not yet handed to ts_http_start; else -1 */
+	int lfd; /* bound, not yet handed to ts_http_start; else -1 */
 };
 
 static void usage(FILE *f)
@@ -46,9 +46,11 @@ static void usage(FILE *f)
 	      "Stream log files to browsers as Server-Sent Events.\n"
 	      "\n"
 	      "  -c, --config FILE     read the config file FILE\n"
-	      "  -l, --listen ADDR:PORT  listen there (default " TS_DEFAULT_LISTEN ";\n"
+	      "  -l, --listen ADDR:PORT  listen there (default " TS_DEFAULT_LISTEN
+	      ";\n"
 	      "                        [::1]:PORT for IPv6, :PORT for all interfaces)\n"
-	      "  -w, --www DIR         serve the viewer from DIR (default " TS_WWWDIR ")\n"
+	      "  -w, --www DIR         serve the viewer from DIR (default " TS_WWWDIR
+	      ")\n"
 	      "      --check-config    validate the configuration and exit (0 ok, 1 bad)\n"
 	      "  -h, --help            show this help and exit\n"
 	      "  -V, --version         show the version and exit\n"
@@ -69,8 +71,9 @@ static void raise_fd_limit(const struct ts_config *cfg, size_t nlogs)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
-		fprintf(stderr, "tailsse: warning: open-file limit %llu is below "
-				"max_clients + logs (%llu): raise it (LimitNOFILE=)\n",
+		fprintf(stderr,
+			"tailsse: warning: open-file limit %llu is below "
+			"max_clients + logs (%llu): raise it (LimitNOFILE=)\n",
 			(unsigned long long)rl.rlim_cur,
 			(unsigned long long)want);
 }
@@ -106,8 +109,10 @@ static int read_secrets(struct ts_config *cfg, const struct ts_config *running,
 	int rc = ts_config_read_token(cfg, err, errlen);
 	if (rc == -EACCES && running && running->token &&
 	    same_path(cfg->token_file, running->token_file)) {
-		fprintf(stderr, "tailsse: reload: %s; the token read before "
-				"stays\n", err);
+		fprintf(stderr,
+			"tailsse: reload: %s; the token read before "
+			"stays\n",
+			err);
 		cfg->token = strdup(running->token);
 		rc = cfg->token ? 0 : -ENOMEM;
 		if (rc)
@@ -119,8 +124,10 @@ static int read_secrets(struct ts_config *cfg, const struct ts_config *running,
 	if (rc == -EACCES && running && running->tls_cert_pem &&
 	    same_path(cfg->tls_cert, running->tls_cert) &&
 	    same_path(cfg->tls_key, running->tls_key)) {
-		fprintf(stderr, "tailsse: reload: %s; the certificate and key "
-				"read before stay\n", err);
+		fprintf(stderr,
+			"tailsse: reload: %s; the certificate and key "
+			"read before stay\n",
+			err);
 		free(cfg->tls_cert_pem);
 		free(cfg->tls_key_pem);
 		cfg->tls_cert_pem = strdup(running->tls_cert_pem);
@@ -159,7 +166,8 @@ static int load_config(struct ts_config *cfg, const struct ts_config *running,
 			return -1;
 	}
 	if (cfg->nlogs == 0) {
-		snprintf(err, errlen, "no logs to follow: give NAME=PATH "
+		snprintf(err, errlen,
+			 "no logs to follow: give NAME=PATH "
 			 "or PATH arguments, or [log NAME] sections in -c FILE");
 		return -1;
 	}
@@ -176,7 +184,8 @@ static int bind_and_drop(struct ts_daemon *d, char *err, size_t errlen)
 		return -1;
 	if (!d->cfg.user && geteuid() == 0)
 		fputs("tailsse: warning: running as root; set user = in "
-		      "[server] to drop privileges\n", stderr);
+		      "[server] to drop privileges\n",
+		      stderr);
 	if (ts_priv_drop(d->cfg.user, err, errlen) != 0)
 		return -1;
 	return 0;
@@ -185,8 +194,7 @@ static int bind_and_drop(struct ts_daemon *d, char *err, size_t errlen)
 /* Start order: bind, drop privileges, only then open the logs (the
  * watcher) and serve.  0, or -1 with one line in err; d is freed by the
  * caller either way. */
-static int start(struct ts_daemon *d, const char *www, char *err,
-		 size_t errlen)
+static int start(struct ts_daemon *d, const char *www, char *err, size_t errlen)
 {
 	raise_fd_limit(&d->cfg, d->cfg.nlogs);
 	if (bind_and_drop(d, err, errlen) != 0)
@@ -228,8 +236,8 @@ static int start(struct ts_daemon *d, const char *www, char *err,
 		return -1;
 	ts_watch_set_hangups(d->watch, &d->hangups);
 	ts_watch_set_stats(d->watch, &d->stats);
-	struct ts_http_ctx hctx = { &d->cfg, &d->reg, &d->stats, &d->env, www,
-				    d->lfd };
+	struct ts_http_ctx hctx = { &d->cfg, &d->reg, &d->stats,
+				    &d->env, www,     d->lfd };
 	d->lfd = -1; /* the server's now, even if it fails to start */
 	d->http = ts_http_start(&hctx, err, errlen);
 	if (!d->http)
@@ -280,13 +288,15 @@ static void keep_restart_keys(const struct ts_config *cur,
 		fprintf(stderr, "tailsse: reload: conn_memory changed: %s\n",
 			later);
 	if (cur->max_line != next->max_line)
-		fprintf(stderr, "tailsse: reload: max_line changed: %s\n", later);
+		fprintf(stderr, "tailsse: reload: max_line changed: %s\n",
+			later);
 	if (cur->retry_ms != next->retry_ms)
 		fprintf(stderr, "tailsse: reload: retry changed: %s\n", later);
 	if (!cur->tls_cert_pem != !next->tls_cert_pem)
 		fprintf(stderr, "tailsse: reload: %s: %s\n",
 			cur->tls_cert_pem ? "tls_cert and tls_key removed"
-					  : "tls_cert and tls_key set", later);
+					  : "tls_cert and tls_key set",
+			later);
 	next->conn_memory = cur->conn_memory;
 	next->max_line = cur->max_line;
 	next->retry_ms = cur->retry_ms;
@@ -295,17 +305,18 @@ static void keep_restart_keys(const struct ts_config *cur,
 /* Is the log `log` the [log] `lc` (same name, same path)? */
 static bool same_log(const struct ts_log *log, const struct ts_log_conf *lc)
 {
-	return strcmp(log->name, lc->name) == 0 && strcmp(log->path, lc->path) == 0;
+	return strcmp(log->name, lc->name) == 0 &&
+	       strcmp(log->path, lc->path) == 0;
 }
 
 /* What a reload does to the logs.  Every pointer in logs and gone holds a
  * reference; add points into logs. */
 struct log_diff {
-	struct ts_log **logs;   /* next's, in its order */
+	struct ts_log **logs; /* next's, in its order */
 	size_t nlogs;
-	struct ts_log **add;    /* the new ones among them */
+	struct ts_log **add; /* the new ones among them */
 	size_t nadd;
-	struct ts_log **gone;   /* the running ones that do not stay */
+	struct ts_log **gone; /* the running ones that do not stay */
 	size_t ngone;
 };
 
@@ -342,7 +353,8 @@ static int diff_logs(struct ts_daemon *d, const struct ts_config *next,
 			}
 		}
 		if (!log) {
-			log = ts_log_new(next->logs[i].name, next->logs[i].path);
+			log = ts_log_new(next->logs[i].name,
+					 next->logs[i].path);
 			if (!log) {
 				rc = -ENOMEM;
 				break;
@@ -368,13 +380,16 @@ static void say_reload(const struct ts_daemon *d, const struct log_diff *df)
 {
 	char what[1024] = "";
 	size_t len = 0;
-	for (size_t i = 0; i < df->nadd + df->ngone && len < sizeof(what); i++) {
+	for (size_t i = 0; i < df->nadd + df->ngone && len < sizeof(what);
+	     i++) {
 		bool add = i < df->nadd;
 		const struct ts_log *log = add ? df->add[i]
 					       : df->gone[i - df->nadd];
 		bool first = i == 0 || i == df->nadd;
 		int n = snprintf(what + len, sizeof(what) - len, "%s%s",
-				 !first ? ", " : add ? "; added: " : "; removed: ",
+				 !first ? ", "
+				 : add	? "; added: "
+					: "; removed: ",
 				 log->name);
 		if (n < 0)
 			break;
@@ -400,8 +415,8 @@ static int read_next(struct ts_daemon *d, struct ts_config *next, char *err,
 		return -1;
 	keep_restart_keys(&d->cfg, next);
 	/* a new certificate is checked before anything changes */
-	if (ts_http_set_tls(d->http, next->tls_cert_pem, next->tls_key_pem,
-			    err, errlen) != 0)
+	if (ts_http_set_tls(d->http, next->tls_cert_pem, next->tls_key_pem, err,
+			    errlen) != 0)
 		return -1;
 	return 0;
 }
@@ -421,17 +436,21 @@ static void reload(struct ts_daemon *d)
 		rc = -1;
 	}
 	if (rc != 0) {
-		fprintf(stderr, "tailsse: reload refused: %s; the running "
-				"config stays\n", err);
+		fprintf(stderr,
+			"tailsse: reload refused: %s; the running "
+			"config stays\n",
+			err);
 		atomic_fetch_add(&d->stats.reloads_failed, 1);
 		ts_config_free(&next);
 		return;
 	}
-	if (ts_watch_update(d->watch, df.add, df.nadd, df.gone, df.ngone) != 0 ||
+	if (ts_watch_update(d->watch, df.add, df.nadd, df.gone, df.ngone) !=
+		    0 ||
 	    ts_registry_set(&d->reg, df.logs, df.nlogs) != 0 ||
 	    ts_http_reconfigure(d->http, &next) != 0)
 		fputs("tailsse: reload: out of memory: some changes may not "
-		      "apply\n", stderr);
+		      "apply\n",
+		      stderr);
 	for (size_t i = 0; i < df.ngone; i++)
 		ts_log_retire(df.gone[i]);
 	ts_watch_set_heartbeat(d->watch, next.heartbeat);
@@ -481,13 +500,27 @@ int main(int argc, char **argv)
 	d.lfd = -1;
 	while ((c = getopt_long(argc, argv, "c:l:w:hV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': cfile = optarg; break;
-		case 'l': listen = optarg; break;
-		case 'w': www = optarg; break;
-		case 'C': check = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': puts("tailsse " PACKAGE_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			cfile = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'w':
+			www = optarg;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			puts("tailsse " PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 

@@ -15,7 +15,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-
 /* The ids of `user`.  getpwnam(3) rather than getpwnam_r: main calls this
  * before any other thread exists, so its static result is safe. */
 static int lookup(const char *user, uid_t *uid, gid_t *gid, char *err,
@@ -37,16 +36,19 @@ static int lookup(const char *user, uid_t *uid, gid_t *gid, char *err,
 		 * on the NSS module (getpwnam(3)). */
 		if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF ||
 		    e == EPERM) {
-			ts_config_err(err, errlen, "user = %s: no such user", user);
+			ts_config_err(err, errlen, "user = %s: no such user",
+				      user);
 			return -ENOENT;
 		}
-		ts_config_err(err, errlen, "user = %s: cannot look it up: %s", user,
-		    strerror(e));
+		ts_config_err(err, errlen, "user = %s: cannot look it up: %s",
+			      user, strerror(e));
 		return -e;
 	}
 	if (pw->pw_uid == 0) {
-		ts_config_err(err, errlen, "user = %s: that is root (uid 0), nothing "
-		    "would be dropped: name an unprivileged user", user);
+		ts_config_err(err, errlen,
+			      "user = %s: that is root (uid 0), nothing "
+			      "would be dropped: name an unprivileged user",
+			      user);
 		return -EINVAL;
 	}
 	*uid = pw->pw_uid;
@@ -77,14 +79,18 @@ static int verify(const char *user, uid_t uid, gid_t gid, char *err,
 	    getresgid(&rgid, &egid, &sgid) != 0) {
 		int e = errno;
 
-		ts_config_err(err, errlen, "user = %s: cannot read the ids after the "
-		    "switch: %s", user, strerror(e));
+		ts_config_err(err, errlen,
+			      "user = %s: cannot read the ids after the "
+			      "switch: %s",
+			      user, strerror(e));
 		return -e;
 	}
 	if (ruid != uid || euid != uid || suid != uid || rgid != gid ||
 	    egid != gid || sgid != gid || setuid(0) == 0 || seteuid(0) == 0) {
-		ts_config_err(err, errlen, "user = %s: root could still be regained "
-		    "after switching to it: refusing to run", user);
+		ts_config_err(err, errlen,
+			      "user = %s: root could still be regained "
+			      "after switching to it: refusing to run",
+			      user);
 		return -EPERM;
 	}
 	return 0;
@@ -106,8 +112,10 @@ int ts_priv_drop(const char *user, char *err, size_t errlen)
 		 * drop, and nothing we could do as anyone else. */
 		if (geteuid() == uid && getuid() == uid)
 			return 0;
-		ts_config_err(err, errlen, "user = %s: not running as root, cannot "
-		    "switch users", user);
+		ts_config_err(err, errlen,
+			      "user = %s: not running as root, cannot "
+			      "switch users",
+			      user);
 		return -EPERM;
 	}
 	/* Groups first: once the uid is gone, so is the right to set them.
@@ -116,19 +124,19 @@ int ts_priv_drop(const char *user, char *err, size_t errlen)
 	if (initgroups(user, gid) != 0) {
 		rc = -errno;
 		ts_config_err(err, errlen, "user = %s: initgroups: %s", user,
-		    strerror(-rc));
+			      strerror(-rc));
 		return rc;
 	}
 	if (setgid(gid) != 0) {
 		rc = -errno;
 		ts_config_err(err, errlen, "user = %s: setgid(%lu): %s", user,
-		    (unsigned long)gid, strerror(-rc));
+			      (unsigned long)gid, strerror(-rc));
 		return rc;
 	}
 	if (setuid(uid) != 0) {
 		rc = -errno;
 		ts_config_err(err, errlen, "user = %s: setuid(%lu): %s", user,
-		    (unsigned long)uid, strerror(-rc));
+			      (unsigned long)uid, strerror(-rc));
 		return rc;
 	}
 	return verify(user, uid, gid, err, errlen);

@@ -27,7 +27,8 @@ struct ts_log *ts_registry_find(struct ts_registry *r, const char *name,
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < r->n && !found; i++) {
 		struct ts_log *log = r->logs[i];
-		if (strlen(log->name) == len && memcmp(log->name, name, len) == 0) {
+		if (strlen(log->name) == len &&
+		    memcmp(log->name, name, len) == 0) {
 			ts_log_ref(log);
 			found = log;
 		}
@@ -67,8 +68,7 @@ void ts_registry_put_list(struct ts_log **logs, size_t n)
 	free(logs);
 }
 
-int ts_registry_set(struct ts_registry *r, struct ts_log *const *logs,
-		    size_t n)
+int ts_registry_set(struct ts_registry *r, struct ts_log *const *logs, size_t n)
 {
 	struct ts_log **next = copy_refs(logs, n);
 	if (n && !next)

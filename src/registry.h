@@ -13,8 +13,8 @@
 #include "logfile.h"
 
 struct ts_registry {
-	pthread_mutex_t lock;   /* protects the two below */
-	struct ts_log **logs;   /* each with a reference of the registry's */
+	pthread_mutex_t lock; /* protects the two below */
+	struct ts_log **logs; /* each with a reference of the registry's */
 	size_t n;
 };
 

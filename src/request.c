@@ -67,8 +67,9 @@ struct slice {
 	size_t len;
 };
 
-__attribute__((format(printf, 3, 4)))
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void fail_msg(char *err,
+							   size_t errlen,
+							   const char *fmt, ...)
 {
 	if (err && errlen > 0) {
 		va_list ap;
@@ -150,31 +151,36 @@ static int cursor_entry(const char *s, size_t len, size_t no,
 {
 	char buf[SHOWN_SIZE];
 	if (len == 0)
-		return fail(err, errlen, "bad %s: " CURSOR_SYNTAX
-			    " (entry %zu is empty)", what, no);
+		return fail(err, errlen,
+			    "bad %s: " CURSOR_SYNTAX " (entry %zu is empty)",
+			    what, no);
 	const char *eq = memchr(s, '=', len);
 	if (!eq)
-		return fail(err, errlen, "bad %s: " CURSOR_SYNTAX
-			    " (entry %zu has no '=')", what, no);
+		return fail(err, errlen,
+			    "bad %s: " CURSOR_SYNTAX " (entry %zu has no '=')",
+			    what, no);
 	struct slice name = { s, (size_t)(eq - s) };
 	if (!ts_config_valid_name(name.s, name.len))
-		return fail(err, errlen, "bad %s: " CURSOR_SYNTAX
-			    " (entry %zu: '%s' is not a log name)", what, no,
-			    shown(name.s, name.len, buf));
+		return fail(err, errlen,
+			    "bad %s: " CURSOR_SYNTAX
+			    " (entry %zu: '%s' is not a log name)",
+			    what, no, shown(name.s, name.len, buf));
 	for (size_t i = 0; i < nnames; i++) {
 		if (names[i].len == name.len &&
 		    memcmp(names[i].s, name.s, name.len) == 0)
-			return fail(err, errlen, "bad %s: " CURSOR_SYNTAX
-				    " (entry %zu: '%s' is in it twice)", what,
-				    no, shown(name.s, name.len, buf));
+			return fail(err, errlen,
+				    "bad %s: " CURSOR_SYNTAX
+				    " (entry %zu: '%s' is in it twice)",
+				    what, no, shown(name.s, name.len, buf));
 	}
 	names[nnames] = name;
 	struct ts_pos p;
 	if (ts_sse_parse_id_n(eq + 1, len - name.len - 1, &p) != 0 ||
 	    !p.has_ino)
-		return fail(err, errlen, "bad %s: " CURSOR_SYNTAX
-			    " (entry %zu: '%s' is not at INODE:OFFSET)", what,
-			    no, shown(name.s, name.len, buf));
+		return fail(err, errlen,
+			    "bad %s: " CURSOR_SYNTAX
+			    " (entry %zu: '%s' is not at INODE:OFFSET)",
+			    what, no, shown(name.s, name.len, buf));
 	for (size_t i = 0; i < req->nlogs; i++) {
 		if (req->log_len[i] == name.len &&
 		    memcmp(req->log[i], name.s, name.len) == 0) {
@@ -203,13 +209,14 @@ static int cursor_parse(const char *s, size_t len, const struct ts_request *req,
 	}
 	const char *end = s + len;
 	for (const char *e = s;; e++) {
-		const char *comma =
-			e < end ? memchr(e, ',', (size_t)(end - e)) : NULL;
+		const char *comma = e < end ? memchr(e, ',', (size_t)(end - e))
+					    : NULL;
 		const char *stop = comma ? comma : end;
 		if (no == TS_REQ_CURSOR_MAX)
-			return fail(err, errlen, "bad %s: " CURSOR_SYNTAX
-				    " (more than %d entries)", what,
-				    TS_REQ_CURSOR_MAX);
+			return fail(err, errlen,
+				    "bad %s: " CURSOR_SYNTAX
+				    " (more than %d entries)",
+				    what, TS_REQ_CURSOR_MAX);
 		int rc = cursor_entry(e, (size_t)(stop - e), no + 1, names, no,
 				      req, p, got, what, err, errlen);
 		if (rc)
@@ -234,8 +241,8 @@ int ts_request_parse_cursor(const char *s, size_t len, struct ts_request *req,
 	if (req->nlogs > TS_REQ_MAX_LOGS)
 		return fail(err, errlen, "bad log: at most %d logs",
 			    TS_REQ_MAX_LOGS);
-	return cursor_parse(s, len, req, req->cursor, req->in_cursor,
-			    "cursor", err, errlen);
+	return cursor_parse(s, len, req, req->cursor, req->in_cursor, "cursor",
+			    err, errlen);
 }
 
 /* ------------------------------------------------------------------ */
@@ -250,8 +257,8 @@ static int add_pattern(struct parse *ps, enum param_id id,
 			    "too many grep/exclude patterns: at most %d",
 			    TS_FILTER_MAX_PATTERNS);
 	if (q->value && has_nul(q->value, q->value_len))
-		return fail(ps->err, ps->errlen,
-			    "bad %s: contains a NUL byte", params[id].key);
+		return fail(ps->err, ps->errlen, "bad %s: contains a NUL byte",
+			    params[id].key);
 	/* an empty pattern matches every line: allowed, if useless */
 	const char *v = q->value ? q->value : "";
 	if (id == P_GREP)
@@ -340,8 +347,8 @@ static int single(struct parse *ps, enum param_id id, struct slice *v)
 		return 0;
 	}
 	if (has_nul(q->value, q->value_len))
-		return fail(ps->err, ps->errlen,
-			    "bad %s: contains a NUL byte", key);
+		return fail(ps->err, ps->errlen, "bad %s: contains a NUL byte",
+			    key);
 	if (q->value_len == 0)
 		return fail(ps->err, ps->errlen, "bad %s: empty", key);
 	v->s = q->value;
@@ -457,10 +464,12 @@ static int id_values(struct parse *ps)
 	if (ps->in->kind == TS_REQ_EVENTS) {
 		struct ts_pos qpos;
 		if (h.s && ts_sse_parse_id_n(h.s, h.len, &o->id) != 0)
-			return fail(ps->err, ps->errlen, "bad " HEADER
+			return fail(ps->err, ps->errlen,
+				    "bad " HEADER
 				    ": expected INODE:OFFSET or OFFSET");
 		if (q.s && ts_sse_parse_id_n(q.s, q.len, &qpos) != 0)
-			return fail(ps->err, ps->errlen, "bad lastEventId"
+			return fail(ps->err, ps->errlen,
+				    "bad lastEventId"
 				    ": expected INODE:OFFSET or OFFSET");
 		if (!h.s && q.s)
 			o->id = qpos;
@@ -469,16 +478,15 @@ static int id_values(struct parse *ps)
 		 * passing them for reading them */
 		struct ts_pos spos[TS_REQ_MAX_LOGS] = { { 0 } };
 		bool sin[TS_REQ_MAX_LOGS] = { false };
-		if (h.s && (rc = cursor_parse(h.s, h.len, o, o->cursor,
-					      o->in_cursor, HEADER, ps->err,
-					      ps->errlen)) != 0)
+		if (h.s &&
+		    (rc = cursor_parse(h.s, h.len, o, o->cursor, o->in_cursor,
+				       HEADER, ps->err, ps->errlen)) != 0)
 			return rc;
 		/* the loser goes to scratch, the winner stays */
-		if (q.s && (rc = cursor_parse(q.s, q.len, o,
-					      h.s ? spos : o->cursor,
-					      h.s ? sin : o->in_cursor,
-					      "lastEventId", ps->err,
-					      ps->errlen)) != 0)
+		if (q.s &&
+		    (rc = cursor_parse(q.s, q.len, o, h.s ? spos : o->cursor,
+				       h.s ? sin : o->in_cursor, "lastEventId",
+				       ps->err, ps->errlen)) != 0)
 			return rc;
 	}
 	if (h.s || q.s)
@@ -491,8 +499,7 @@ static int id_values(struct parse *ps)
 int ts_request_parse(const struct ts_req_input *in, struct ts_request *out,
 		     char *err, size_t errlen)
 {
-	struct parse ps = { .in = in, .out = out, .err = err,
-			    .errlen = errlen };
+	struct parse ps = { .in = in, .out = out, .err = err, .errlen = errlen };
 	int rc;
 
 	memset(out, 0, sizeof(*out));

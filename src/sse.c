@@ -7,7 +7,7 @@
 #include "sse.h"
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD"; /* U+FFFD */
-static const char ELLIPSIS[] = "\xE2\x80\xA6";    /* U+2026 */
+static const char ELLIPSIS[] = "\xE2\x80\xA6";	  /* U+2026 */
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is invalid;
  * then *bad is the length of its maximal subpart (1..3), which becomes one
@@ -69,9 +69,9 @@ static inline unsigned not_plain16(const unsigned char *s)
 	const __m128i vcr = _mm_set1_epi8(0x0d), vlf = _mm_set1_epi8(0x0a),
 		      zero = _mm_setzero_si128();
 	__m128i v = _mm_loadu_si128((const __m128i *)s);
-	__m128i bad = _mm_or_si128(
-		_mm_or_si128(_mm_cmpeq_epi8(v, vcr), _mm_cmpeq_epi8(v, vlf)),
-		_mm_cmpeq_epi8(v, zero));
+	__m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vcr),
+						_mm_cmpeq_epi8(v, vlf)),
+				   _mm_cmpeq_epi8(v, zero));
 	/* non-ASCII bytes have the high bit: movemask sees them */
 	return (unsigned)_mm_movemask_epi8(_mm_or_si128(bad, v));
 }
@@ -194,7 +194,8 @@ int ts_sse_id(struct ts_buf *out, uint64_t ino, uint64_t off)
 	int rc = ts_buf_reserve(out, TS_SSE_EVENT_OVERHEAD);
 	if (rc)
 		return rc;
-	out->len = (size_t)(put_id(out->data + out->len, &idp, off) - out->data);
+	out->len =
+		(size_t)(put_id(out->data + out->len, &idp, off) - out->data);
 	return 0;
 }
 
@@ -327,7 +328,8 @@ size_t ts_sse_scannable(const char *s, size_t n)
 		__m128i b = _mm_loadu_si128((const __m128i *)(u + i + 16));
 		__m128i c = _mm_loadu_si128((const __m128i *)(u + i + 32));
 		__m128i d = _mm_loadu_si128((const __m128i *)(u + i + 48));
-		__m128i all = _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d));
+		__m128i all =
+			_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d));
 		__m128i eq = _mm_or_si128(
 			_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, vcr),
 						  _mm_cmpeq_epi8(b, vcr)),
@@ -342,9 +344,10 @@ size_t ts_sse_scannable(const char *s, size_t n)
 	}
 	for (; i + 16 <= n; i += 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(u + i));
-		int bad = _mm_movemask_epi8(_mm_or_si128(
-			_mm_or_si128(_mm_cmpeq_epi8(v, vcr),
-				     _mm_cmpeq_epi8(v, zero)), v));
+		int bad = _mm_movemask_epi8(
+			_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vcr),
+						  _mm_cmpeq_epi8(v, zero)),
+				     v));
 		if (bad) {
 			i += (size_t)__builtin_ctz((unsigned)bad);
 			goto found;
@@ -356,7 +359,7 @@ size_t ts_sse_scannable(const char *s, size_t n)
 #ifdef __SSE2__
 found:
 #endif
-	;
+    ;
 	/* up to the end of the last whole line before it */
 	const char *nl = i ? memrchr(s, '\n', i) : NULL;
 	return nl ? (size_t)(nl - s) + 1 : 0;

@@ -10,18 +10,18 @@
 struct ts_stats {
 	atomic_ullong reloads_ok;
 	atomic_ullong reloads_failed;
-	atomic_ullong watch_errors;       /* inotify watches that failed */
+	atomic_ullong watch_errors; /* inotify watches that failed */
 	atomic_ullong inotify_overflows;
 	atomic_ullong refused_max_clients;
 	atomic_ullong refused_per_ip;
 	atomic_ullong refused_auth;
-	atomic_ullong header_timeouts;    /* no complete request in time */
-	int64_t start_time_s;             /* wall clock, set before threads */
+	atomic_ullong header_timeouts; /* no complete request in time */
+	int64_t start_time_s;	       /* wall clock, set before threads */
 };
 
-#define TS_COUNT(stats, field) \
-	do { \
-		if (stats) \
+#define TS_COUNT(stats, field)                                \
+	do {                                                  \
+		if (stats)                                    \
 			atomic_fetch_add(&(stats)->field, 1); \
 	} while (0)
 

@@ -19,12 +19,12 @@ struct pair {
 	unsigned npcert;
 	gnutls_privkey_t key;
 	char *cert_pem, *key_pem;
-	struct pair *older;     /* replaced ones, kept (see tlscert.h) */
+	struct pair *older; /* replaced ones, kept (see tlscert.h) */
 };
 
 struct ts_tls {
 	pthread_mutex_t lock;
-	struct pair *cur;       /* with the replaced ones behind it */
+	struct pair *cur; /* with the replaced ones behind it */
 };
 
 bool ts_tls_available(void)
@@ -55,7 +55,8 @@ static bool key_matches(gnutls_pcert_st *pc, gnutls_privkey_t key)
 	gnutls_datum_t a = { NULL, 0 }, b = { NULL, 0 };
 	bool same = gnutls_pubkey_import_privkey(pub, key, 0, 0) >= 0 &&
 		    gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &a) >= 0 &&
-		    gnutls_pubkey_export2(pc->pubkey, GNUTLS_X509_FMT_DER, &b) >= 0 &&
+		    gnutls_pubkey_export2(pc->pubkey, GNUTLS_X509_FMT_DER,
+					  &b) >= 0 &&
 		    a.size == b.size && memcmp(a.data, b.data, a.size) == 0;
 	gnutls_free(a.data);
 	gnutls_free(b.data);
@@ -81,7 +82,8 @@ static struct pair *pair_new(const char *cert_pem, const char *key_pem,
 	int rc = gnutls_pcert_list_import_x509_raw(p->pcert, &n, &c,
 						   GNUTLS_X509_FMT_PEM, 0);
 	if (rc < 0 || n == 0) {
-		ts_config_err(err, errlen, "tls_cert: not a PEM certificate "
+		ts_config_err(err, errlen,
+			      "tls_cert: not a PEM certificate "
 			      "(or a chain of more than %d): %s",
 			      TS_TLS_CHAIN_MAX, gnutls_strerror(rc));
 		pair_free(p);
@@ -91,16 +93,19 @@ static struct pair *pair_new(const char *cert_pem, const char *key_pem,
 	rc = gnutls_privkey_init(&p->key);
 	if (rc >= 0)
 		rc = gnutls_privkey_import_x509_raw(p->key, &k,
-						    GNUTLS_X509_FMT_PEM, NULL, 0);
+						    GNUTLS_X509_FMT_PEM, NULL,
+						    0);
 	if (rc < 0) {
-		ts_config_err(err, errlen, "tls_key: not a PEM private key "
+		ts_config_err(err, errlen,
+			      "tls_key: not a PEM private key "
 			      "(or one with a passphrase): %s",
 			      gnutls_strerror(rc));
 		pair_free(p);
 		return NULL;
 	}
 	if (!key_matches(&p->pcert[0], p->key)) {
-		ts_config_err(err, errlen, "tls_key is not the key of "
+		ts_config_err(err, errlen,
+			      "tls_key is not the key of "
 			      "tls_cert's certificate");
 		pair_free(p);
 		return NULL;
@@ -108,8 +113,8 @@ static struct pair *pair_new(const char *cert_pem, const char *key_pem,
 	return p;
 }
 
-struct ts_tls *ts_tls_new(const char *cert_pem, const char *key_pem,
-			  char *err, size_t errlen)
+struct ts_tls *ts_tls_new(const char *cert_pem, const char *key_pem, char *err,
+			  size_t errlen)
 {
 	struct ts_tls *t = calloc(1, sizeof(*t));
 	if (!t || pthread_mutex_init(&t->lock, NULL) != 0) {
@@ -174,8 +179,8 @@ bool ts_tls_available(void)
 	return false;
 }
 
-struct ts_tls *ts_tls_new(const char *cert_pem, const char *key_pem,
-			  char *err, size_t errlen)
+struct ts_tls *ts_tls_new(const char *cert_pem, const char *key_pem, char *err,
+			  size_t errlen)
 {
 	(void)cert_pem;
 	(void)key_pem;

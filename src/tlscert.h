@@ -25,8 +25,8 @@ bool ts_tls_available(void);
 /* A holder with the pair of `cert_pem` (a certificate, or a chain with the
  * server's first) and `key_pem`.  NULL with one line in err: not PEM, or
  * the key is not the certificate's. */
-struct ts_tls *ts_tls_new(const char *cert_pem, const char *key_pem,
-			  char *err, size_t errlen);
+struct ts_tls *ts_tls_new(const char *cert_pem, const char *key_pem, char *err,
+			  size_t errlen);
 
 /* Check a new pair and make it the one new handshakes get.  The same
  * text as now: nothing changes (*changed false).  0, or -1 with one line

@@ -18,8 +18,9 @@
 #include "stats.h"
 #include "watch.h"
 
-#define DIR_MASK (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | \
-		  IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define DIR_MASK                                                           \
+	(IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_ATTRIB | \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 #define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 #define MAX_FWD 8 /* generations of one log watched at once */
 
@@ -37,8 +38,8 @@ struct wdent {
 struct logw {
 	struct ts_log *log;
 	char *dir;
-	const char *base;   /* points into log->path */
-	int dirwd;          /* -1: not watched (retried every tick) */
+	const char *base; /* points into log->path */
+	int dirwd;	  /* -1: not watched (retried every tick) */
 	/* While the directory does not exist: a watch on the nearest
 	 * ancestor that does, to notice it being created. */
 	int ancwd;
@@ -46,35 +47,43 @@ struct logw {
 	 * the target may be rotated or created. */
 	char *tdir, *tbase;
 	int tdirwd;
-	bool dirty;         /* in the dirty queue */
+	bool dirty; /* in the dirty queue */
 	int64_t last_check_us;
-	int64_t window_us;  /* coalescing window, from the number of streams */
-	bool watch_failed;  /* a file watch could not be added */
-	int watch_errno;    /* why a watch could not be added, 0: none */
+	int64_t window_us; /* coalescing window, from the number of streams */
+	bool watch_failed; /* a file watch could not be added */
+	int watch_errno;   /* why a watch could not be added, 0: none */
 	/* what was last said about the log on stderr (say_state) */
-	enum log_state { ST_NEW, ST_OK, ST_MISSING, ST_UNREADABLE,
-			 ST_UNWATCHED } said;
+	enum log_state {
+		ST_NEW,
+		ST_OK,
+		ST_MISSING,
+		ST_UNREADABLE,
+		ST_UNWATCHED
+	} said;
 	int said_errno;
 	size_t nfwd;
-	struct { int wd; uint64_t ino; } fwd[MAX_FWD];
+	struct {
+		int wd;
+		uint64_t ino;
+	} fwd[MAX_FWD];
 };
 
 struct ts_watch {
 	int ifd, efd;
-	int kfd;             /* eventfd: a log's woken streams have all run */
+	int kfd; /* eventfd: a log's woken streams have all run */
 	pthread_t thread;
 	bool started;
-	struct logw **lw;    /* the logs followed, each allocated alone (the
+	struct logw **lw; /* the logs followed, each allocated alone (the
 			      * watches and the queue point to them) */
 	size_t nlogs, cap;
-	struct wdent *ents;  /* indexed by wd */
+	struct wdent *ents; /* indexed by wd */
 	size_t nents;
 	atomic_uint heartbeat_s;
 	struct logw **queue; /* dirty logs, each once; room for cap */
 	size_t nqueue;
-	unsigned long overflows; /* IN_Q_OVERFLOW seen */
+	unsigned long overflows;	/* IN_Q_OVERFLOW seen */
 	struct ts_hub_hangups *hangups; /* NULL: none to run */
-	struct ts_stats *stats;         /* NULL: not counted */
+	struct ts_stats *stats;		/* NULL: not counted */
 	/* A change of the set of logs (a reload), handed to the thread:
 	 * cfd wakes it, cmd_lock protects the four below, cmd_done is
 	 * signalled once it is applied. */
@@ -187,8 +196,7 @@ static void ent_clear(struct wdent *e)
 	e->n = 0;
 }
 
-static int add_dir_watch(struct ts_watch *w, struct logw *l,
-			 const char *dir)
+static int add_dir_watch(struct ts_watch *w, struct logw *l, const char *dir)
 {
 	int wd = inotify_add_watch(w->ifd, dir, DIR_MASK);
 	if (wd < 0) {
@@ -334,12 +342,14 @@ static void watch_link_target(struct ts_watch *w, struct logw *l)
 		if (!target) {
 			/* dangling: the target may appear later */
 			char buf[PATH_MAX];
-			ssize_t n = readlink(l->log->path, buf, sizeof(buf) - 1);
+			ssize_t n =
+				readlink(l->log->path, buf, sizeof(buf) - 1);
 			if (n > 0) {
 				buf[n] = '\0';
 				if (buf[0] == '/')
 					target = strdup(buf);
-				else if (asprintf(&target, "%s/%s", l->dir, buf) < 0)
+				else if (asprintf(&target, "%s/%s", l->dir,
+						  buf) < 0)
 					target = NULL;
 			}
 		}
@@ -377,7 +387,8 @@ static enum log_state log_state(const struct logw *l, int *err)
 	int oerr = log->open_errno;
 	pthread_mutex_unlock(&log->lock);
 	*err = 0;
-	if (l->watch_errno && (l->watch_failed || (l->dirwd < 0 && l->ancwd < 0))) {
+	if (l->watch_errno &&
+	    (l->watch_failed || (l->dirwd < 0 && l->ancwd < 0))) {
 		*err = l->watch_errno;
 		return ST_UNWATCHED;
 	}
@@ -402,24 +413,28 @@ static void say_state(struct logw *l)
 		if (l->said != ST_NEW)
 			fprintf(stderr, "tailsse: log %s: %s %s: followed\n",
 				name, path,
-				l->said == ST_MISSING      ? "exists now"
-				: l->said == ST_UNREADABLE ? "can be read again"
-							   : "can be watched again");
+				l->said == ST_MISSING ? "exists now"
+				: l->said == ST_UNREADABLE
+					? "can be read again"
+					: "can be watched again");
 		break;
 	case ST_MISSING:
-		fprintf(stderr, "tailsse: log %s: %s does not exist%s: "
-				"waiting for it\n", name, path,
-			l->said == ST_NEW ? " yet" : " any more");
+		fprintf(stderr,
+			"tailsse: log %s: %s does not exist%s: "
+			"waiting for it\n",
+			name, path, l->said == ST_NEW ? " yet" : " any more");
 		break;
 	case ST_UNREADABLE:
-		fprintf(stderr, "tailsse: log %s: %s cannot be opened: %s "
-				"(tried again every second)\n", name, path,
-			strerror(err));
+		fprintf(stderr,
+			"tailsse: log %s: %s cannot be opened: %s "
+			"(tried again every second)\n",
+			name, path, strerror(err));
 		break;
 	case ST_UNWATCHED:
-		fprintf(stderr, "tailsse: log %s: %s cannot be watched: %s%s "
-				"(tried again every second)\n", name, path,
-			strerror(err),
+		fprintf(stderr,
+			"tailsse: log %s: %s cannot be watched: %s%s "
+			"(tried again every second)\n",
+			name, path, strerror(err),
 			err == ENOSPC ? " (raise fs.inotify.max_user_watches)"
 				      : "");
 		break;
@@ -516,7 +531,7 @@ static int logw_add(struct ts_watch *w, struct ts_log *log)
 	const char *path = log->path;
 	const char *slash = strrchr(path, '/');
 	l->base = slash ? slash + 1 : path;
-	l->dir = !slash ? strdup(".")
+	l->dir = !slash		 ? strdup(".")
 		 : slash == path ? strdup("/")
 				 : strndup(path, (size_t)(slash - path));
 	if (!l->dir) {
@@ -697,7 +712,8 @@ static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 static void drain_inotify(struct ts_watch *w)
 {
 	/* aligned as struct inotify_event requires */
-	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	char buf[64 * 1024]
+		__attribute__((aligned(__alignof__(struct inotify_event))));
 	for (;;) {
 		ssize_t n = read(w->ifd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
@@ -721,9 +737,11 @@ static void tick(struct ts_watch *w)
 		struct ts_log *log = l->log;
 		pthread_mutex_lock(&log->lock);
 		bool retry = log->open_errno != 0 ||
-			     (log->files && (log->files->next || log->files->detached));
+			     (log->files &&
+			      (log->files->next || log->files->detached));
 		pthread_mutex_unlock(&log->lock);
-		if (retry || l->watch_failed || (l->dirwd < 0 && l->ancwd < 0)) {
+		if (retry || l->watch_failed ||
+		    (l->dirwd < 0 && l->ancwd < 0)) {
 			l->watch_failed = false;
 			mark(w, l);
 		}
@@ -823,8 +841,8 @@ static void apply_cmd(struct ts_watch *w)
 	pthread_mutex_unlock(&w->cmd_lock);
 }
 
-int ts_watch_update(struct ts_watch *w, struct ts_log *const *add,
-		    size_t nadd, struct ts_log *const *del, size_t ndel)
+int ts_watch_update(struct ts_watch *w, struct ts_log *const *add, size_t nadd,
+		    struct ts_log *const *del, size_t ndel)
 {
 	pthread_mutex_lock(&w->cmd_lock);
 	w->cmd_add = add;
@@ -859,7 +877,8 @@ static void *watch_main(void *arg)
 		if (next_ping < until)
 			until = next_ping;
 		int64_t wait = until > now ? until - now : 0;
-		struct timespec ts = { wait / 1000000, (wait % 1000000) * 1000 };
+		struct timespec ts = { wait / 1000000,
+				       (wait % 1000000) * 1000 };
 		struct pollfd pfd[5] = {
 			{ w->ifd, POLLIN, 0 },
 			{ w->efd, POLLIN, 0 },

@@ -38,8 +38,8 @@ void ts_watch_set_heartbeat(struct ts_watch *w, unsigned heartbeat_s);
  * reference) and follow the `add` ones (it takes one), looking at each
  * once.  Done on the watcher thread; returns once it is done.  0 or
  * -ENOMEM (some of `add` may not be followed then).  Main thread. */
-int ts_watch_update(struct ts_watch *w, struct ts_log *const *add,
-		    size_t nadd, struct ts_log *const *del, size_t ndel);
+int ts_watch_update(struct ts_watch *w, struct ts_log *const *add, size_t nadd,
+		    struct ts_log *const *del, size_t ndel);
 
 /* Start / stop (and join) the thread.  Main thread. */
 int ts_watch_start(struct ts_watch *w);

@@ -14,11 +14,11 @@ struct job {
 
 struct ts_worker {
 	pthread_t thread;
-	pthread_mutex_t lock;   /* protects everything below */
-	pthread_cond_t more;    /* a job was queued, or stop */
-	pthread_cond_t idle;    /* the queue ran empty */
+	pthread_mutex_t lock; /* protects everything below */
+	pthread_cond_t more;  /* a job was queued, or stop */
+	pthread_cond_t idle;  /* the queue ran empty */
 	struct job *head, *tail;
-	bool busy;              /* a job is running */
+	bool busy; /* a job is running */
 	bool stop;
 };
 

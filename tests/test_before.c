@@ -39,12 +39,14 @@ static void test_plain(void **state)
 	(void)state;
 	int fd = tmpfile_with("a\nbb\nc\r\nd\xff\n");
 	char *s = answer(fd, 11, 3, 100, NULL, NULL, false);
-	assert_string_equal(s, "{\"lines\":[{\"id\":\"7:5\",\"line\":\"bb\"},"
-			       "{\"id\":\"7:8\",\"line\":\"c\"},"
-			       "{\"id\":\"7:11\",\"line\":\"d\xef\xbf\xbd\"}]}\n");
+	assert_string_equal(s,
+			    "{\"lines\":[{\"id\":\"7:5\",\"line\":\"bb\"},"
+			    "{\"id\":\"7:8\",\"line\":\"c\"},"
+			    "{\"id\":\"7:11\",\"line\":\"d\xef\xbf\xbd\"}]}\n");
 	free(s);
 	s = answer(fd, 2, 10, 100, NULL, NULL, false);
-	assert_string_equal(s, "{\"lines\":[{\"id\":\"7:2\",\"line\":\"a\"}]}\n");
+	assert_string_equal(s,
+			    "{\"lines\":[{\"id\":\"7:2\",\"line\":\"a\"}]}\n");
 	free(s);
 	/* cut like a stream cuts them */
 	s = answer(fd, 5, 1, 1, NULL, NULL, false);
@@ -62,7 +64,8 @@ static void test_filtered(void **state)
 	const char *grep[] = { "x+" };
 	char err[256];
 	assert_int_equal(ts_filter_new(c, grep, 1, NULL, 0, false, &f, err,
-				       sizeof(err)), 0);
+				       sizeof(err)),
+			 0);
 	int fd = tmpfile_with("ax\nb\nxxc\nd\n");
 	char *s = answer(fd, 11, 5, 100, c, f, true);
 	assert_string_equal(s, "{\"lines\":[{\"id\":\"7:3\",\"line\":\"ax\","

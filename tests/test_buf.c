@@ -208,7 +208,8 @@ static void test_consume(void **state)
 	ASSERT_BUF(b, "abcdef");
 	ts_buf_consume(b, 2); /* partial */
 	ASSERT_BUF(b, "cdef");
-	assert_int_equal(ts_buf_puts(b, "gh"), 0); /* still appends at the end */
+	assert_int_equal(ts_buf_puts(b, "gh"),
+			 0); /* still appends at the end */
 	ASSERT_BUF(b, "cdefgh");
 	ts_buf_consume(b, 5);
 	ASSERT_BUF(b, "h");

@@ -59,8 +59,8 @@ static void assert_addr(const struct sockaddr_storage *ss, socklen_t len,
 		const struct sockaddr_in *sin = (const void *)ss;
 
 		assert_int_equal(len, sizeof(*sin));
-		assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, buf,
-					  sizeof(buf)));
+		assert_non_null(
+			inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)));
 		assert_int_equal(ntohs(sin->sin_port), port);
 	} else {
 		const struct sockaddr_in6 *sin6 = (const void *)ss;
@@ -115,8 +115,11 @@ static void test_free_zeroed_and_reinit(void **state)
 	assert_memory_equal(&c, &zero, sizeof(c));
 
 	assert_int_equal(ts_config_init(&c), 0);
-	assert_int_equal(parse_str(&c, "[server]\nwww = /w\n[log a]\n"
-				   "path = /a\n", err, sizeof(err)), 0);
+	assert_int_equal(parse_str(&c,
+				   "[server]\nwww = /w\n[log a]\n"
+				   "path = /a\n",
+				   err, sizeof(err)),
+			 0);
 	ts_config_free(&c);
 	assert_memory_equal(&c, &zero, sizeof(c));
 	ts_config_free(&c); /* twice is harmless */
@@ -161,8 +164,7 @@ static void test_good_file(void **state)
 	assert_int_equal(c.max_line, 16);
 	assert_int_equal(c.backlog_default, 100);
 	assert_int_equal(c.conn_memory, 8192);
-	assert_string_equal(c.frame_ancestors,
-			    "'self' https://embed.example");
+	assert_string_equal(c.frame_ancestors, "'self' https://embed.example");
 	assert_string_equal(c.user, "tailsse");
 	/* Set, then emptied: accepted, and off. */
 	assert_null(c.cors_origin);
@@ -239,7 +241,8 @@ static void test_empty_values_and_later_wins(void **state)
 				   "[log a]\n"
 				   "path = /one\n"
 				   "path = /two\n",
-				   err, sizeof(err)), 0);
+				   err, sizeof(err)),
+			 0);
 	assert_null(c.cors_origin);
 	assert_null(c.token);
 	assert_null(c.www);
@@ -259,8 +262,8 @@ static void test_syntax_corners(void **state)
 {
 	static const struct {
 		const char *text;
-		const char *www;        /* expected c.www */
-		const char *log_name;   /* expected logs[0], or NULL */
+		const char *www;      /* expected c.www */
+		const char *log_name; /* expected logs[0], or NULL */
 		const char *log_path;
 	} rows[] = {
 		{ "", NULL, NULL, NULL },
@@ -331,7 +334,8 @@ static void test_bad_files(void **state)
 		{ "config-bad-outside.conf",
 		  ":3: key 'heartbeat' is outside any section (put it under "
 		  "[server] or [log NAME])" },
-		{ "config-bad-log-key.conf", ":7: unknown key 'file' in [log x]" },
+		{ "config-bad-log-key.conf",
+		  ":7: unknown key 'file' in [log x]" },
 		{ "config-bad-header.conf",
 		  ":5: expected ']' at the end of section header '[log x'" },
 		{ "config-bad-empty-path.conf", ":6: path: must not be empty" },
@@ -394,8 +398,9 @@ static void test_bad_text(void **state)
 					   "[server]" },
 		{ "[server]\npath = /x\n", "t.conf:2: unknown key 'path' in "
 					   "[server]" },
-		{ "[log a]\nlisten = :80\n", "t.conf:2: unknown key 'listen' in "
-					     "[log a]" },
+		{ "[log a]\nlisten = :80\n",
+		  "t.conf:2: unknown key 'listen' in "
+		  "[log a]" },
 		{ "[server]\nframe_ancestors =\n",
 		  "t.conf:2: frame_ancestors: must not be empty (use 'none' to "
 		  "forbid embedding)" },
@@ -421,9 +426,18 @@ static void test_bad_text(void **state)
 	};
 	/* Lengths, as some rows hold a NUL. */
 	static const size_t lens[] = {
-		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		sizeof("[server]\nheartbeat = 1\0\n") - 1, 1,
-		sizeof("[server]\n# x\0y\n") - 1, 0, 0, 0, 0,
+		0, 0,
+		0, 0,
+		0, 0,
+		0, 0,
+		0, 0,
+		0, 0,
+		0, 0,
+		0, 0,
+		0, sizeof("[server]\nheartbeat = 1\0\n") - 1,
+		1, sizeof("[server]\n# x\0y\n") - 1,
+		0, 0,
+		0, 0,
 	};
 
 	(void)state;
@@ -454,7 +468,7 @@ static void test_tls_keys(void **state)
 {
 	static const struct {
 		const char *text;
-		const char *msg;  /* NULL: accepted */
+		const char *msg; /* NULL: accepted */
 	} rows[] = {
 		{ "[server]\ntls_cert =\ntls_key =\n", NULL },
 		{ "[server]\ntls_cert = /c.pem\ntls_key = /k.pem\n", NULL },
@@ -499,20 +513,25 @@ static void test_token_and_cors(void **state)
 	struct ts_config c;
 	char err[TS_ERR_MAX] = "";
 	assert_int_equal(ts_config_init(&c), 0);
-	assert_int_equal(parse_str(&c, "[server]\ntoken = s3cret\n"
+	assert_int_equal(parse_str(&c,
+				   "[server]\ntoken = s3cret\n"
 				   "cors_origin = https://a.example "
-				   "https://b.example\n", err, sizeof(err)), 0);
+				   "https://b.example\n",
+				   err, sizeof(err)),
+			 0);
 	assert_string_equal(c.token, "s3cret");
 	assert_string_equal(c.cors_origin,
 			    "https://a.example https://b.example");
 	ts_config_free(&c);
 
 	assert_int_equal(ts_config_init(&c), 0);
-	assert_int_equal(parse_str(&c, "[server]\ntoken = a\n"
-				   "token_file = /x\n", err, sizeof(err)),
+	assert_int_equal(parse_str(&c,
+				   "[server]\ntoken = a\n"
+				   "token_file = /x\n",
+				   err, sizeof(err)),
 			 -EINVAL);
 	assert_string_equal(err, "t.conf:3: token and token_file are both "
-			    "set: keep one");
+				 "set: keep one");
 	assert_one_line(err);
 	ts_config_free(&c);
 
@@ -542,7 +561,6 @@ static void test_token_and_cors(void **state)
 	unlink(path);
 }
 
-
 /* --------------------------------------------------------------- ranges */
 
 static unsigned long field(const struct ts_config *c, const char *key)
@@ -568,7 +586,7 @@ static void test_integer_ranges(void **state)
 	static const struct {
 		const char *key;
 		const char *value;
-		long want;     /* -1: rejected */
+		long want; /* -1: rejected */
 		const char *range;
 	} rows[] = {
 		{ "heartbeat", "0", -1, "1 to 86400" },
@@ -616,22 +634,22 @@ static void test_integer_ranges(void **state)
 		const char *v = rows[i].value;
 		int rc;
 
-		snprintf(text, sizeof(text), "[server]\n%s = %s\n",
-			 rows[i].key, v);
+		snprintf(text, sizeof(text), "[server]\n%s = %s\n", rows[i].key,
+			 v);
 		assert_int_equal(ts_config_init(&c), 0);
 		assert_int_equal(ts_config_init(&def), 0);
 		rc = parse_str(&c, text, err, sizeof(err));
 		if (rows[i].want >= 0) {
 			if (rc != 0)
 				FAILF("row %zu: rc %d: %s", i, rc, err);
-			assert_int_equal(field(&c, rows[i].key),
-					 rows[i].want);
+			assert_int_equal(field(&c, rows[i].key), rows[i].want);
 		} else {
 			/* The echoed value is trimmed and without comment;
 			 * rows that need either are accepted rows. */
 			snprintf(want, sizeof(want),
 				 "t.conf:2: %s: expected an integer from %s, "
-				 "got '%s'", rows[i].key, rows[i].range, v);
+				 "got '%s'",
+				 rows[i].key, rows[i].range, v);
 			if (rc != -EINVAL)
 				FAILF("row %zu: rc %d", i, rc);
 			assert_string_equal(err, want);
@@ -649,8 +667,8 @@ static void test_listen(void **state)
 {
 	static const struct {
 		const char *in;
-		int family;          /* 0: rejected */
-		const char *addr;    /* or the expected message */
+		int family;	  /* 0: rejected */
+		const char *addr; /* or the expected message */
 		unsigned port;
 	} rows[] = {
 		{ "127.0.0.1:8080", AF_INET, "127.0.0.1", 8080 },
@@ -664,44 +682,72 @@ static void test_listen(void **state)
 		{ "[::ffff:10.1.2.3]:9", AF_INET6, "::ffff:10.1.2.3", 9 },
 		{ ":8080", AF_INET6, "::", 8080 },
 		{ ":00080", AF_INET6, "::", 80 },
-		{ "", 0, "listen: missing port: expected ADDR:PORT, "
-			 "[IPV6]:PORT or :PORT, got ''", 0 },
-		{ "127.0.0.1", 0, "listen: missing port: expected ADDR:PORT, "
-				  "[IPV6]:PORT or :PORT, got '127.0.0.1'", 0 },
-		{ "127.0.0.1:", 0, "listen: port must be an integer from 1 to "
-				   "65535, got '127.0.0.1:'", 0 },
-		{ "127.0.0.1:0", 0, "listen: port must be an integer from 1 to "
-				    "65535, got '127.0.0.1:0'", 0 },
-		{ "127.0.0.1:65536", 0, "listen: port must be an integer from "
-					"1 to 65535, got '127.0.0.1:65536'", 0 },
-		{ "127.0.0.1:-1", 0, "listen: port must be an integer from 1 "
-				     "to 65535, got '127.0.0.1:-1'", 0 },
-		{ "127.0.0.1:80x", 0, "listen: port must be an integer from 1 "
-				      "to 65535, got '127.0.0.1:80x'", 0 },
-		{ ":", 0, "listen: port must be an integer from 1 to 65535, "
-			  "got ':'", 0 },
-		{ "example.com:80", 0, "listen: expected ADDR:PORT with a "
-				       "numeric address, got 'example.com:80'",
+		{ "", 0,
+		  "listen: missing port: expected ADDR:PORT, "
+		  "[IPV6]:PORT or :PORT, got ''",
 		  0 },
-		{ "1.2.3:80", 0, "listen: expected ADDR:PORT with a numeric "
-				 "address, got '1.2.3:80'", 0 },
-		{ "256.1.1.1:80", 0, "listen: expected ADDR:PORT with a "
-				     "numeric address, got '256.1.1.1:80'", 0 },
-		{ "::1:80", 0, "listen: an IPv6 address needs brackets, e.g. "
-			       "[::1]:8080, got '::1:80'", 0 },
+		{ "127.0.0.1", 0,
+		  "listen: missing port: expected ADDR:PORT, "
+		  "[IPV6]:PORT or :PORT, got '127.0.0.1'",
+		  0 },
+		{ "127.0.0.1:", 0,
+		  "listen: port must be an integer from 1 to "
+		  "65535, got '127.0.0.1:'",
+		  0 },
+		{ "127.0.0.1:0", 0,
+		  "listen: port must be an integer from 1 to "
+		  "65535, got '127.0.0.1:0'",
+		  0 },
+		{ "127.0.0.1:65536", 0,
+		  "listen: port must be an integer from "
+		  "1 to 65535, got '127.0.0.1:65536'",
+		  0 },
+		{ "127.0.0.1:-1", 0,
+		  "listen: port must be an integer from 1 "
+		  "to 65535, got '127.0.0.1:-1'",
+		  0 },
+		{ "127.0.0.1:80x", 0,
+		  "listen: port must be an integer from 1 "
+		  "to 65535, got '127.0.0.1:80x'",
+		  0 },
+		{ ":", 0,
+		  "listen: port must be an integer from 1 to 65535, "
+		  "got ':'",
+		  0 },
+		{ "example.com:80", 0,
+		  "listen: expected ADDR:PORT with a "
+		  "numeric address, got 'example.com:80'",
+		  0 },
+		{ "1.2.3:80", 0,
+		  "listen: expected ADDR:PORT with a numeric "
+		  "address, got '1.2.3:80'",
+		  0 },
+		{ "256.1.1.1:80", 0,
+		  "listen: expected ADDR:PORT with a "
+		  "numeric address, got '256.1.1.1:80'",
+		  0 },
+		{ "::1:80", 0,
+		  "listen: an IPv6 address needs brackets, e.g. "
+		  "[::1]:8080, got '::1:80'",
+		  0 },
 		{ "[::1]", 0, "listen: expected [IPV6]:PORT, got '[::1]'", 0 },
 		{ "[::1]80", 0, "listen: expected [IPV6]:PORT, got '[::1]80'",
 		  0 },
 		{ "[::1:80", 0, "listen: expected [IPV6]:PORT, got '[::1:80'",
 		  0 },
-		{ "[1.2.3.4]:80", 0, "listen: expected ADDR:PORT with a "
-				     "numeric address, got '[1.2.3.4]:80'", 0 },
-		{ "[localhost]:80", 0, "listen: expected ADDR:PORT with a "
-				       "numeric address, got '[localhost]:80'",
+		{ "[1.2.3.4]:80", 0,
+		  "listen: expected ADDR:PORT with a "
+		  "numeric address, got '[1.2.3.4]:80'",
 		  0 },
-		{ "[fe80::1%eth0]:80", 0, "listen: expected ADDR:PORT with a "
-					  "numeric address, got "
-					  "'[fe80::1%eth0]:80'", 0 },
+		{ "[localhost]:80", 0,
+		  "listen: expected ADDR:PORT with a "
+		  "numeric address, got '[localhost]:80'",
+		  0 },
+		{ "[fe80::1%eth0]:80", 0,
+		  "listen: expected ADDR:PORT with a "
+		  "numeric address, got "
+		  "'[fe80::1%eth0]:80'",
+		  0 },
 	};
 
 	(void)state;
@@ -741,8 +787,8 @@ static void test_add_log_arg(void **state)
 		"0123456789012345678901234567890123456789.log";
 	static const struct {
 		const char *arg;
-		const char *name;      /* NULL: rejected */
-		const char *path;      /* or the expected message */
+		const char *name; /* NULL: rejected */
+		const char *path; /* or the expected message */
 	} rows[] = {
 		{ "syslog=/var/log/syslog", "syslog", "/var/log/syslog" },
 		{ "a.b_c-D=rel/x=y", "a.b_c-D", "rel/x=y" },
@@ -761,18 +807,24 @@ static void test_add_log_arg(void **state)
 		{ long_base,
 		  "0123456789012345678901234567890123456789012345678901234567890123",
 		  long_base },
-		{ "dir/", NULL, "cannot derive a log name from 'dir/' "
-				"(give one: NAME=PATH)" },
-		{ "/", NULL, "cannot derive a log name from '/' "
-			     "(give one: NAME=PATH)" },
-		{ "", NULL, "cannot derive a log name from '' "
-			    "(give one: NAME=PATH)" },
-		{ "/var/log/..", NULL, "cannot derive a log name from "
-				       "'/var/log/..' (give one: NAME=PATH)" },
-		{ ".", NULL, "cannot derive a log name from '.' "
-			     "(give one: NAME=PATH)" },
-		{ "a\nb/", NULL, "cannot derive a log name from 'a?b/' "
-				 "(give one: NAME=PATH)" },
+		{ "dir/", NULL,
+		  "cannot derive a log name from 'dir/' "
+		  "(give one: NAME=PATH)" },
+		{ "/", NULL,
+		  "cannot derive a log name from '/' "
+		  "(give one: NAME=PATH)" },
+		{ "", NULL,
+		  "cannot derive a log name from '' "
+		  "(give one: NAME=PATH)" },
+		{ "/var/log/..", NULL,
+		  "cannot derive a log name from "
+		  "'/var/log/..' (give one: NAME=PATH)" },
+		{ ".", NULL,
+		  "cannot derive a log name from '.' "
+		  "(give one: NAME=PATH)" },
+		{ "a\nb/", NULL,
+		  "cannot derive a log name from 'a?b/' "
+		  "(give one: NAME=PATH)" },
 	};
 
 	(void)state;
@@ -789,8 +841,9 @@ static void test_add_log_arg(void **state)
 			assert_int_equal(c.nlogs, 1);
 			assert_string_equal(c.logs[0].name, rows[i].name);
 			assert_string_equal(c.logs[0].path, rows[i].path);
-			assert_true(ts_config_valid_name(
-				c.logs[0].name, strlen(c.logs[0].name)));
+			assert_true(
+				ts_config_valid_name(c.logs[0].name,
+						     strlen(c.logs[0].name)));
 		} else {
 			if (rc != -EINVAL)
 				FAILF("'%s': rc %d", rows[i].arg, rc);
@@ -815,22 +868,27 @@ static void test_add_log_arg_duplicates(void **state)
 
 	/* Against a log of the file, in both forms. */
 	assert_int_equal(ts_config_add_log_arg(&c, "syslog=/other", err,
-					       sizeof(err)), -EINVAL);
+					       sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, "duplicate log name 'syslog'");
 	assert_int_equal(ts_config_add_log_arg(&c, "/elsewhere/syslog", err,
-					       sizeof(err)), -EINVAL);
+					       sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, "duplicate log name 'syslog'");
 
 	/* Command-line logs come after the file's, in order. */
 	assert_int_equal(ts_config_add_log_arg(&c, "/var/log/auth.log", err,
-					       sizeof(err)), 0);
-	assert_int_equal(ts_config_add_log_arg(&c, "k=/var/log/kern.log",
-					       err, sizeof(err)), 0);
+					       sizeof(err)),
+			 0);
+	assert_int_equal(ts_config_add_log_arg(&c, "k=/var/log/kern.log", err,
+					       sizeof(err)),
+			 0);
 	assert_int_equal(ts_config_add_log_arg(&c, "/x/k", err, sizeof(err)),
 			 -EINVAL);
 	assert_string_equal(err, "duplicate log name 'k'");
 	assert_int_equal(ts_config_add_log_arg(&c, "auth.log=/y", err,
-					       sizeof(err)), -EINVAL);
+					       sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, "duplicate log name 'auth.log'");
 
 	assert_int_equal(c.nlogs, 4);
@@ -850,7 +908,7 @@ static void test_valid_name(void **state)
 {
 	static const struct {
 		const char *s;
-		size_t len;   /* 0: strlen */
+		size_t len; /* 0: strlen */
 		bool ok;
 	} rows[] = {
 		{ "a", 0, true },
@@ -870,7 +928,7 @@ static void test_valid_name(void **state)
 		{ "a=b", 0, false },
 		{ "a%2e", 0, false },
 		{ "caf\xc3\xa9", 0, false },
-		{ "ab/", 2, true },   /* only len bytes count */
+		{ "ab/", 2, true }, /* only len bytes count */
 		{ "..x", 2, false },
 	};
 
@@ -1028,11 +1086,13 @@ static void test_limits_keys_and_copy(void **state)
 	assert_int_equal(c.header_timeout, 10);
 	assert_int_equal(c.max_streams_per_ip, 0);
 	assert_null(c.trusted_proxies);
-	assert_int_equal(parse_str(&c, "[server]\nheader_timeout = 3\n"
+	assert_int_equal(parse_str(&c,
+				   "[server]\nheader_timeout = 3\n"
 				   "max_streams_per_ip = 8\n"
 				   "trusted_proxies = 10.0.0.1  ::1\n"
 				   "token = t\n[log a]\npath = /x/a.log\n"
-				   "[log b]\npath = /x/b.log\n", err, sizeof(err)),
+				   "[log b]\npath = /x/b.log\n",
+				   err, sizeof(err)),
 			 0);
 	assert_int_equal(c.header_timeout, 3);
 	assert_int_equal(c.max_streams_per_ip, 8);
@@ -1050,14 +1110,18 @@ static void test_limits_keys_and_copy(void **state)
 	ts_config_free(&d);
 
 	assert_int_equal(ts_config_init(&c), 0);
-	assert_int_equal(parse_str(&c, "[server]\n\ntrusted_proxies = 10.0.0.1 "
-				   "proxy.example\n", err, sizeof(err)), -EINVAL);
+	assert_int_equal(parse_str(&c,
+				   "[server]\n\ntrusted_proxies = 10.0.0.1 "
+				   "proxy.example\n",
+				   err, sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, "t.conf:3: trusted_proxies: 'proxy.example' "
-			    "is not an IP address");
+				 "is not an IP address");
 	ts_config_free(&c);
 	assert_int_equal(ts_config_init(&c), 0);
 	assert_int_equal(parse_str(&c, "[server]\nheader_timeout = 0\n", err,
-				   sizeof(err)), -EINVAL);
+				   sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "t.conf:2:"));
 	ts_config_free(&c);
 }

@@ -28,8 +28,8 @@ struct fx {
 	struct ts_cursor c;
 	struct ts_hub_conn hc;
 	bool started;
-	uint64_t inos[8];      /* inode -> letter 'A' + index */
-	bool skip_ids;         /* leave out events that are only an id */
+	uint64_t inos[8]; /* inode -> letter 'A' + index */
+	bool skip_ids;	  /* leave out events that are only an id */
 	size_t ninos;
 };
 
@@ -113,7 +113,8 @@ static void normalize(struct fx *f, const char *s, size_t len,
 				if (*id) {
 					unsigned long long ino, off;
 					assert_int_equal(sscanf(id, "%llu:%llu",
-								&ino, &off), 2);
+								&ino, &off),
+							 2);
 					ts_buf_printf(norm, "%c:%llu ",
 						      letter(f, ino), off);
 				}
@@ -285,8 +286,10 @@ static void invariance(struct fx *f, unsigned seed)
 		size_t n = 0, want = rnd(&seed) % 200;
 		while (n < want) {
 			unsigned k = rnd(&seed) % 40;
-			text[n++] = k == 0 ? '\n' : k == 1 ? '\r'
-				  : k == 2 ? (char)0xc3 : (char)('a' + k % 26);
+			text[n++] = k == 0   ? '\n'
+				    : k == 1 ? '\r'
+				    : k == 2 ? (char)0xc3
+					     : (char)('a' + k % 26);
 		}
 		text[n] = '\0';
 		if (n)
@@ -323,7 +326,8 @@ static void test_budget_invariance_filtered_json(void **state)
 	const char *grep[] = { "a" };
 	char err[TS_ERR_MAX];
 	assert_int_equal(ts_filter_new(f->env.filters, grep, 1, NULL, 0, false,
-				       &f->fmt.filter, err, sizeof(err)), 0);
+				       &f->fmt.filter, err, sizeof(err)),
+			 0);
 	f->fmt.json = true;
 	f->fmt.grep = true;
 	f->skip_ids = true;
@@ -359,7 +363,8 @@ static void test_merged_id(void **state)
 	struct ts_buf out = TS_BUF_INIT;
 	assert_int_equal(ts_cursor_write_id(&c2, &out, 0, 0), 0);
 	assert_int_equal(ts_cursor_write_id(&c1, &out, 18446744073709551615u,
-					    9223372036854775807u), 0);
+					    9223372036854775807u),
+			 0);
 	assert_int_equal(ts_buf_append(&out, "", 1), 0);
 	assert_string_equal(out.data,
 			    "id: app=0:0,b-2.x=0:0\n"
@@ -414,8 +419,8 @@ static void test_merged_id_after_truncation(void **state)
 		;
 	assert_int_equal(ts_buf_append(o, "", 1), 0);
 	char want[64];
-	snprintf(want, sizeof(want), "id: app=%llu:0,b=",
-		 (unsigned long long)ino);
+	snprintf(want, sizeof(want),
+		 "id: app=%llu:0,b=", (unsigned long long)ino);
 	if (!strstr(o->data, want))
 		fail_msg("no \"%s\" in:\n%s", want, o->data);
 
@@ -490,7 +495,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_grown_and_partial, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_rotated_with_lines_left,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copytruncate_copy_found,
@@ -502,7 +508,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_after_late_append,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merged_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merged_id, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_merged_id_after_truncation,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_invariance_plain,

@@ -132,13 +132,28 @@ static const struct mcase mcases[] = {
 	{ { "warn" }, { "WARNING" }, true, "Warn: x", 0, TS_MATCH_YES, "[0,4]" },
 	{ { "warn" }, { "WARNING" }, true, "warning: x", 0, TS_MATCH_NO, NULL },
 	/* several greps: all must match */
-	{ { "foo", "bar" }, { 0 }, false, "foo bar", 0, TS_MATCH_YES,
+	{ { "foo", "bar" },
+	  { 0 },
+	  false,
+	  "foo bar",
+	  0,
+	  TS_MATCH_YES,
 	  "[0,3],[4,7]" },
-	{ { "foo", "bar" }, { 0 }, false, "bar foo", 0, TS_MATCH_YES,
+	{ { "foo", "bar" },
+	  { 0 },
+	  false,
+	  "bar foo",
+	  0,
+	  TS_MATCH_YES,
 	  "[0,3],[4,7]" },
 	{ { "foo", "bar" }, { 0 }, false, "foo", 0, TS_MATCH_NO, NULL },
 	{ { "foo", "bar" }, { 0 }, false, "bar", 0, TS_MATCH_NO, NULL },
-	{ { "foo", "bar", "baz" }, { 0 }, false, "baz bar foo", 0, TS_MATCH_YES,
+	{ { "foo", "bar", "baz" },
+	  { 0 },
+	  false,
+	  "baz bar foo",
+	  0,
+	  TS_MATCH_YES,
 	  "[0,3],[4,7],[8,11]" },
 	/* several excludes: any one drops */
 	{ { 0 }, { "x", "y" }, false, "y", 0, TS_MATCH_NO, NULL },
@@ -146,26 +161,69 @@ static const struct mcase mcases[] = {
 	{ { 0 }, { "x", "y" }, false, "z", 0, TS_MATCH_YES, "" },
 	{ { "z" }, { "x", "y" }, false, "zyx", 0, TS_MATCH_NO, NULL },
 	/* several matches of one pattern */
-	{ { "o" }, { 0 }, false, "foo boo", 0, TS_MATCH_YES,
+	{ { "o" },
+	  { 0 },
+	  false,
+	  "foo boo",
+	  0,
+	  TS_MATCH_YES,
 	  "[1,2],[2,3],[5,6],[6,7]" },
-	{ { "\\d+" }, { 0 }, false, "a1 b22 c333", 0, TS_MATCH_YES,
+	{ { "\\d+" },
+	  { 0 },
+	  false,
+	  "a1 b22 c333",
+	  0,
+	  TS_MATCH_YES,
 	  "[1,2],[4,6],[8,11]" },
 	{ { "aa" }, { 0 }, false, "aaaaa", 0, TS_MATCH_YES, "[0,2],[2,4]" },
 	{ { "^a" }, { 0 }, false, "aaa", 0, TS_MATCH_YES, "[0,1]" },
 	{ { "a$" }, { 0 }, false, "aaa", 0, TS_MATCH_YES, "[2,3]" },
 	{ { "a|ab" }, { 0 }, false, "ab ab", 0, TS_MATCH_YES, "[0,1],[3,4]" },
 	{ { "(?<=a)b" }, { 0 }, false, "abbab", 0, TS_MATCH_YES, "[1,2],[4,5]" },
-	{ { "\\bx" }, { 0 }, false, "x xx ax x", 0, TS_MATCH_YES,
+	{ { "\\bx" },
+	  { 0 },
+	  false,
+	  "x xx ax x",
+	  0,
+	  TS_MATCH_YES,
 	  "[0,1],[2,3],[8,9]" },
 	/* ranges of several patterns: overlapping kept, sorted, duplicates
 	 * once */
-	{ { "abc", "bcd" }, { 0 }, false, "abcd", 0, TS_MATCH_YES, "[0,3],[1,4]" },
-	{ { "bcd", "abc" }, { 0 }, false, "abcd", 0, TS_MATCH_YES, "[0,3],[1,4]" },
+	{ { "abc", "bcd" },
+	  { 0 },
+	  false,
+	  "abcd",
+	  0,
+	  TS_MATCH_YES,
+	  "[0,3],[1,4]" },
+	{ { "bcd", "abc" },
+	  { 0 },
+	  false,
+	  "abcd",
+	  0,
+	  TS_MATCH_YES,
+	  "[0,3],[1,4]" },
 	{ { "abc", "ab" }, { 0 }, false, "abc", 0, TS_MATCH_YES, "[0,2],[0,3]" },
-	{ { "ab", "a[b]" }, { 0 }, false, "ab ab", 0, TS_MATCH_YES, "[0,2],[3,5]" },
-	{ { "a", "b", "c" }, { 0 }, false, "cba abc", 0, TS_MATCH_YES,
+	{ { "ab", "a[b]" },
+	  { 0 },
+	  false,
+	  "ab ab",
+	  0,
+	  TS_MATCH_YES,
+	  "[0,2],[3,5]" },
+	{ { "a", "b", "c" },
+	  { 0 },
+	  false,
+	  "cba abc",
+	  0,
+	  TS_MATCH_YES,
 	  "[0,1],[1,2],[2,3],[4,5],[5,6],[6,7]" },
-	{ { "\\w+", "o" }, { 0 }, false, "foo bo", 0, TS_MATCH_YES,
+	{ { "\\w+", "o" },
+	  { 0 },
+	  false,
+	  "foo bo",
+	  0,
+	  TS_MATCH_YES,
 	  "[0,3],[1,2],[2,3],[4,6],[5,6]" },
 	/* empty matches: kept lines, no empty range, no endless loop */
 	{ { "" }, { 0 }, false, "anything", 0, TS_MATCH_YES, "" },
@@ -177,51 +235,132 @@ static const struct mcase mcases[] = {
 	{ { "a*" }, { 0 }, false, "bbb", 0, TS_MATCH_YES, "" },
 	{ { "a*" }, { 0 }, false, "aab", 0, TS_MATCH_YES, "[0,2]" },
 	{ { "a*?" }, { 0 }, false, "aa", 0, TS_MATCH_YES, "[0,1],[1,2]" },
-	{ { "x*" }, { 0 }, false, "\xC3\xA9x\xC3\xA9xx", 0, TS_MATCH_YES,
+	{ { "x*" },
+	  { 0 },
+	  false,
+	  "\xC3\xA9x\xC3\xA9xx",
+	  0,
+	  TS_MATCH_YES,
 	  "[2,3],[5,7]" },
-	{ { "(?=\xC3\xA9)" }, { 0 }, false, "a\xC3\xA9\xC3\xA9", 0, TS_MATCH_YES,
+	{ { "(?=\xC3\xA9)" },
+	  { 0 },
+	  false,
+	  "a\xC3\xA9\xC3\xA9",
+	  0,
+	  TS_MATCH_YES,
 	  "" },
-	{ { "\\B|\xE6\x97\xA5" }, { 0 }, false, "\xE6\x97\xA5\xE6\x97\xA5", 0,
-	  TS_MATCH_YES, "[0,3],[3,6]" },
+	{ { "\\B|\xE6\x97\xA5" },
+	  { 0 },
+	  false,
+	  "\xE6\x97\xA5\xE6\x97\xA5",
+	  0,
+	  TS_MATCH_YES,
+	  "[0,3],[3,6]" },
 	{ { "a*", "b" }, { 0 }, false, "ab", 0, TS_MATCH_YES, "[0,1],[1,2]" },
 	{ { 0 }, { "^" }, false, "xyz", 0, TS_MATCH_NO, NULL },
 	{ { 0 }, { "a*" }, false, "xyz", 0, TS_MATCH_NO, NULL },
 	/* UTF-8 patterns and lines: byte offsets, whole characters */
-	{ { "\xC3\xA9" }, { 0 }, false, "caf\xC3\xA9 \xC3\xA9", 0, TS_MATCH_YES,
+	{ { "\xC3\xA9" },
+	  { 0 },
+	  false,
+	  "caf\xC3\xA9 \xC3\xA9",
+	  0,
+	  TS_MATCH_YES,
 	  "[3,5],[6,8]" },
-	{ { "\xE6\x97\xA5\xE6\x9C\xAC" /* 日本 */ }, { 0 }, false,
+	{ { "\xE6\x97\xA5\xE6\x9C\xAC" /* 日本 */ },
+	  { 0 },
+	  false,
 	  "\xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1\xE3\x81\xAF"
 	  "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E",
-	  0, TS_MATCH_YES, "[15,21]" },
-	{ { "\xF0\x9F\x8E\x89" /* 🎉 */ }, { 0 }, false,
-	  "ok \xF0\x9F\x8E\x89 \xF0\x9F\x8E\x89", 0, TS_MATCH_YES,
+	  0,
+	  TS_MATCH_YES,
+	  "[15,21]" },
+	{ { "\xF0\x9F\x8E\x89" /* 🎉 */ },
+	  { 0 },
+	  false,
+	  "ok \xF0\x9F\x8E\x89 \xF0\x9F\x8E\x89",
+	  0,
+	  TS_MATCH_YES,
 	  "[3,7],[8,12]" },
-	{ { "." }, { 0 }, false, "\xC3\xA9\xF0\x9F\x8E\x89", 0, TS_MATCH_YES,
+	{ { "." },
+	  { 0 },
+	  false,
+	  "\xC3\xA9\xF0\x9F\x8E\x89",
+	  0,
+	  TS_MATCH_YES,
 	  "[0,2],[2,6]" },
-	{ { "^.{2}$" }, { 0 }, false, "\xC3\xA9\xF0\x9F\x8E\x89", 0,
-	  TS_MATCH_YES, "[0,6]" },
-	{ { "[\xC3\xA0-\xC3\xBF]+" }, { 0 }, false, "x\xC3\xA0\xC3\xA9y", 0,
-	  TS_MATCH_YES, "[1,5]" },
+	{ { "^.{2}$" },
+	  { 0 },
+	  false,
+	  "\xC3\xA9\xF0\x9F\x8E\x89",
+	  0,
+	  TS_MATCH_YES,
+	  "[0,6]" },
+	{ { "[\xC3\xA0-\xC3\xBF]+" },
+	  { 0 },
+	  false,
+	  "x\xC3\xA0\xC3\xA9y",
+	  0,
+	  TS_MATCH_YES,
+	  "[1,5]" },
 	/* caseless beyond ASCII */
-	{ { "\xC3\x89" /* É */ }, { 0 }, true, "caf\xC3\xA9", 0, TS_MATCH_YES,
+	{ { "\xC3\x89" /* É */ },
+	  { 0 },
+	  true,
+	  "caf\xC3\xA9",
+	  0,
+	  TS_MATCH_YES,
 	  "[3,5]" },
 	{ { "\xC3\x89" }, { 0 }, false, "caf\xC3\xA9", 0, TS_MATCH_NO, NULL },
-	{ { "caf\xC3\xA9" }, { 0 }, true, "CAF\xC3\x89", 0, TS_MATCH_YES,
+	{ { "caf\xC3\xA9" },
+	  { 0 },
+	  true,
+	  "CAF\xC3\x89",
+	  0,
+	  TS_MATCH_YES,
 	  "[0,5]" },
-	{ { "\xCE\xA3" /* Σ */ }, { 0 }, true, "\xCF\x82\xCF\x83", 0,
-	  TS_MATCH_YES, "[0,2],[2,4]" },
-	{ { 0 }, { "\xD0\x9E\xD0\xA8\xD0\x98\xD0\x91\xD0\x9A\xD0\x90" }, true,
-	  "\xD0\xBE\xD1\x88\xD0\xB8\xD0\xB1\xD0\xBA\xD0\xB0", 0, TS_MATCH_NO,
+	{ { "\xCE\xA3" /* Σ */ },
+	  { 0 },
+	  true,
+	  "\xCF\x82\xCF\x83",
+	  0,
+	  TS_MATCH_YES,
+	  "[0,2],[2,4]" },
+	{ { 0 },
+	  { "\xD0\x9E\xD0\xA8\xD0\x98\xD0\x91\xD0\x9A\xD0\x90" },
+	  true,
+	  "\xD0\xBE\xD1\x88\xD0\xB8\xD0\xB1\xD0\xBA\xD0\xB0",
+	  0,
+	  TS_MATCH_NO,
 	  NULL }, /* ОШИБКА drops ошибка */
 	/* subjects that are not valid UTF-8: no error (MATCH_INVALID_UTF) */
-	{ { "b" }, { 0 }, false, "a\xFF" "b", 0, TS_MATCH_YES, "[2,3]" },
+	{ { "b" },
+	  { 0 },
+	  false,
+	  "a\xFF"
+	  "b",
+	  0,
+	  TS_MATCH_YES,
+	  "[2,3]" },
 	{ { "." }, { 0 }, false, "\xFF", 0, TS_MATCH_NO, NULL },
 	{ { "a" }, { 0 }, false, "a\xC3", 0, TS_MATCH_YES, "[0,1]" },
 	{ { "a$" }, { 0 }, false, "a\xC3", 0, TS_MATCH_NO, NULL },
-	{ { "\\w+" }, { 0 }, false, "ab\x80\x80" "cd\xED\xA0\x80" "e", 0,
-	  TS_MATCH_YES, "[0,2],[4,6],[9,10]" },
+	{ { "\\w+" },
+	  { 0 },
+	  false,
+	  "ab\x80\x80"
+	  "cd\xED\xA0\x80"
+	  "e",
+	  0,
+	  TS_MATCH_YES,
+	  "[0,2],[4,6],[9,10]" },
 	{ { 0 }, { "x" }, false, "\x80\x80x", 0, TS_MATCH_NO, NULL },
-	{ { "\xC3\xA9" }, { 0 }, false, "\xC3\xC3\xA9", 0, TS_MATCH_YES,
+	{ { "\xC3\xA9" },
+	  { 0 },
+	  false,
+	  "\xC3\xC3\xA9",
+	  0,
+	  TS_MATCH_YES,
 	  "[1,3]" },
 	/* lengths, not NUL terminators */
 	{ { "b" }, { 0 }, false, "a\0b", 3, TS_MATCH_YES, "[2,3]" },
@@ -311,7 +450,8 @@ static const struct ecase ecases[] = {
 	/* patterns that are not UTF-8 */
 	{ false, "\xFF",
 	  "grep: UTF-8 error: illegal byte (0xfe or 0xff) at offset 0" },
-	{ false, "a\xC3", "grep: UTF-8 error: 1 byte missing at end at offset 1" },
+	{ false, "a\xC3",
+	  "grep: UTF-8 error: 1 byte missing at end at offset 1" },
 	{ true, "ab\xC3(",
 	  "exclude: UTF-8 error: byte 2 top bits not 0x80 at offset 2" },
 	{ false, "\xED\xA0\x80",
@@ -342,8 +482,8 @@ static void test_errors(void **state)
 		/* No error text wanted: still refused. */
 		const char *bad = "(";
 		struct ts_filter *f = NULL;
-		assert_int_equal(ts_filter_new(e->c[k], &bad, 1, NULL, 0,
-					       false, &f, NULL, 0),
+		assert_int_equal(ts_filter_new(e->c[k], &bad, 1, NULL, 0, false,
+					       &f, NULL, 0),
 				 -EINVAL);
 		assert_null(f);
 		/* The good patterns compiled on the way were released. */
@@ -384,8 +524,10 @@ static void test_limits(void **state)
 		ts_filter_free(f);
 	}
 	/* 17 is not. */
-	static const size_t bad_split[][2] = { { 17, 0 }, { 0, 17 }, { 10, 7 },
-					      { 1, 16 } };
+	static const size_t bad_split[][2] = { { 17, 0 },
+					       { 0, 17 },
+					       { 10, 7 },
+					       { 1, 16 } };
 	for (size_t i = 0; i < ARRAY_LEN(bad_split); i++) {
 		size_t ng = bad_split[i][0], ne = bad_split[i][1];
 		f = (struct ts_filter *)&f;
@@ -692,8 +834,9 @@ static void test_long_ordinary(void **state)
 			for (int attempt = 0; attempt < 5; attempt++) {
 				ts_buf_reset(&b);
 				double t0 = now_ms();
-				enum ts_match r = ts_filter_match(
-					e->c[k], f, line, oc->len, &b);
+				enum ts_match r = ts_filter_match(e->c[k], f,
+								  line, oc->len,
+								  &b);
 				dt = now_ms() - t0;
 				if (r != TS_MATCH_YES)
 					fail_msg("%s %s: %s after %.3f ms",
@@ -819,7 +962,8 @@ static void test_cache(void **state)
 		for (int i = 0; i < TS_FILTER_CACHE_IDLE_MAX + 4; i++) {
 			snprintf(pat, sizeof(pat), "u%d", i);
 			pp = pat;
-			keep[i] = must_filter(c, k == 0, &pp, 1, NULL, 0, false);
+			keep[i] =
+				must_filter(c, k == 0, &pp, 1, NULL, 0, false);
 		}
 		ts_filter_cache_stats(c, &st);
 		assert_int_equal(st.entries - st.idle,
@@ -843,8 +987,11 @@ static void test_env_no_jit(void **state)
 	static const struct {
 		const char *val; /* NULL: unset */
 		bool jit;
-	} cases[] = { { NULL, true }, { "", true },  { "0", true },
-		      { "1", false }, { "yes", false } };
+	} cases[] = { { NULL, true },
+		      { "", true },
+		      { "0", true },
+		      { "1", false },
+		      { "yes", false } };
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		if (cases[i].val)
 			setenv("TAILSSE_NO_JIT", cases[i].val, 1);
@@ -900,8 +1047,8 @@ static void *worker_main(void *arg)
 		const struct tcase *t =
 			&tcases[(size_t)(it + w->id) % ARRAY_LEN(tcases)];
 		ts_buf_reset(&b);
-		enum ts_match r =
-			ts_filter_match(w->c, w->f, t->line, strlen(t->line), &b);
+		enum ts_match r = ts_filter_match(w->c, w->f, t->line,
+						  strlen(t->line), &b);
 		const char *want = t->want == TS_MATCH_YES ? t->ranges : "";
 		bool ok = r == t->want && b.len == strlen(want) &&
 			  (b.len == 0 || memcmp(b.data, want, b.len) == 0);
@@ -938,7 +1085,10 @@ static void test_threads(void **state)
 		pthread_t th[NT];
 		struct worker w[NT];
 		for (int i = 0; i < NT; i++) {
-			w[i] = (struct worker){ .c = c, .f = f, .g = g, .id = i,
+			w[i] = (struct worker){ .c = c,
+						.f = f,
+						.g = g,
+						.id = i,
 						.iterations = 3000 };
 			assert_int_equal(pthread_create(&th[i], NULL,
 							worker_main, &w[i]),
@@ -1023,7 +1173,10 @@ static const struct jcase jcases[] = {
 	{ " ~/</script>", 0, "\" ~/</script>\"" },
 	{ "\xE2\x80\xA8", 0, "\"\\u2028\"" },
 	{ "\xE2\x80\xA9", 0, "\"\\u2029\"" },
-	{ "a\xE2\x80\xA8" "b\xE2\x80\xA9" "c", 0, "\"a\\u2028b\\u2029c\"" },
+	{ "a\xE2\x80\xA8"
+	  "b\xE2\x80\xA9"
+	  "c",
+	  0, "\"a\\u2028b\\u2029c\"" },
 	{ "\xE2\x80\xA7\xE2\x80\xAA", 0, "\"\xE2\x80\xA7\xE2\x80\xAA\"" },
 	{ "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x8E\x89", 0,
 	  "\"caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x8E\x89\"" },
@@ -1077,7 +1230,7 @@ static void test_json_every_byte(void **state)
 		else if (c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
 			 c == '\t')
 			snprintf(want, sizeof(want), "\"\\%c\"",
-				 "bfnrt"[c == '\b'	? 0
+				 "bfnrt"[c == '\b'   ? 0
 					 : c == '\f' ? 1
 					 : c == '\n' ? 2
 					 : c == '\r' ? 3
@@ -1151,8 +1304,8 @@ static void test_golden(void **state)
 			const char *nl = memchr(in + pos, '\n', inlen - pos);
 			size_t end = nl ? (size_t)(nl - in) : inlen;
 			ts_buf_reset(&ranges);
-			enum ts_match r = ts_filter_match(
-				e->c[k], f, in + pos, end - pos, &ranges);
+			enum ts_match r = ts_filter_match(e->c[k], f, in + pos,
+							  end - pos, &ranges);
 			assert_int_not_equal(r, TS_MATCH_LIMIT);
 			if (r == TS_MATCH_YES) {
 				assert_int_equal(
@@ -1184,17 +1337,25 @@ static void test_golden(void **state)
 static void test_scan_safe(void **state)
 {
 	(void)state;
-	static const struct { const char *pat; bool ok; } cases[] = {
-		{ " 5\\d\\d ", true }, { "error", true }, { "(?i)warn|error", true },
-		{ "GET /api/.*", true }, { "user=\\w+", true }, { "^foo$", true },
-		{ "(?:a|b)c", true }, { "\\bword\\b", true }, { "x\\.y", true },
-		{ "(?=a)b", false }, { "(?!a)b", false }, { "(?<=a)b", false },
-		{ "(?>a+)b", false }, { "a++b", false }, { "a*+b", false },
-		{ "a\\sb", false }, { "[^x]+", false }, { "\\Aa", false },
-		{ "a\\z", false }, { "\\Ka", false }, { "a\\nb", false },
-		{ "a\nb", false }, { "(?s)a.b", false }, { "(*SKIP)a", false },
-		{ "\\x0a", false }, { "\\p{Any}", false }, { "a\\Rb", false },
-		{ "\\D", false }, { "\\W", false }, { "(?m)^a", false },
+	static const struct {
+		const char *pat;
+		bool ok;
+	} cases[] = {
+		{ " 5\\d\\d ", true },	    { "error", true },
+		{ "(?i)warn|error", true }, { "GET /api/.*", true },
+		{ "user=\\w+", true },	    { "^foo$", true },
+		{ "(?:a|b)c", true },	    { "\\bword\\b", true },
+		{ "x\\.y", true },	    { "(?=a)b", false },
+		{ "(?!a)b", false },	    { "(?<=a)b", false },
+		{ "(?>a+)b", false },	    { "a++b", false },
+		{ "a*+b", false },	    { "a\\sb", false },
+		{ "[^x]+", false },	    { "\\Aa", false },
+		{ "a\\z", false },	    { "\\Ka", false },
+		{ "a\\nb", false },	    { "a\nb", false },
+		{ "(?s)a.b", false },	    { "(*SKIP)a", false },
+		{ "\\x0a", false },	    { "\\p{Any}", false },
+		{ "a\\Rb", false },	    { "\\D", false },
+		{ "\\W", false },	    { "(?m)^a", false },
 	};
 	struct ts_filter_cache *c = ts_filter_cache_new_jit(true);
 	assert_non_null(c);
@@ -1203,7 +1364,8 @@ static void test_scan_safe(void **state)
 		char err[256];
 		const char *g[] = { cases[i].pat };
 		assert_int_equal(ts_filter_new(c, g, 1, NULL, 0, false, &f, err,
-					       sizeof(err)), 0);
+					       sizeof(err)),
+				 0);
 		if (ts_filter_can_scan(f) != cases[i].ok)
 			fail_msg("%s: can_scan %d, want %d", cases[i].pat,
 				 ts_filter_can_scan(f), cases[i].ok);
@@ -1228,8 +1390,9 @@ static void test_scan_equivalence(void **state)
 {
 	(void)state;
 	static const char *pats[] = {
-		"ab", "^a", "b$", "a.c", "\\bcd\\b", "x\\d+", "(?i)AB", "c|dd",
-		"^$", "a*", "(?:ab)+c", "\\w+ \\w+$", "^.{5}$", "z",
+		"ab",	    "^a",	  "b$",	    "a.c", "\\bcd\\b",
+		"x\\d+",    "(?i)AB",	  "c|dd",   "^$",  "a*",
+		"(?:ab)+c", "\\w+ \\w+$", "^.{5}$", "z",
 	};
 	static const char alphabet[] = "abcdx12 ";
 	struct ts_filter_cache *c = ts_filter_cache_new_jit(true);
@@ -1240,15 +1403,26 @@ static void test_scan_equivalence(void **state)
 		struct ts_filter *f = NULL;
 		const char *g[] = { pats[pi] };
 		assert_int_equal(ts_filter_new(c, g, 1, NULL, 0, false, &f,
-					       NULL, 0), 0);
+					       NULL, 0),
+				 0);
 		assert_true(ts_filter_can_scan(f));
 		for (int round = 0; round < 300; round++) {
 			size_t len = 0;
-			int nlines = 1 + (int)((seed = seed * 1103515245 + 12345) >> 16) % 12;
+			int nlines =
+				1 + (int)((seed = seed * 1103515245 + 12345) >>
+					  16) %
+					    12;
 			for (int l = 0; l < nlines; l++) {
-				int ll = (int)((seed = seed * 1103515245 + 12345) >> 16) % 9;
+				int ll = (int)((seed = seed * 1103515245 +
+						       12345) >>
+					       16) %
+					 9;
 				for (int k = 0; k < ll; k++)
-					buf[len++] = alphabet[((seed = seed * 1103515245 + 12345) >> 16) % 8];
+					buf[len++] = alphabet
+						[((seed = seed * 1103515245 +
+							  12345) >>
+						  16) %
+						 8];
 				buf[len++] = '\n';
 			}
 			size_t from = 0;
@@ -1261,10 +1435,12 @@ static void test_scan_equivalence(void **state)
 				for (size_t i = from; i < r && i < len; i++) {
 					if (buf[i] != '\n')
 						continue;
-					if (ts_filter_match(c, f, buf + ls, i - ls,
-							    NULL) == TS_MATCH_YES)
+					if (ts_filter_match(c, f, buf + ls,
+							    i - ls, NULL) ==
+					    TS_MATCH_YES)
 						fail_msg("%s: skipped line '%.*s'",
-							 pats[pi], (int)(i - ls),
+							 pats[pi],
+							 (int)(i - ls),
 							 buf + ls);
 					ls = i + 1;
 				}

@@ -96,8 +96,14 @@ static void test_refused(void **state)
 {
 	struct fixture *f = *state;
 	static const char *bad[] = {
-		"/../secret.txt", "/sub/../../secret.txt", "/..", "/sub/..",
-		"/../www/index.html", "/out", "/missing.html", "index.html",
+		"/../secret.txt",
+		"/sub/../../secret.txt",
+		"/..",
+		"/sub/..",
+		"/../www/index.html",
+		"/out",
+		"/missing.html",
+		"index.html",
 		"/sub/../index.html",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -21,7 +21,7 @@
 
 struct fake {
 	atomic_int suspends, resumes;
-	atomic_int errors;      /* a resume of a connection not suspended */
+	atomic_int errors; /* a resume of a connection not suspended */
 	sem_t wake;
 };
 
@@ -179,11 +179,11 @@ static void test_kick_when_all_ran(void **state)
 
 struct race {
 	struct ts_hub_log logs[NLOGS];
-	atomic_uint seq[NLOGS];    /* "lines" written to each log */
+	atomic_uint seq[NLOGS]; /* "lines" written to each log */
 	struct fake f;
 	struct ts_hub_conn hc;
 	struct ts_hub_link links[NLOGS];
-	unsigned got[NLOGS];       /* what the reader has seen */
+	unsigned got[NLOGS]; /* what the reader has seen */
 	bool stalled;
 };
 

@@ -116,7 +116,8 @@ static void test_random_against_reference(void **state)
 				memset(&b, 0, sizeof(b));
 				memcpy(b.b, &k, sizeof(k));
 				b.b[15] = 7;
-				assert_int_equal(ts_iplimit_count(&t, &b), ref[k]);
+				assert_int_equal(ts_iplimit_count(&t, &b),
+						 ref[k]);
 			}
 	}
 	assert_true(t.cap <= 4096); /* tombstones do not grow it forever */

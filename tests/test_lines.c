@@ -159,8 +159,7 @@ struct small_case {
 	uint64_t start, end;
 };
 
-static void run_small(struct fixture *f, const struct small_case *c,
-		      size_t nc)
+static void run_small(struct fixture *f, const struct small_case *c, size_t nc)
 {
 	for (size_t i = 0; i < nc; i++) {
 		size_t len = strlen(c[i].content);
@@ -291,10 +290,10 @@ static void test_tail_newline_at_block_boundary(void **state)
 	struct fixture *f = *state;
 	const size_t len = 3 * B + 777;
 	char *d = filled(f, len, 'x');
-	const size_t at[] = { len - B - 1, len - B,     len - 2 * B - 1,
+	const size_t at[] = { len - B - 1, len - B,	len - 2 * B - 1,
 			      len - 2 * B, len - 3 * B, B - 1,
-			      B,           2 * B,       2 * B - 1,
-			      0,           len - 1 };
+			      B,	   2 * B,	2 * B - 1,
+			      0,	   len - 1 };
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
 		d[at[i]] = '\n';
 	fixture_file(f, d, len);
@@ -483,8 +482,7 @@ static void test_tail_bounded_two_blocks(void **state)
 		d[i * 1000 + 999] = '\n';
 	fixture_file(f, NULL, 0);
 	assert_int_equal(ftruncate(f->fd, (off_t)hole), 0);
-	assert_int_equal(pwrite(f->fd, d, 100 * 1000, (off_t)hole),
-			 100 * 1000);
+	assert_int_equal(pwrite(f->fd, d, 100 * 1000, (off_t)hole), 100 * 1000);
 	const uint64_t size = hole + 100 * 1000;
 
 	uint64_t s, e;
@@ -562,15 +560,15 @@ static void test_at_start(void **state)
 		uint64_t off;
 		int want;
 	} cases[] = {
-		{ 0, 1 },  /* the start of the file */
-		{ 1, 0 },  /* mid-line */
-		{ 2, 0 },  /* just before the newline */
-		{ 3, 1 },  /* after '\n' */
+		{ 0, 1 }, /* the start of the file */
+		{ 1, 0 }, /* mid-line */
+		{ 2, 0 }, /* just before the newline */
+		{ 3, 1 }, /* after '\n' */
 		{ 4, 0 },
 		{ 6, 1 },
-		{ 7, 1 },  /* after an empty line */
+		{ 7, 1 }, /* after an empty line */
 		{ 8, 0 },
-		{ 9, 0 },  /* == size, inside the partial last line */
+		{ 9, 0 },	  /* == size, inside the partial last line */
 		{ 10, -ENODATA }, /* past the end */
 		{ 11, -ENODATA },
 		{ 1000000, -ENODATA },

@@ -178,7 +178,6 @@ static void test_unreadable_and_not_regular(void **state)
 	}
 }
 
-
 static void test_find_inode_and_copy(void **state)
 {
 	struct fixture *f = *state;
@@ -239,7 +238,6 @@ static void test_find_inode_and_copy(void **state)
 	pthread_mutex_unlock(&log->lock);
 }
 
-
 static void test_gen_name(void **state)
 {
 	(void)state;
@@ -247,16 +245,25 @@ static void test_gen_name(void **state)
 		const char *name;
 		bool want;
 	} cases[] = {
-		{ "app.log.1", true },         { "app.log.12", true },
-		{ "app.log-20261202", true },  { "app.log-2026-12-02", true },
-		{ "app.log.20261202-1530", true }, { "app.log_7", true },
+		{ "app.log.1", true },
+		{ "app.log.12", true },
+		{ "app.log-20261202", true },
+		{ "app.log-2026-12-02", true },
+		{ "app.log.20261202-1530", true },
+		{ "app.log_7", true },
 		{ "app.log-20261202.1", true },
-		{ "app.log", false },          { "app.log.", false },
-		{ "app.log.-", false },        { "app.log.2.gz", false },
-		{ "app.log.1.xz", false },     { "app.log.bak", false },
-		{ "app.logx", false },         { "app.log1", false },
-		{ "xapp.log.1", false },       { "notes.txt", false },
-		{ "app.log.1 ", false },       { "app.log/1", false },
+		{ "app.log", false },
+		{ "app.log.", false },
+		{ "app.log.-", false },
+		{ "app.log.2.gz", false },
+		{ "app.log.1.xz", false },
+		{ "app.log.bak", false },
+		{ "app.logx", false },
+		{ "app.log1", false },
+		{ "xapp.log.1", false },
+		{ "notes.txt", false },
+		{ "app.log.1 ", false },
+		{ "app.log/1", false },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (ts_log_gen_name("app.log", cases[i].name) != cases[i].want)
@@ -306,8 +313,8 @@ static void test_find_inode_only_generations(void **state)
 	append(f->path, "a1\na2\n");
 	assert_int_equal(ts_log_check(log), TS_CREATED);
 	static const char *const others[] = {
-		"notes.txt", "app.log.bak", "app.log.2.gz", "app.logx",
-		"xapp.log.1", "other.log",
+		"notes.txt", "app.log.bak", "app.log.2.gz",
+		"app.logx",  "xapp.log.1",  "other.log",
 	};
 	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
 		put_file(f, others[i], "secret\n");
@@ -419,10 +426,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide_table),
 		cmocka_unit_test(test_gen_name),
-		cmocka_unit_test_setup_teardown(
-			test_find_inode_only_generations, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_missed_generation_chained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_find_inode_only_generations,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missed_generation_chained,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_found_generation_chains_newer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_lifecycle, setup,

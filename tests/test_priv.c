@@ -20,8 +20,8 @@ static void test_check(void **state)
 	(void)state;
 	char err[TS_ERR_MAX];
 	assert_int_equal(ts_priv_check(NULL, err, sizeof(err)), 0);
-	assert_int_not_equal(ts_priv_check("no-such-user-ts", err,
-					   sizeof(err)), 0);
+	assert_int_not_equal(ts_priv_check("no-such-user-ts", err, sizeof(err)),
+			     0);
 	assert_non_null(strstr(err, "user = no-such-user-ts"));
 	assert_null(strchr(err, '\n'));
 	/* uid 0 would drop nothing */
@@ -36,8 +36,8 @@ static void test_drop_refusals(void **state)
 	(void)state;
 	char err[TS_ERR_MAX];
 	assert_int_equal(ts_priv_drop(NULL, err, sizeof(err)), 0);
-	assert_int_not_equal(ts_priv_drop("no-such-user-ts", err,
-					  sizeof(err)), 0);
+	assert_int_not_equal(ts_priv_drop("no-such-user-ts", err, sizeof(err)),
+			     0);
 	assert_non_null(strstr(err, "user = no-such-user-ts"));
 	if (geteuid() != 0) {
 		/* not root: only the user it runs as already */
@@ -48,7 +48,8 @@ static void test_drop_refusals(void **state)
 		assert_int_equal(ts_priv_drop(name, err, sizeof(err)), 0);
 		if (getpwnam("nobody") && strcmp(name, "nobody") != 0)
 			assert_int_not_equal(ts_priv_drop("nobody", err,
-							  sizeof(err)), 0);
+							  sizeof(err)),
+					     0);
 	}
 }
 

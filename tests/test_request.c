@@ -89,8 +89,8 @@ static void split_query(struct query *q, const char *qs)
 		struct ts_param *p = &q->p[q->n++];
 		p->key = put_decoded(q, s, klen, &dummy);
 		if (eq) {
-			p->value = put_decoded(q, eq + 1, len - klen - 1,
-					       &vlen);
+			p->value =
+				put_decoded(q, eq + 1, len - klen - 1, &vlen);
 			p->value_len = vlen;
 		}
 		if (!amp)
@@ -102,8 +102,8 @@ static void split_query(struct query *q, const char *qs)
 static void add_headers(struct query *q, const char *const *hdr)
 {
 	for (size_t i = 0; i < MAX_HDRS && hdr[i]; i++) {
-		q->hdr[i] = put_decoded(q, hdr[i], strlen(hdr[i]),
-					&q->hdrlen[i]);
+		q->hdr[i] =
+			put_decoded(q, hdr[i], strlen(hdr[i]), &q->hdrlen[i]);
 		q->nhdr++;
 	}
 }
@@ -111,8 +111,9 @@ static void add_headers(struct query *q, const char *const *hdr)
 static struct ts_req_input input_of(const struct query *q,
 				    enum ts_req_kind kind)
 {
-	struct ts_req_input in = { kind, q->p, q->n, q->hdr, q->hdrlen,
-				   q->nhdr };
+	struct ts_req_input in = {
+		kind, q->p, q->n, q->hdr, q->hdrlen, q->nhdr
+	};
 	return in;
 }
 
@@ -140,15 +141,15 @@ static struct ts_req_input input_exact(const struct query *q,
 	for (size_t i = 0; i < q->n; i++) {
 		x->p[i] = q->p[i];
 		if (q->p[i].value) {
-			x->val[i] = dup_exact(q->p[i].value,
-					      q->p[i].value_len);
+			x->val[i] = dup_exact(q->p[i].value, q->p[i].value_len);
 			x->p[i].value = x->val[i];
 		}
 	}
 	for (size_t i = 0; i < q->nhdr; i++)
 		x->hdr[i] = x->hbuf[i] = dup_exact(q->hdr[i], q->hdrlen[i]);
-	struct ts_req_input in = { kind, x->p, q->n, x->hdr, q->hdrlen,
-				   q->nhdr };
+	struct ts_req_input in = {
+		kind, x->p, q->n, x->hdr, q->hdrlen, q->nhdr
+	};
 	return in;
 }
 
@@ -165,12 +166,12 @@ static void exact_free(struct exact *x)
 
 struct want {
 	enum ts_from from;
-	uint64_t ino, off;  /* id (EVENTS) or before (LINES) */
+	uint64_t ino, off; /* id (EVENTS) or before (LINES) */
 	bool has_ino;
 	uint64_t tail;
 	bool has_tail, icase, json;
 	size_t ngrep, nexclude, nlogs;
-	bool token;         /* ?token=SECRET given */
+	bool token; /* ?token=SECRET given */
 	uint64_t n;
 };
 
@@ -179,8 +180,8 @@ struct req_case {
 	enum ts_req_kind kind;
 	const char *query;
 	const char *hdr[MAX_HDRS]; /* Last-Event-ID values, %XX decoded */
-	const char *err;  /* the error's leading words; NULL: ok */
-	bool check;       /* ok: compare with `want` */
+	const char *err;	   /* the error's leading words; NULL: ok */
+	bool check;		   /* ok: compare with `want` */
 	struct want want;
 };
 
@@ -189,13 +190,39 @@ struct req_case {
 #define LI TS_REQ_LINES
 
 /* Rows: OK checks the whole struct, OKS only that it is accepted. */
-#define OK(name, kind, q, h, ...) \
-	{ name, kind, q, h, NULL, true, { __VA_ARGS__ } }
-#define OKS(name, kind, q, h) { name, kind, q, h, NULL, false, { 0 } }
-#define ERR(name, kind, q, h, e) { name, kind, q, h, e, false, { 0 } }
-#define NOH { NULL }
-#define H1(a) { a, NULL }
-#define H2(a, b) { a, b, NULL }
+#define OK(name, kind, q, h, ...)             \
+	{                                     \
+		name, kind, q, h, NULL, true, \
+		{                             \
+			__VA_ARGS__           \
+		}                             \
+	}
+#define OKS(name, kind, q, h)                  \
+	{                                      \
+		name, kind, q, h, NULL, false, \
+		{                              \
+			0                      \
+		}                              \
+	}
+#define ERR(name, kind, q, h, e)            \
+	{                                   \
+		name, kind, q, h, e, false, \
+		{                           \
+			0                   \
+		}                           \
+	}
+#define NOH          \
+	{            \
+		NULL \
+	}
+#define H1(a)           \
+	{               \
+		a, NULL \
+	}
+#define H2(a, b)           \
+	{                  \
+		a, b, NULL \
+	}
 
 #define G4 "grep=a&grep=b&exclude=c&grep=d"
 #define G16 G4 "&" G4 "&" G4 "&" G4
@@ -206,8 +233,8 @@ struct req_case {
 
 static const struct req_case event_cases[] = {
 	OK("nothing", EV, "", NOH, .from = TS_FROM_END),
-	OK("unknown ignored", EV, "_=123&foo&bar=%00&log=x/y&n=0&before=z",
-	   NOH, .from = TS_FROM_END),
+	OK("unknown ignored", EV, "_=123&foo&bar=%00&log=x/y&n=0&before=z", NOH,
+	   .from = TS_FROM_END),
 	OK("tail", EV, "tail=5", NOH, .from = TS_FROM_TAIL, .tail = 5,
 	   .has_tail = true),
 	OK("tail 0", EV, "tail=0", NOH, .from = TS_FROM_TAIL, .tail = 0,
@@ -239,8 +266,8 @@ static const struct req_case event_cases[] = {
 	OK("lastEventId bare offset", EV, "lastEventId=42", NOH,
 	   .from = TS_FROM_ID, .off = 42),
 	OK("id wins over tail", EV, "tail=5&lastEventId=7:42", NOH,
-	   .from = TS_FROM_ID, .ino = 7, .off = 42, .has_ino = true,
-	   .tail = 5, .has_tail = true),
+	   .from = TS_FROM_ID, .ino = 7, .off = 42, .has_ino = true, .tail = 5,
+	   .has_tail = true),
 	ERR("lastEventId bare", EV, "lastEventId", NOH,
 	    "bad lastEventId: empty"),
 	ERR("lastEventId empty", EV, "lastEventId=", NOH,
@@ -266,10 +293,9 @@ static const struct req_case event_cases[] = {
 	   .from = TS_FROM_ID, .ino = 7, .off = 42, .has_ino = true),
 	OK("header, both ends", EV, "", H1("%097:42%20"), .from = TS_FROM_ID,
 	   .ino = 7, .off = 42, .has_ino = true),
-	OK("header empty is absent", EV, "tail=3", H1(""),
-	   .from = TS_FROM_TAIL, .tail = 3, .has_tail = true),
-	OK("header blank is absent", EV, "", H1("%20%09"),
-	   .from = TS_FROM_END),
+	OK("header empty is absent", EV, "tail=3", H1(""), .from = TS_FROM_TAIL,
+	   .tail = 3, .has_tail = true),
+	OK("header blank is absent", EV, "", H1("%20%09"), .from = TS_FROM_END),
 	OK("header wins over lastEventId", EV, "lastEventId=1:1", H1("7:42"),
 	   .from = TS_FROM_ID, .ino = 7, .off = 42, .has_ino = true),
 	OK("empty header: lastEventId", EV, "lastEventId=1:1", H1(""),
@@ -341,17 +367,17 @@ static const struct req_case event_cases[] = {
 
 	OK("everything", EV,
 	   "_=1&tail=10&grep=x&exclude=y&icase&format=json&token=" SECRET,
-	   H1("3:4"), .from = TS_FROM_ID, .ino = 3, .off = 4,
-	   .has_ino = true, .tail = 10, .has_tail = true, .icase = true,
-	   .json = true, .ngrep = 1, .nexclude = 1, .token = true),
+	   H1("3:4"), .from = TS_FROM_ID, .ino = 3, .off = 4, .has_ino = true,
+	   .tail = 10, .has_tail = true, .icase = true, .json = true,
+	   .ngrep = 1, .nexclude = 1, .token = true),
 	ERR("keys are case-sensitive: Tail ignored, tail twice", EV,
 	    "Tail=x&tail=1&tail=2", NOH, "bad tail: given more than once"),
 };
 
 static const struct req_case multi_cases[] = {
 	OK("one log", MU, "log=A", NOH, .nlogs = 1),
-	OK("two logs and tail", MU, "log=A&log=b.c_d-e&tail=3", NOH,
-	   .nlogs = 2, .from = TS_FROM_TAIL, .tail = 3, .has_tail = true),
+	OK("two logs and tail", MU, "log=A&log=b.c_d-e&tail=3", NOH, .nlogs = 2,
+	   .from = TS_FROM_TAIL, .tail = 3, .has_tail = true),
 	OK("32 logs", MU, L32, NOH, .nlogs = 32),
 	ERR("33 logs", MU, L32 "&log=z", NOH, "bad log: at most 32 logs"),
 	ERR("no log", MU, "", NOH, "bad log: at least one log= is needed"),
@@ -374,32 +400,32 @@ static const struct req_case multi_cases[] = {
 	ERR("repeated log", MU, "log=A&log=B&log=A", NOH,
 	    "bad log: 'A' given more than once"),
 	OKS("names differ in case", MU, "log=A&log=a", NOH),
-	OK("cursor in header", MU, "log=A&log=B", H1("A=1:2,B=3:4"),
-	   .nlogs = 2, .from = TS_FROM_ID),
+	OK("cursor in header", MU, "log=A&log=B", H1("A=1:2,B=3:4"), .nlogs = 2,
+	   .from = TS_FROM_ID),
 	OK("cursor in query", MU, "log=A&lastEventId=A=1:2", NOH, .nlogs = 1,
 	   .from = TS_FROM_ID),
 	OK("cursor header trimmed", MU, "log=A", H1("%20A=1:2,B=0:0%09"),
 	   .nlogs = 1, .from = TS_FROM_ID),
-	OK("cursor with no requested log", MU, "log=A", H1("Z=1:2"),
-	   .nlogs = 1, .from = TS_FROM_ID),
+	OK("cursor with no requested log", MU, "log=A", H1("Z=1:2"), .nlogs = 1,
+	   .from = TS_FROM_ID),
 	ERR("cursor bad in header", MU, "log=A", H1("A=1:2,,B=3:4"),
 	    "bad Last-Event-ID header: expected NAME=INODE:OFFSET,..."),
 	ERR("cursor bad in query", MU, "log=A&lastEventId=A=1", NOH,
 	    "bad lastEventId: expected NAME=INODE:OFFSET,..."),
-	ERR("cursor header bad, query good", MU,
-	    "log=A&lastEventId=A=1:2", H1("A=x"),
+	ERR("cursor header bad, query good", MU, "log=A&lastEventId=A=1:2",
+	    H1("A=x"),
 	    "bad Last-Event-ID header: expected NAME=INODE:OFFSET,..."),
-	ERR("cursor header good, query bad", MU,
-	    "log=A&lastEventId=A=x", H1("A=1:2"),
-	    "bad lastEventId: expected NAME=INODE:OFFSET,..."),
+	ERR("cursor header good, query bad", MU, "log=A&lastEventId=A=x",
+	    H1("A=1:2"), "bad lastEventId: expected NAME=INODE:OFFSET,..."),
 	ERR("a plain id is no cursor", MU, "log=A", H1("1:2"),
 	    "bad Last-Event-ID header: expected NAME=INODE:OFFSET,..."),
 	ERR("cursor space inside", MU, "log=A", H1("A=1:2,%20B=1:2"),
 	    "bad Last-Event-ID header: expected NAME=INODE:OFFSET,..."),
 	ERR("cursor NUL", MU, "log=A", H1("A=1:2%00"),
 	    "bad Last-Event-ID header: contains a NUL byte"),
-	ERR("lastEventId twice", MU, "log=A&lastEventId=A=1:2&lastEventId=A=1:2",
-	    NOH, "bad lastEventId: given more than once"),
+	ERR("lastEventId twice", MU,
+	    "log=A&lastEventId=A=1:2&lastEventId=A=1:2", NOH,
+	    "bad lastEventId: given more than once"),
 	OK("n and before are unknown here", MU, "log=A&n=0&before=x", NOH,
 	   .nlogs = 1),
 };
@@ -512,9 +538,9 @@ static void run_case(const struct req_case *c)
 		fail_msg("%s: unterminated values: another result", c->name);
 }
 
-#define RUN(t) \
+#define RUN(t)                                                \
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) \
-		run_case(&t[i])
+	run_case(&t[i])
 
 static void test_events_table(void **state)
 {
@@ -555,7 +581,8 @@ static void test_pointers_into_input(void **state)
 {
 	(void)state;
 	struct query q;
-	struct ts_request r = parse_ok(EV,
+	struct ts_request r = parse_ok(
+		EV,
 		"grep=one&exclude=two&grep&grep=th%20ree&exclude=&token=" SECRET,
 		NULL, &q);
 	assert_int_equal(r.ngrep, 3);
@@ -620,8 +647,8 @@ static void test_multi_cursor_positions(void **state)
 
 struct cursor_case {
 	const char *name;
-	const char *cursor;  /* %XX decoded */
-	const char *err;     /* leading words after "bad cursor: "; NULL ok */
+	const char *cursor; /* %XX decoded */
+	const char *err;    /* leading words after "bad cursor: "; NULL ok */
 	/* ok: for the logs A, B, C: "INO:OFF" or "-" (not in the cursor) */
 	const char *want[3];
 };
@@ -630,24 +657,33 @@ struct cursor_case {
 #define C16(p) C4(p "a") "," C4(p "b") "," C4(p "c") "," C4(p "d")
 #define C64 C16("w") "," C16("x") "," C16("y") "," C16("z")
 #define CSYN "expected NAME=INODE:OFFSET,..."
-#define NO { NULL }
+#define NO           \
+	{            \
+		NULL \
+	}
 
 static const struct cursor_case cursor_cases[] = {
 	{ "all three", "A=1:2,B=3:4,C=5:6", NULL, { "1:2", "3:4", "5:6" } },
 	{ "out of order", "C=5:6,A=1:2,B=3:4", NULL, { "1:2", "3:4", "5:6" } },
 	{ "one missing", "A=1:2,C=5:6", NULL, { "1:2", "-", "5:6" } },
-	{ "unrequested ignored", "X=9:9,B=3:4,Y.z=8:8", NULL,
+	{ "unrequested ignored",
+	  "X=9:9,B=3:4,Y.z=8:8",
+	  NULL,
 	  { "-", "3:4", "-" } },
 	{ "only unrequested", "X=9:9", NULL, { "-", "-", "-" } },
 	{ "0:0", "A=0:0", NULL, { "0:0", "-", "-" } },
-	{ "largest", "A=18446744073709551615:9223372036854775807", NULL,
+	{ "largest",
+	  "A=18446744073709551615:9223372036854775807",
+	  NULL,
 	  { "18446744073709551615:9223372036854775807", "-", "-" } },
 	{ "leading zeros", "A=007:010", NULL, { "7:10", "-", "-" } },
 	{ "names are case-sensitive", "a=1:2", NULL, { "-", "-", "-" } },
 	{ "64 entries", C64, NULL, { "-", "-", "-" } },
-	{ "64 entries, A last", C16("w") "," C16("x") "," C16("y") ","
-	  C4("za") "," C4("zb") "," C4("zc") ",zd0=1:1,zd1=1:1,zd2=1:1,A=4:4",
-	  NULL, { "4:4", "-", "-" } },
+	{ "64 entries, A last",
+	  C16("w") "," C16("x") "," C16("y") "," C4("za") "," C4("zb") "," C4(
+		  "zc") ",zd0=1:1,zd1=1:1,zd2=1:1,A=4:4",
+	  NULL,
+	  { "4:4", "-", "-" } },
 
 	{ "empty", "", CSYN " (entry 1 is empty)", NO },
 	{ "empty entry", "A=1:2,,B=3:4", CSYN " (entry 2 is empty)", NO },
@@ -679,7 +715,8 @@ static const struct cursor_case cursor_cases[] = {
 	{ "two =", "A=1:2=3", CSYN " (entry 1: 'A' is not at", NO },
 	{ "space before", " A=1:2", CSYN " (entry 1: '%20A' is not", NO },
 	{ "space after", "A=1:2 ", CSYN " (entry 1: 'A' is not at", NO },
-	{ "space after comma", "A=1:2, B=3:4", CSYN " (entry 2: '%20B' is", NO },
+	{ "space after comma", "A=1:2, B=3:4", CSYN " (entry 2: '%20B' is",
+	  NO },
 	{ "inode overflow", "A=18446744073709551616:0",
 	  CSYN " (entry 1: 'A' is not at", NO },
 	{ "offset overflow", "A=1:9223372036854775808",
@@ -729,8 +766,8 @@ static void test_cursor_table(void **state)
 		r.log[2] = "C";
 		r.log_len[0] = r.log_len[1] = r.log_len[2] = 1;
 		r.nlogs = 3;
-		const char *s = put_decoded(&q, c->cursor, strlen(c->cursor),
-					    &len);
+		const char *s =
+			put_decoded(&q, c->cursor, strlen(c->cursor), &len);
 		/* exactly its length: no reading past it */
 		char *x = malloc(len ? len : 1);
 		assert_non_null(x);
@@ -764,21 +801,24 @@ static void test_cursor_failure_clears(void **state)
 	r.nlogs = 1;
 	const char *ok = "A=1:2";
 	assert_int_equal(ts_request_parse_cursor(ok, strlen(ok), &r, err,
-						 sizeof(err)), 0);
+						 sizeof(err)),
+			 0);
 	assert_true(r.in_cursor[0]);
 	const char *bad = "A=1:2,B";
 	assert_int_equal(ts_request_parse_cursor(bad, strlen(bad), &r, err,
-						 sizeof(err)), -EINVAL);
+						 sizeof(err)),
+			 -EINVAL);
 	assert_false(r.in_cursor[0]);
-	assert_int_equal(ts_request_parse_cursor(NULL, 0, &r, err,
-						 sizeof(err)), -EINVAL);
+	assert_int_equal(ts_request_parse_cursor(NULL, 0, &r, err, sizeof(err)),
+			 -EINVAL);
 	/* and no error buffer at all is fine */
-	assert_int_equal(ts_request_parse_cursor(bad, strlen(bad), &r, NULL,
-						 0), -EINVAL);
+	assert_int_equal(ts_request_parse_cursor(bad, strlen(bad), &r, NULL, 0),
+			 -EINVAL);
 	/* a tiny buffer: cut, still terminated */
 	char tiny[8];
 	assert_int_equal(ts_request_parse_cursor(bad, strlen(bad), &r, tiny,
-						 sizeof(tiny)), -EINVAL);
+						 sizeof(tiny)),
+			 -EINVAL);
 	assert_string_equal(tiny, "bad cur");
 }
 
@@ -803,8 +843,9 @@ static const char alphabet[] = "0123456789:=,AB.z \t%\0\n-/";
 static char *random_value(size_t *lenp)
 {
 	static const char *const good[] = {
-		"1:2", "7:0", "0:0", "5", "1", "0", "json", "text", "A", "B", "C",
-		"A=1:2", "A=1:2,B=3:4", "Z=0:0,A=9:9", "x", "", " 3:4\t",
+		"1:2",	       "7:0",	      "0:0", "5", "1",	    "0",
+		"json",	       "text",	      "A",   "B", "C",	    "A=1:2",
+		"A=1:2,B=3:4", "Z=0:0,A=9:9", "x",   "",  " 3:4\t",
 	};
 	char tmp[40];
 	size_t len;
@@ -813,8 +854,8 @@ static char *random_value(size_t *lenp)
 		len = strlen(g);
 		memcpy(tmp, g, len);
 		if (len && rnd() % 4 == 0)
-			tmp[rnd() % len] = alphabet[rnd() %
-						    (sizeof(alphabet) - 1)];
+			tmp[rnd() % len] =
+				alphabet[rnd() % (sizeof(alphabet) - 1)];
 	} else {
 		len = rnd() % sizeof(tmp);
 		for (size_t j = 0; j < len; j++)
@@ -832,8 +873,8 @@ static void test_random_inputs(void **state)
 {
 	(void)state;
 	static const char *const keys[] = {
-		"tail", "lastEventId", "icase", "format", "token", "before",
-		"n", "grep", "exclude", "log", "log", "_",
+		"tail", "lastEventId", "icase",	  "format", "token", "before",
+		"n",	"grep",	       "exclude", "log",    "log",   "_",
 	};
 	size_t nok[3] = { 0, 0, 0 };
 	for (int iter = 0; iter < 30000; iter++) {
@@ -861,8 +902,7 @@ static void test_random_inputs(void **state)
 		struct ts_request r;
 		char err[TS_ERR_MAX];
 		int rc = ts_request_parse(&in, &r, err, sizeof(err));
-		if (rc != 0 && (rc != -EINVAL || strchr(err, '\n') ||
-				!*err))
+		if (rc != 0 && (rc != -EINVAL || strchr(err, '\n') || !*err))
 			fail_msg("iteration %d: %d \"%s\"", iter, rc, err);
 		if (rc == 0)
 			nok[in.kind]++;

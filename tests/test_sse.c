@@ -81,8 +81,10 @@ struct text_case {
 	size_t outlen;
 };
 
-#define TC(name, in, max, out) \
-	{ name, in, sizeof(in) - 1, max, out, sizeof(out) - 1 }
+#define TC(name, in, max, out)                                      \
+	{                                                           \
+		name, in, sizeof(in) - 1, max, out, sizeof(out) - 1 \
+	}
 
 static void run_text_cases(struct ts_buf *b, const struct text_case *c,
 			   size_t n)
@@ -97,8 +99,8 @@ static void run_text_cases(struct ts_buf *b, const struct text_case *c,
 
 static const struct text_case plain_cases[] = {
 	TC("empty", "", BIG, ""),
-	TC("ascii", "Nov 21 22:49:12 host sshd[42]: ok",
-	   BIG, "Nov 21 22:49:12 host sshd[42]: ok"),
+	TC("ascii", "Nov 21 22:49:12 host sshd[42]: ok", BIG,
+	   "Nov 21 22:49:12 host sshd[42]: ok"),
 	TC("trailing CR dropped", "a\r", BIG, "a"),
 	TC("only CR", "\r", BIG, ""),
 	TC("only one trailing CR dropped", "a\r\r", BIG, "a" R),
@@ -111,10 +113,10 @@ static const struct text_case plain_cases[] = {
 	TC("NUL at the end", "ab\0", BIG, "ab" R),
 	TC("NUL before trailing CR", "a\0\r", BIG, "a" R),
 	TC("two NULs", "\0\0", BIG, R R),
-	TC("tab and ESC pass", "\tx\x1b[1;31mred\x1b[0m",
-	   BIG, "\tx\x1b[1;31mred\x1b[0m"),
-	TC("DEL and other controls pass", "\x01\x02\x7f\x0b\x0c",
-	   BIG, "\x01\x02\x7f\x0b\x0c"),
+	TC("tab and ESC pass", "\tx\x1b[1;31mred\x1b[0m", BIG,
+	   "\tx\x1b[1;31mred\x1b[0m"),
+	TC("DEL and other controls pass", "\x01\x02\x7f\x0b\x0c", BIG,
+	   "\x01\x02\x7f\x0b\x0c"),
 };
 
 static void test_text_plain(void **state)
@@ -127,7 +129,12 @@ static const struct text_case utf8_valid_cases[] = {
 	TC("2-byte e-acute", "caf\xC3\xA9", BIG, "caf\xC3\xA9"),
 	TC("2-byte U+0080", "\xC2\x80", BIG, "\xC2\x80"),
 	TC("2-byte U+07FF", "\xDF\xBF", BIG, "\xDF\xBF"),
-	TC("3-byte euro", "\xE2\x82\xAC" "5", BIG, "\xE2\x82\xAC" "5"),
+	TC("3-byte euro",
+	   "\xE2\x82\xAC"
+	   "5",
+	   BIG,
+	   "\xE2\x82\xAC"
+	   "5"),
 	TC("3-byte U+0800", "\xE0\xA0\x80", BIG, "\xE0\xA0\x80"),
 	TC("3-byte U+D7FF", "\xED\x9F\xBF", BIG, "\xED\x9F\xBF"),
 	TC("3-byte U+E000", "\xEE\x80\x80", BIG, "\xEE\x80\x80"),
@@ -137,8 +144,16 @@ static const struct text_case utf8_valid_cases[] = {
 	TC("4-byte emoji", "\xF0\x9F\x98\x80", BIG, "\xF0\x9F\x98\x80"),
 	TC("4-byte U+10000", "\xF0\x90\x80\x80", BIG, "\xF0\x90\x80\x80"),
 	TC("4-byte U+10FFFF", "\xF4\x8F\xBF\xBF", BIG, "\xF4\x8F\xBF\xBF"),
-	TC("mixed", "a\xC3\xA9" "b\xE2\x82\xAC" "c\xF0\x9F\x98\x80" "d\r",
-	   BIG, "a\xC3\xA9" "b\xE2\x82\xAC" "c\xF0\x9F\x98\x80" "d"),
+	TC("mixed",
+	   "a\xC3\xA9"
+	   "b\xE2\x82\xAC"
+	   "c\xF0\x9F\x98\x80"
+	   "d\r",
+	   BIG,
+	   "a\xC3\xA9"
+	   "b\xE2\x82\xAC"
+	   "c\xF0\x9F\x98\x80"
+	   "d"),
 };
 
 static void test_text_utf8_valid(void **state)
@@ -152,7 +167,10 @@ static const struct text_case utf8_invalid_cases[] = {
 	TC("lone continuation 80", "\x80", BIG, R),
 	TC("lone continuation BF", "\xBF", BIG, R),
 	TC("two continuations", "\x80\x80", BIG, R R),
-	TC("continuation between ascii", "a\x80" "b", BIG, "a" R "b"),
+	TC("continuation between ascii",
+	   "a\x80"
+	   "b",
+	   BIG, "a" R "b"),
 	TC("overlong C0 AF", "\xC0\xAF", BIG, R R),
 	TC("overlong C1 BF", "\xC1\xBF", BIG, R R),
 	TC("overlong E0 80", "\xE0\x80", BIG, R R),
@@ -170,10 +188,16 @@ static const struct text_case utf8_invalid_cases[] = {
 	TC("truncated 1 of 2 at end", "\xC3", BIG, R),
 	TC("truncated 3 of 4 at end", "\xF0\x9F\x98", BIG, R),
 	TC("truncated 2 of 4 at end", "\xF0\x9F", BIG, R),
-	TC("truncated 3 of 4 then A", "\xF0\x9F\x98" "A", BIG, R "A"),
-	TC("truncated 1 of 3 then A", "\xE2" "A", BIG, R "A"),
-	TC("truncated then valid", "\xE2\x82\xE2\x82\xAC",
-	   BIG, R "\xE2\x82\xAC"),
+	TC("truncated 3 of 4 then A",
+	   "\xF0\x9F\x98"
+	   "A",
+	   BIG, R "A"),
+	TC("truncated 1 of 3 then A",
+	   "\xE2"
+	   "A",
+	   BIG, R "A"),
+	TC("truncated then valid", "\xE2\x82\xE2\x82\xAC", BIG,
+	   R "\xE2\x82\xAC"),
 	TC("lead then valid 2-byte", "\xC3\xC3\xA9", BIG, R "\xC3\xA9"),
 	TC("truncated before trailing CR", "\xE2\x82\r", BIG, R),
 	TC("truncated before mid CR", "\xE2\x82\rx", BIG, R R "x"),
@@ -228,9 +252,14 @@ static const struct text_case cut_cases[] = {
 	TC("max 0, only CR", "\r", 0, ""),
 	TC("2-byte ends exactly at max", "aaa\xC3\xA9", 5, "aaa\xC3\xA9"),
 	TC("2-byte straddles the cut", "aaaa\xC3\xA9", 5, "aaaa" ELL),
-	TC("2-byte fits, then more", "aaa\xC3\xA9" "b", 5, "aaa\xC3\xA9" ELL),
-	TC("2-byte straddles, ascii after", "aaaa\xC3\xA9" "b", 5,
-	   "aaaa" ELL),
+	TC("2-byte fits, then more",
+	   "aaa\xC3\xA9"
+	   "b",
+	   5, "aaa\xC3\xA9" ELL),
+	TC("2-byte straddles, ascii after",
+	   "aaaa\xC3\xA9"
+	   "b",
+	   5, "aaaa" ELL),
 	TC("3-byte straddles by 1", "aaa\xE2\x82\xAC", 5, "aaa" ELL),
 	TC("3-byte straddles by 2", "aaaa\xE2\x82\xAC", 5, "aaaa" ELL),
 	TC("3-byte exactly", "a\xE2\x82\xAC", 4, "a\xE2\x82\xAC"),
@@ -240,11 +269,18 @@ static const struct text_case cut_cases[] = {
 	TC("4-byte twice exactly", "\xF0\x9F\x98\x80\xF0\x9F\x98\x80", 8,
 	   "\xF0\x9F\x98\x80\xF0\x9F\x98\x80"),
 	TC("4-byte alone, max 3", "\xF0\x9F\x98\x80", 3, ELL),
-	TC("ascii run after multibyte crosses cut", "\xC3\xA9" "abcd", 4,
-	   "\xC3\xA9" "ab" ELL),
+	TC("ascii run after multibyte crosses cut",
+	   "\xC3\xA9"
+	   "abcd",
+	   4,
+	   "\xC3\xA9"
+	   "ab" ELL),
 	TC("replacement would cross the cut", "ab\x80", 4, "ab" ELL),
 	TC("replacement ends exactly at max", "ab\x80", 5, "ab" R),
-	TC("replacement at max, more after", "ab\x80" "c", 5, "ab" R ELL),
+	TC("replacement at max, more after",
+	   "ab\x80"
+	   "c",
+	   5, "ab" R ELL),
 	TC("NUL replacement crosses the cut", "abcd\0", 5, "abcd" ELL),
 	TC("two replacements, room for one", "\0\0", 3, R ELL),
 	TC("two replacements, room for one and a bit", "\0\0", 5, R ELL),
@@ -456,9 +492,9 @@ static size_t encode_cp(uint32_t cp, unsigned char *p)
 
 static uint32_t random_scalar(void)
 {
-	static const uint32_t edges[] = { 0x80,   0x7FF,  0x800,  0xD7FF,
-					  0xE000, 0xFFFD, 0xFFFF, 0x10000,
-					  0x10FFFF };
+	static const uint32_t edges[] = { 0x80,	  0x7FF,   0x800,
+					  0xD7FF, 0xE000,  0xFFFD,
+					  0xFFFF, 0x10000, 0x10FFFF };
 	uint32_t cp;
 	switch (rnd_below(4)) {
 	case 0:
@@ -482,15 +518,19 @@ static uint32_t random_scalar(void)
 static size_t random_line(unsigned char *p, size_t max)
 {
 	static const unsigned char ctl[] = { 0, '\r', '\t', 0x1B, 0x01, 0x7F };
-	static const unsigned char leads[] = { 0xC0, 0xC1, 0xC2, 0xDF, 0xE0,
-					       0xE1, 0xED, 0xEF, 0xF0, 0xF4,
-					       0xF5, 0xFF };
+	static const unsigned char leads[] = { 0xC0, 0xC1, 0xC2, 0xDF,
+					       0xE0, 0xE1, 0xED, 0xEF,
+					       0xF0, 0xF4, 0xF5, 0xFF };
 	size_t target = rnd_below(max - 4), n = 0;
 	while (n < target) {
 		unsigned char tmp[4];
 		size_t k;
 		switch (rnd_below(16)) {
-		case 0: case 1: case 2: case 3: case 4:
+		case 0:
+		case 1:
+		case 2:
+		case 3:
+		case 4:
 			p[n++] = (unsigned char)(0x20 + rnd_below(0x5F));
 			break;
 		case 5:
@@ -505,7 +545,9 @@ static size_t random_line(unsigned char *p, size_t max)
 		case 8:
 			p[n++] = leads[rnd_below(sizeof(leads))];
 			break;
-		case 9: case 10: case 11:
+		case 9:
+		case 10:
+		case 11:
 			n += encode_cp(random_scalar(), p + n);
 			break;
 		case 12: /* a valid character cut short */
@@ -593,10 +635,11 @@ static void test_text_property(void **state)
 		if (flen <= max) {
 			struct ts_buf again = TS_BUF_INIT;
 			assert_int_equal(ts_sse_text(&again, (const char *)o,
-						     olen, BIG), 0);
-			bool same = again.len == olen &&
-				    (olen == 0 ||
-				     memcmp(again.data, o, olen) == 0);
+						     olen, BIG),
+					 0);
+			bool same =
+				again.len == olen &&
+				(olen == 0 || memcmp(again.data, o, olen) == 0);
 			ts_buf_free(&again);
 			assert_true(same);
 		}
@@ -619,23 +662,30 @@ struct line_case {
 	size_t outlen;
 };
 
-#define LC(name, in, max, ino, off, out) \
-	{ name, in, sizeof(in) - 1, max, ino, off, out, sizeof(out) - 1 }
+#define LC(name, in, max, ino, off, out)                                      \
+	{                                                                     \
+		name, in, sizeof(in) - 1, max, ino, off, out, sizeof(out) - 1 \
+	}
 
 static const struct line_case line_cases[] = {
 	LC("contract example", "text", BIG, 2049, 1734,
 	   "id: 2049:1734\ndata: text\n\n"),
-	LC("contract line", "Nov 21 22:49:12 host sshd[42]: Accepted publickey "
-	   "for root", BIG, 2049, 1734,
+	LC("contract line",
+	   "Nov 21 22:49:12 host sshd[42]: Accepted publickey "
+	   "for root",
+	   BIG, 2049, 1734,
 	   "id: 2049:1734\ndata: Nov 21 22:49:12 host sshd[42]: Accepted "
 	   "publickey for root\n\n"),
 	LC("empty line", "", BIG, 0, 0, "id: 0:0\ndata: \n\n"),
 	LC("CR only", "\r", BIG, 7, 2, "id: 7:2\ndata: \n\n"),
-	LC("CRLF and cut", "abcdef\r", 3, 1, 8, "id: 1:8\ndata: abc" ELL "\n\n"),
+	LC("CRLF and cut", "abcdef\r", 3, 1, 8,
+	   "id: 1:8\ndata: abc" ELL "\n\n"),
 	LC("CR and NUL inside", "a\rb\0", BIG, 5, 5,
 	   "id: 5:5\ndata: a" R "b" R "\n\n"),
-	LC("invalid UTF-8", "\xC0\xAF" "ok", BIG, 3, 9,
-	   "id: 3:9\ndata: " R R "ok\n\n"),
+	LC("invalid UTF-8",
+	   "\xC0\xAF"
+	   "ok",
+	   BIG, 3, 9, "id: 3:9\ndata: " R R "ok\n\n"),
 	LC("largest ids", "x", BIG, UINT64_MAX, INT64_MAX,
 	   "id: 18446744073709551615:9223372036854775807\ndata: x\n\n"),
 	LC("largest ids, max_line 0", "long", 0, UINT64_MAX, UINT64_MAX,
@@ -649,8 +699,9 @@ static void test_line_framing(void **state)
 	     i++) {
 		const struct line_case *c = &line_cases[i];
 		ts_buf_reset(b);
-		assert_int_equal(ts_sse_line(b, c->in, c->inlen, c->max,
-					     c->ino, c->off), 0);
+		assert_int_equal(ts_sse_line(b, c->in, c->inlen, c->max, c->ino,
+					     c->off),
+				 0);
 		check_bytes(c->name, b, c->out, c->outlen);
 	}
 }
@@ -674,7 +725,8 @@ static void test_line_overhead(void **state)
 {
 	struct ts_buf *b = *state;
 	assert_int_equal(ts_sse_line(b, "abcdefgh", 8, 4, UINT64_MAX,
-				     UINT64_MAX), 0);
+				     UINT64_MAX),
+			 0);
 	assert_true(b->len - 4 <= TS_SSE_EVENT_OVERHEAD);
 }
 
@@ -740,7 +792,8 @@ static void test_event(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		ts_buf_reset(b);
 		assert_int_equal(ts_sse_event(b, cases[i].type, cases[i].json,
-					      cases[i].pos), 0);
+					      cases[i].pos),
+				 0);
 		check_bytes(cases[i].out, b, cases[i].out,
 			    strlen(cases[i].out));
 	}
@@ -783,15 +836,41 @@ static void test_parse_id_bad(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"", ":", "1:", ":1", "a:1", "1:a", "1:2:3", "1::2", "::",
-		"-1", "+1", " 1", "1 ", "1\t", "\t1", "1:2x", "x1:2", "1: 2",
-		"1 :2", "1:+2", "1:-2", "-1:2", "0x10", "1.5", "1e3", "1,2",
+		"",
+		":",
+		"1:",
+		":1",
+		"a:1",
+		"1:a",
+		"1:2:3",
+		"1::2",
+		"::",
+		"-1",
+		"+1",
+		" 1",
+		"1 ",
+		"1\t",
+		"\t1",
+		"1:2x",
+		"x1:2",
+		"1: 2",
+		"1 :2",
+		"1:+2",
+		"1:-2",
+		"-1:2",
+		"0x10",
+		"1.5",
+		"1e3",
+		"1,2",
 		"\xD9\xA1", /* ARABIC-INDIC DIGIT ONE */
-		"18446744073709551616:0", "99999999999999999999:0",
+		"18446744073709551616:0",
+		"99999999999999999999:0",
 		"184467440737095516150:0",
-		"0:9223372036854775808", "0:18446744073709551615",
+		"0:9223372036854775808",
+		"0:18446744073709551615",
 		"0:99999999999999999999",
-		"9223372036854775808", "18446744073709551615",
+		"9223372036854775808",
+		"18446744073709551615",
 		"18446744073709551616",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -866,7 +945,8 @@ static void test_parse_uint_exhaustive(void **state)
 			uint64_t v = 0;
 			int rc = ts_parse_uint(s, max, &v);
 			if (x <= max ? rc != 0 || v != x : rc != -EINVAL)
-				fail_msg("\"%s\" max %" PRIu64 " -> %d, %" PRIu64,
+				fail_msg("\"%s\" max %" PRIu64
+					 " -> %d, %" PRIu64,
 					 s, max, rc, v);
 		}
 	}
@@ -877,8 +957,8 @@ static void test_parse_uint_exhaustive(void **state)
 			uint64_t max = UINT64_MAX - e, v = 0;
 			int rc = ts_parse_uint(s, max, &v);
 			if (x <= max ? rc != 0 || v != x : rc != -EINVAL)
-				fail_msg("\"%s\" max %" PRIu64 " -> %d", s,
-					 max, rc);
+				fail_msg("\"%s\" max %" PRIu64 " -> %d", s, max,
+					 rc);
 		}
 	}
 }
@@ -890,9 +970,17 @@ static void test_parse_bounded(void **state)
 {
 	(void)state;
 	static const char *const ss[] = {
-		"2049:1734", "1734", "0:0", "1:2:3", "1:x", ":", "",
+		"2049:1734",
+		"1734",
+		"0:0",
+		"1:2:3",
+		"1:x",
+		":",
+		"",
 		"18446744073709551615:9223372036854775807",
-		"18446744073709551616:0", "9223372036854775808", "12a",
+		"18446744073709551616:0",
+		"9223372036854775808",
+		"12a",
 	};
 	char term[64];
 	for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++) {
@@ -942,7 +1030,8 @@ static void test_golden(void **state)
 			break;
 		size_t next = (size_t)(nl - in) + 1;
 		assert_int_equal(ts_sse_line(b, in + pos, next - 1 - pos, 16,
-					     2049, next), 0);
+					     2049, next),
+				 0);
 		pos = next;
 	}
 	bool same = b->len == outlen && memcmp(b->data, want, outlen) == 0;
@@ -958,10 +1047,18 @@ static void test_golden(void **state)
 static void test_scannable(void **state)
 {
 	(void)state;
-	static const struct { const char *s; size_t n, want; } cases[] = {
-		{ "ab\ncd\n", 6, 6 }, { "ab\ncd", 5, 3 }, { "", 0, 0 },
-		{ "abc", 3, 0 }, { "ab\xff\ncd\n", 7, 0 }, { "a\nb\xff\n", 5, 2 },
-		{ "ab\ncd\r\n", 7, 3 }, { "x\n\n\n", 4, 4 },
+	static const struct {
+		const char *s;
+		size_t n, want;
+	} cases[] = {
+		{ "ab\ncd\n", 6, 6 },
+		{ "ab\ncd", 5, 3 },
+		{ "", 0, 0 },
+		{ "abc", 3, 0 },
+		{ "ab\xff\ncd\n", 7, 0 },
+		{ "a\nb\xff\n", 5, 2 },
+		{ "ab\ncd\r\n", 7, 3 },
+		{ "x\n\n\n", 4, 4 },
 		{ "0123456789abcdef0123456789\n\t\n", 29, 29 },
 		{ "0123456789abcdef0123456789\n0123\0x\n", 34, 27 },
 	};
@@ -978,7 +1075,9 @@ static void test_scannable(void **state)
 		size_t want_all = ts_sse_scannable(buf, 300);
 		assert_int_equal(want_all, 300);
 		char saved = buf[bad];
-		buf[bad] = (char)(bad % 3 == 0 ? 0x80 : bad % 3 == 1 ? '\r' : 0);
+		buf[bad] = (char)(bad % 3 == 0	 ? 0x80
+				  : bad % 3 == 1 ? '\r'
+						 : 0);
 		size_t want = bad / 50 * 50;
 		if (ts_sse_scannable(buf, 300) != want)
 			fail_msg("bad at %zu: %zu, want %zu", bad,
@@ -999,8 +1098,7 @@ static uint64_t rnd_next(uint64_t *x)
  * a plain run: NUL, CR, LF, a high byte. */
 static void random_text(uint64_t *x, unsigned char *buf, size_t n)
 {
-	static const unsigned char stop[] = { 0, '\r', '\n', 0x80, 0xC3,
-					      0xFF };
+	static const unsigned char stop[] = { 0, '\r', '\n', 0x80, 0xC3, 0xFF };
 	unsigned rate = 1 + (unsigned)(rnd_next(x) % 200);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t r = rnd_next(x);
@@ -1060,7 +1158,8 @@ static void test_line_fast_path_same(void **state)
 		assert_int_equal(ts_buf_puts(&want, "\n\n"), 0);
 		ts_buf_reset(b);
 		assert_int_equal(ts_sse_line(b, (const char *)line, n, max, ino,
-					     off), 0);
+					     off),
+				 0);
 		assert_int_equal(b->len, want.len);
 		assert_memory_equal(b->data, want.data, want.len);
 		if (ts_sse_plain_run((const char *)line, n) == n && n <= max) {
@@ -1069,7 +1168,8 @@ static void test_line_fast_path_same(void **state)
 			ts_buf_reset(b);
 			assert_int_equal(ts_sse_plain_line(b, &idp,
 							   (const char *)line,
-							   n, off), 0);
+							   n, off),
+					 0);
 			assert_int_equal(b->len, want.len);
 			assert_memory_equal(b->data, want.data, want.len);
 		}

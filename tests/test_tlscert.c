@@ -66,8 +66,8 @@ static void test_pairs(void **state)
 	assert_non_null(strstr(err, "not the key"));
 	assert_null(ts_tls_new("nonsense", a_key, err, sizeof(err)));
 	assert_non_null(strstr(err, "tls_cert"));
-	assert_null(ts_tls_new(a_cert, "-----BEGIN PRIVATE KEY-----\nx\n",
-			       err, sizeof(err)));
+	assert_null(ts_tls_new(a_cert, "-----BEGIN PRIVATE KEY-----\nx\n", err,
+			       sizeof(err)));
 	assert_non_null(strstr(err, "tls_key"));
 
 	struct ts_tls *t = ts_tls_new(a_cert, a_key, err, sizeof(err));
@@ -78,19 +78,22 @@ static void test_pairs(void **state)
 	assert_int_equal(n1, 1);
 	bool changed = true;
 	assert_int_equal(ts_tls_set(t, a_cert, a_key, &changed, err,
-				    sizeof(err)), 0);
+				    sizeof(err)),
+			 0);
 	assert_false(changed);
 	ts_tls_get(t, &pc2, &n2, &key2);
 	assert_ptr_equal(pc1, pc2);
 	/* a bad renewal: refused, the pair in use stays */
 	assert_int_equal(ts_tls_set(t, b_cert, a_key, &changed, err,
-				    sizeof(err)), -1);
+				    sizeof(err)),
+			 -1);
 	assert_false(changed);
 	ts_tls_get(t, &pc2, &n2, &key2);
 	assert_ptr_equal(key1, key2);
 	/* a renewal: new handshakes get it; the old pair stays valid */
 	assert_int_equal(ts_tls_set(t, b_cert, b_key, &changed, err,
-				    sizeof(err)), 0);
+				    sizeof(err)),
+			 0);
 	assert_true(changed);
 	ts_tls_get(t, &pc2, &n2, &key2);
 	assert_ptr_not_equal(pc1, pc2);
@@ -99,7 +102,8 @@ static void test_pairs(void **state)
 	char chain[4096];
 	snprintf(chain, sizeof(chain), "%s%s", a_cert, b_cert);
 	assert_int_equal(ts_tls_set(t, chain, a_key, &changed, err,
-				    sizeof(err)), 0);
+				    sizeof(err)),
+			 0);
 	ts_tls_get(t, &pc2, &n2, &key2);
 	assert_int_equal(n2, 2);
 	ts_tls_free(t); /* every pair (ASan: no leak) */

@@ -18,7 +18,7 @@ struct record {
 	int order[64];
 	int n;
 	pthread_t ran_on;
-	atomic_int gate;   /* jobs wait while it is 0 */
+	atomic_int gate; /* jobs wait while it is 0 */
 };
 
 struct job_arg {
@@ -87,7 +87,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_in_order_off_thread),
-		cmocka_unit_test(test_wait_idle_times_out_then_free_runs_the_rest),
+		cmocka_unit_test(
+			test_wait_idle_times_out_then_free_runs_the_rest),
 		cmocka_unit_test(test_free_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

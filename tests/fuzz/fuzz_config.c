@@ -61,8 +61,8 @@ static void check_error(const char *err, size_t errlen, size_t lines)
 	size_t line = 0, digits = 0;
 	for (; *p >= '0' && *p <= '9' && digits < 20; p++, digits++)
 		line = line * 10 + (size_t)(*p - '0');
-	FUZZ_CHECK(digits > 0 && *p == ':',
-		   "error has no line number: \"%s\"", err);
+	FUZZ_CHECK(digits > 0 && *p == ':', "error has no line number: \"%s\"",
+		   err);
 	FUZZ_CHECK(line >= 1 && line <= lines,
 		   "error names line %zu of %zu: \"%s\"", line, lines, err);
 }
@@ -74,8 +74,8 @@ static void check_config(const struct ts_config *c)
 	FUZZ_CHECK(c->heartbeat >= 1 && c->heartbeat <= 86400, "heartbeat %u",
 		   c->heartbeat);
 	FUZZ_CHECK(c->max_clients >= 1, "max_clients 0");
-	FUZZ_CHECK(c->max_line >= 16 && c->max_line <= 16777216,
-		   "max_line %zu", c->max_line);
+	FUZZ_CHECK(c->max_line >= 16 && c->max_line <= 16777216, "max_line %zu",
+		   c->max_line);
 	FUZZ_CHECK(c->conn_memory >= 4096, "conn_memory %zu", c->conn_memory);
 	/* both or neither (until TLS exists: neither, as token and
 	 * cors_origin, which are refused with a value) */

@@ -102,7 +102,7 @@ static void round_trip(const char *s, size_t n, const struct ts_pos *p)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint64_t bounds[] = { UINT64_MAX, INT64_MAX, 1000000,
-					   10000, 9, 0 };
+					   10000,      9,	  0 };
 	char *s = fuzz_dup(data, size);
 	struct ts_pos got = { 12345, 67890, true }, want;
 
@@ -129,7 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int nrc = ts_sse_parse_id_n(s, zlen, &np);
 	FUZZ_CHECK(zrc == nrc, "parse_id %d, parse_id_n %d", zrc, nrc);
 	if (zrc == 0)
-		FUZZ_CHECK(same_pos(&zp, &np), "parse_id and parse_id_n differ");
+		FUZZ_CHECK(same_pos(&zp, &np),
+			   "parse_id and parse_id_n differ");
 
 	uint64_t max = bounds[size % (sizeof(bounds) / sizeof(bounds[0]))];
 	uint64_t v = 7, rv;

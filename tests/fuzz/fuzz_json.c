@@ -30,8 +30,8 @@
 static void ref_json_text(const unsigned char *s, size_t n, struct ts_buf *b)
 {
 	for (size_t i = 0; i < n;) {
-		size_t bad = 0, k = s[i] < 0x80 ? 1 : fuzz_utf8_ref(s + i, n - i,
-								     &bad);
+		size_t bad = 0,
+		       k = s[i] < 0x80 ? 1 : fuzz_utf8_ref(s + i, n - i, &bad);
 		if (k) {
 			FUZZ_CHECK(ts_buf_append(b, s + i, k) == 0, "oom");
 			i += k;
@@ -111,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len;
 	if (flags & 1) {
 		FUZZ_CHECK(ts_sse_text(&text, (const char *)in.p, in.n,
-				       max_line) == 0, "ts_sse_text");
+				       max_line) == 0,
+			   "ts_sse_text");
 		line = fuzz_dup(text.data, text.len);
 		len = text.len;
 		FUZZ_CHECK(fuzz_utf8_valid(line, len), "ts_sse_text output");
@@ -132,7 +133,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ranges[r][1] = e;
 		FUZZ_CHECK(ts_buf_printf(&rtext, "%s[%llu,%llu]", r ? "," : "",
 					 (unsigned long long)s,
-					 (unsigned long long)e) == 0, "oom");
+					 (unsigned long long)e) == 0,
+			   "oom");
 	}
 	char *rcopy = fuzz_dup(rtext.data, rtext.len);
 
@@ -140,7 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ts_buf out = TS_BUF_INIT;
 	FUZZ_CHECK(ts_buf_append(&out, "data: ", 6) == 0, "oom");
 	FUZZ_CHECK(ts_filter_json_line(&out, line, len, offset, rcopy,
-				       rtext.len) == 0, "ts_filter_json_line");
+				       rtext.len) == 0,
+		   "ts_filter_json_line");
 	FUZZ_CHECK(memcmp(out.data, "data: ", 6) == 0, "prefix overwritten");
 	check_output(out.data + 6, out.len - 6, &want, offset,
 		     (const uint64_t(*)[2])ranges, nranges);

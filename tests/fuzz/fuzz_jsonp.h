@@ -87,7 +87,10 @@ static inline bool jstring(struct jp *p, struct ts_buf *out)
 			goto done;
 		if (c != '\\') {
 			/* one raw character: valid UTF-8, not U+2028/9 */
-			size_t k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+			size_t k = c < 0x80   ? 1
+				   : c < 0xE0 ? 2
+				   : c < 0xF0 ? 3
+					      : 4;
 			if (p->n - p->i < k || !fuzz_utf8_valid(p->s + p->i, k))
 				goto done;
 			if (k == 3 && c == 0xE2 && p->s[p->i + 1] == 0x80 &&
@@ -105,8 +108,10 @@ static inline bool jstring(struct jp *p, struct ts_buf *out)
 		const char *simple = strchr("\"\\/bfnrt", c);
 		if (c && simple) {
 			static const char dec[] = "\"\\/\b\f\n\r\t";
-			FUZZ_CHECK(ts_buf_append(out, &dec[simple - "\"\\/bfnrt"],
-						 1) == 0, "oom");
+			FUZZ_CHECK(ts_buf_append(out,
+						 &dec[simple - "\"\\/bfnrt"],
+						 1) == 0,
+				   "oom");
 			continue;
 		}
 		if (c != 'u')
@@ -226,13 +231,20 @@ static inline bool jvalue(struct jp *p, int depth)
 	if (depth > 64 || p->i >= p->n)
 		return false;
 	switch (p->s[p->i]) {
-	case '{': return jobject(p, depth);
-	case '[': return jarray(p, depth);
-	case '"': return jstring(p, NULL);
-	case 't': return lit(p, "true");
-	case 'f': return lit(p, "false");
-	case 'n': return lit(p, "null");
-	default: return jnumber(p, &u, &v);
+	case '{':
+		return jobject(p, depth);
+	case '[':
+		return jarray(p, depth);
+	case '"':
+		return jstring(p, NULL);
+	case 't':
+		return lit(p, "true");
+	case 'f':
+		return lit(p, "false");
+	case 'n':
+		return lit(p, "null");
+	default:
+		return jnumber(p, &u, &v);
 	}
 }
 
@@ -242,9 +254,9 @@ static inline size_t ranges_end(const char *s, size_t n, size_t i)
 {
 	while (i < n && s[i] != ']') {
 		while (i < n && s[i] != ']')
-			i++;       /* one item "[s,e" */
+			i++; /* one item "[s,e" */
 		if (i < n)
-			i++;       /* its ']' */
+			i++; /* its ']' */
 		if (i < n && s[i] == ',')
 			i++;
 	}
@@ -257,17 +269,19 @@ static inline size_t ranges_end(const char *s, size_t n, size_t i)
  * search keeps the ranges found so far), so a reference of every match
  * sees a prefix of its ranges. */
 static inline bool fuzz_same_but_ranges(const char *g, size_t gn, const char *w,
-				 size_t wn)
+					size_t wn)
 {
 	static const char key[] = "\"match\":[";
 	const size_t kn = sizeof(key) - 1;
 	size_t i = 0, j = 0;
 	while (i < gn && j < wn) {
-		if (gn - i >= kn && wn - j >= kn && memcmp(g + i, key, kn) == 0 &&
+		if (gn - i >= kn && wn - j >= kn &&
+		    memcmp(g + i, key, kn) == 0 &&
 		    memcmp(w + j, key, kn) == 0) {
 			i += kn;
 			j += kn;
-			size_t ge = ranges_end(g, gn, i), we = ranges_end(w, wn, j);
+			size_t ge = ranges_end(g, gn, i),
+			       we = ranges_end(w, wn, j);
 			size_t k = ge - i;
 			/* a prefix of whole items: w goes on with ',' or ends */
 			if (k > we - j || (k && memcmp(g + i, w + j, k) != 0) ||

@@ -33,7 +33,7 @@
 struct decoded {
 	struct ts_param q[MAX_PARAMS];
 	size_t nq;
-	char *keys[MAX_PARAMS];   /* what q[].key points to (to free) */
+	char *keys[MAX_PARAMS]; /* what q[].key points to (to free) */
 	char *vals[MAX_PARAMS];
 	const char *hid[MAX_HEADERS];
 	size_t hid_len[MAX_HEADERS];
@@ -56,8 +56,8 @@ static size_t unescape(const uint8_t *p, size_t n, char *out)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '%' && i + 2 < n &&
-		    hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
+		if (p[i] == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 &&
+		    hexval(p[i + 2]) >= 0) {
 			out[o++] = (char)(hexval(p[i + 1]) * 16 +
 					  hexval(p[i + 2]));
 			i += 2;
@@ -83,7 +83,7 @@ static void decode(const uint8_t *data, size_t size, struct decoded *d)
 		size_t klen = eq ? (size_t)(eq - piece) : plen;
 		size_t n = unescape(piece, klen, tmp);
 		struct ts_param *q = &d->q[d->nq];
-		d->keys[d->nq] = fuzz_dupz(tmp, n);  /* strlen ends it */
+		d->keys[d->nq] = fuzz_dupz(tmp, n); /* strlen ends it */
 		q->key = d->keys[d->nq];
 		if (eq) {
 			n = unescape(eq + 1, plen - klen - 1, tmp);
@@ -288,8 +288,8 @@ static bool ref_accepts(const struct decoded *d, enum ts_req_kind kind)
 	}
 	uint64_t u;
 	struct ts_pos pos;
-	if (v[S_ICASE] && !(vl[S_ICASE] == 1 && (v[S_ICASE][0] == '0' ||
-						 v[S_ICASE][0] == '1')))
+	if (v[S_ICASE] && !(vl[S_ICASE] == 1 &&
+			    (v[S_ICASE][0] == '0' || v[S_ICASE][0] == '1')))
 		return false;
 	if (v[S_FORMAT] &&
 	    !(vl[S_FORMAT] == 4 && (!memcmp(v[S_FORMAT], "json", 4) ||
@@ -301,7 +301,8 @@ static bool ref_accepts(const struct decoded *d, enum ts_req_kind kind)
 		return v[S_BEFORE] && ref_id(v[S_BEFORE], vl[S_BEFORE], &pos) &&
 		       pos.has_ino &&
 		       (!v[S_N] ||
-			(ref_uint(v[S_N], vl[S_N], TS_LINES_N_MAX, &u) && u >= 1));
+			(ref_uint(v[S_N], vl[S_N], TS_LINES_N_MAX, &u) &&
+			 u >= 1));
 
 	/* ids: the header (once, no NUL, trimmed) and lastEventId */
 	bool in[TS_REQ_MAX_LOGS];
@@ -441,7 +442,8 @@ static void check_request(const struct decoded *d, enum ts_req_kind kind,
 	if (h || has_q)
 		FUZZ_CHECK(r->from == TS_FROM_ID, "an id, from %d", r->from);
 	else
-		FUZZ_CHECK(r->from == (r->has_tail ? TS_FROM_TAIL : TS_FROM_END),
+		FUZZ_CHECK(r->from ==
+				   (r->has_tail ? TS_FROM_TAIL : TS_FROM_END),
 			   "from %d", r->from);
 	if (kind == TS_REQ_EVENTS && r->from == TS_FROM_ID) {
 		struct ts_pos want;
@@ -498,7 +500,8 @@ static void check_token_unseen(const struct decoded *d,
 		struct ts_request r;
 		char err2[TS_ERR_MAX];
 		in2.query = q;
-		FUZZ_CHECK(ts_request_parse(&in2, &r, err2, sizeof(err2)) != 0 &&
+		FUZZ_CHECK(ts_request_parse(&in2, &r, err2, sizeof(err2)) !=
+					   0 &&
 				   strcmp(err, err2) == 0,
 			   "the message depends on the token: \"%s\", \"%s\"",
 			   err, err2);
@@ -510,8 +513,8 @@ static void check_token_unseen(const struct decoded *d,
 static void fuzz_parse(const struct decoded *d, enum ts_req_kind kind,
 		       size_t small)
 {
-	struct ts_req_input in = { kind, d->q, d->nq, d->hid, d->hid_len,
-				   d->nhid };
+	struct ts_req_input in = { kind,   d->q,       d->nq,
+				   d->hid, d->hid_len, d->nhid };
 	struct ts_request r;
 	char err[TS_ERR_MAX];
 
@@ -585,8 +588,8 @@ static void fuzz_cursor(const struct decoded *d)
 		memset(r.in_cursor, 1, sizeof(r.in_cursor));
 		int rc = ts_request_parse_cursor(d->hid[h], d->hid_len[h], &r,
 						 err, sizeof(err));
-		bool ok = ref_cursor(d->hid[h], d->hid_len[h], r.log,
-				     r.log_len, r.nlogs, in, pos);
+		bool ok = ref_cursor(d->hid[h], d->hid_len[h], r.log, r.log_len,
+				     r.nlogs, in, pos);
 		FUZZ_CHECK(rc == 0 || rc == -EINVAL, "rc %d", rc);
 		FUZZ_CHECK((rc == 0) == ok, "cursor parser %s, reference %s",
 			   rc ? "rejects" : "accepts",
@@ -600,10 +603,12 @@ static void fuzz_cursor(const struct decoded *d)
 				   "entry %zu differs from the reference", i);
 		if (rc) {
 			check_line(err, sizeof(err));
-			FUZZ_CHECK(strncmp(err, r.nlogs > TS_REQ_MAX_LOGS
-							? "bad log: "
-							: "bad cursor: ",
-					   r.nlogs > TS_REQ_MAX_LOGS ? 9 : 12) == 0,
+			FUZZ_CHECK(strncmp(err,
+					   r.nlogs > TS_REQ_MAX_LOGS
+						   ? "bad log: "
+						   : "bad cursor: ",
+					   r.nlogs > TS_REQ_MAX_LOGS ? 9
+								     : 12) == 0,
 				   "error \"%s\"", err);
 			continue;
 		}
@@ -624,8 +629,10 @@ static void fuzz_cursor(const struct decoded *d)
 		for (size_t i = 0; i < r.nlogs; i++)
 			FUZZ_CHECK(r2.in_cursor[i] == r.in_cursor[i] &&
 					   (!r.in_cursor[i] ||
-					    (r2.cursor[i].ino == r.cursor[i].ino &&
-					     r2.cursor[i].off == r.cursor[i].off)),
+					    (r2.cursor[i].ino ==
+						     r.cursor[i].ino &&
+					     r2.cursor[i].off ==
+						     r.cursor[i].off)),
 				   "entry %zu changed by write and parse", i);
 		free(copy);
 		free(buf);

@@ -98,14 +98,14 @@ static void check_same(const char *what, const char *got, size_t glen,
 
 /* Read the stream back as SSE: events end at a blank line; each must be
  * "id: ..." then "data: ..." (the id must match what was written). */
-static void check_stream(const char *s, size_t n, size_t lines,
-			 size_t max_line)
+static void check_stream(const char *s, size_t n, size_t lines, size_t max_line)
 {
 	size_t events = 0, at = 0;
 	while (at < n) {
 		const char *e = memmem(s + at, n - at, "\n\n", 2);
 		FUZZ_CHECK(e, "an event without its blank line");
-		const char *ev = s + at, *nl = memchr(ev, '\n', (size_t)(e - ev));
+		const char *ev = s + at,
+			   *nl = memchr(ev, '\n', (size_t)(e - ev));
 		FUZZ_CHECK(nl && strncmp(ev, "id: ", 4) == 0,
 			   "event %zu has no id line first", events);
 		const char *data = nl + 1;
@@ -114,7 +114,8 @@ static void check_stream(const char *s, size_t n, size_t lines,
 			   "event %zu has no data line second", events);
 		data += 6;
 		dlen -= 6;
-		FUZZ_CHECK(!memchr(data, '\n', dlen) && !memchr(data, '\r', dlen) &&
+		FUZZ_CHECK(!memchr(data, '\n', dlen) &&
+				   !memchr(data, '\r', dlen) &&
 				   !memchr(data, '\0', dlen),
 			   "event %zu: LF, CR or NUL in the data", events);
 		FUZZ_CHECK(fuzz_utf8_valid(data, dlen),
@@ -163,7 +164,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t before = stream.len;
 
 		FUZZ_CHECK(ts_sse_line(&stream, line, llen, max_line, ino,
-				       off) == 0, "ts_sse_line");
+				       off) == 0,
+			   "ts_sse_line");
 		want = ref_text((const unsigned char *)line, llen, max_line,
 				&rlen);
 		char head[64];

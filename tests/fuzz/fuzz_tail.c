@@ -143,9 +143,8 @@ static int ref_tail(const struct vfile *f, uint64_t n, uint64_t *start,
 	return 0;
 }
 
-static int ref_tail_match(const struct vfile *f, uint64_t n,
-			  uint64_t max_bytes, const struct pred *p,
-			  uint64_t *start, uint64_t *end)
+static int ref_tail_match(const struct vfile *f, uint64_t n, uint64_t max_bytes,
+			  const struct pred *p, uint64_t *start, uint64_t *end)
 {
 	uint64_t e, unused;
 	int rc = ref_tail(f, 0, &e, &unused);
@@ -233,8 +232,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd = file_fd();
 	FUZZ_CHECK(ftruncate(fd, 0) == 0 && ftruncate(fd, (off_t)total) == 0,
 		   "ftruncate: %s", strerror(errno));
-	FUZZ_CHECK(f.clen == 0 || pwrite(fd, content, f.clen,
-					 (off_t)f.hole) == (ssize_t)f.clen,
+	FUZZ_CHECK(f.clen == 0 || pwrite(fd, content, f.clen, (off_t)f.hole) ==
+					  (ssize_t)f.clen,
 		   "pwrite");
 
 	bool longer = false;
@@ -283,8 +282,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(rc == -EAGAIN, "a size past the end: rc %d", rc);
 	} else {
 		int want = ref_tail_match(&f, n, max_bytes, &p, &s2, &e2);
-		FUZZ_CHECK(rc == want, "ts_lines_tail_match rc %d, reference %d",
-			   rc, want);
+		FUZZ_CHECK(rc == want,
+			   "ts_lines_tail_match rc %d, reference %d", rc, want);
 		FUZZ_CHECK(rc || (s1 == s2 && e1 == e2),
 			   "ts_lines_tail_match(size %llu, n %llu, max %llu): "
 			   "[%llu, %llu), reference [%llu, %llu)",
@@ -297,7 +296,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* a line start: offset 0, or after a '\n' of the file */
 	at %= total + 2;
 	rc = ts_lines_at_start(fd, at);
-	int want = at == 0 ? 1 : at > total ? -ENODATA
+	int want = at == 0	? 1
+		   : at > total ? -ENODATA
 				: vbyte(&f, at - 1) == '\n';
 	FUZZ_CHECK(rc == want, "ts_lines_at_start(%llu) %d, reference %d",
 		   (unsigned long long)at, rc, want);
