@@ -557,6 +557,10 @@ static void logw_del(struct ts_watch *w, const struct ts_log *log)
 		if (w->lw[i]->log == log) {
 			struct logw *l = w->lw[i];
 			w->lw[i] = w->lw[--w->nlogs];
+			/* a last look: lines written before the reload that
+			 * the coalescing window still held are sent before
+			 * the streams end */
+			ts_log_check(l->log);
 			logw_free(w, l);
 			return;
 		}
