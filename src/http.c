@@ -912,6 +912,12 @@ static enum MHD_Result respond_stream(struct ts_http *h,
 	}
 	ts_conn_watch_hangup(s);
 	bool replay = ts_conn_take_replay(s);
+	/* how the watcher may write a heartbeat itself (hub.c, ping_raw):
+	 * never into a TLS session; an HTTP/1.0 body or a replay's is not
+	 * chunked */
+	s->hub.ping_mode = h->cfg->tls_cert_pem ? TS_PING_RESUME
+			   : replay || http10	? TS_PING_IDENTITY
+						: TS_PING_CHUNKED;
 	size_t block = replay	? TS_REPLAY_BLOCK
 		       : http10 ? TS_HTTP10_BLOCK
 				: TS_BLOCK_SIZE;

@@ -52,6 +52,9 @@ void ts_bh_add(enum ts_bh which, int64_t v);
 void ts_bh_lock(pthread_mutex_t *m, enum ts_bh which);
 #endif
 
+/* ts_hub_conn.ping_mode */
+enum { TS_PING_RESUME, TS_PING_CHUNKED, TS_PING_IDENTITY };
+
 struct ts_hub_conn {
 	pthread_mutex_t lock; /* protects the fields below */
 	bool suspended;	      /* waiting for a change, resumable */
@@ -68,6 +71,10 @@ struct ts_hub_conn {
 	struct ts_hub_hangups *hs;
 	int fd;
 	bool watched;
+	/* how a heartbeat may be written to fd straight from the watcher
+	 * (ts_hub_ping): TS_PING_RESUME (never: TLS, or not known), or the
+	 * body's framing; set once by the thread that owns the connection */
+	uint8_t ping_mode;
 #ifdef TS_BENCH_HIST
 	int64_t bh_changed_ns, bh_resume_ns; /* its last wake-up's times */
 	unsigned bh_reads; /* reader rounds since the last resume */
@@ -151,9 +158,10 @@ void ts_hub_changed(struct ts_hub_log *hl);
 #define TS_HUB_PING_EARLY_MS 100
 #endif
 
-/* Heartbeats: resume, due a `: ping`, each waiting connection that has
- * written nothing for `every_ms` (or will have, within
- * TS_HUB_PING_EARLY_MS).  Cheap to call often: the links are only
+/* Heartbeats: a `: ping` to each waiting connection that has written
+ * nothing for `every_ms` (or will have, within TS_HUB_PING_EARLY_MS):
+ * written to its socket at once when its ping_mode allows, else by its
+ * reader, resumed for it.  Cheap to call often: the links are only
  * looked at once the earliest of them may be due.  Watcher thread. */
 void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms);
 

@@ -759,11 +759,13 @@ static void tick(struct ts_watch *w)
  * read timeout just above the heartbeat must not cut a quiet stream).  A
  * log's streams are only looked at when the earliest of them may be due
  * (ts_hub_ping).
- * Each tick that pings costs the HTTP thread a walk of every suspended
- * connection (libmicrohttpd's resume): 10,000 idle streams (bench/ idle10k,
- * heartbeat 10 s, connected over 5 s) took 1.6-1.8 % of a core with one
- * global tick a second (pings up to a heartbeat late), 3.7-3.9 % with a
- * 100 ms tick, 3.5 % with this 200 ms one, pinging 100 ms early. */
+ * A ping that resumed its connection cost the HTTP thread a walk of every
+ * suspended connection (libmicrohttpd's resume): 10,000 idle streams
+ * (bench/ idle10k, heartbeat 10 s, connected over 5 s) took 1.5-1.7 % of a
+ * core with one global tick a second (pings up to a heartbeat late),
+ * 3.7-3.9 % with a 100 ms tick, 3.0-3.3 % with this 200 ms one; with the
+ * ping written by this thread to the suspended connection's socket
+ * (hub.c, ping_raw), 1.9-2.0 % (the same invocation as 1.5-1.7). */
 #ifndef TS_PING_TICK_US
 #define TS_PING_TICK_US 200000
 #endif
