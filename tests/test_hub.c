@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -123,6 +124,67 @@ static void test_ping_only_idle(void **state)
 	ts_hub_unlink(&la);
 	ts_hub_conn_destroy(&hc);
 	ts_hub_log_destroy(&a);
+	sem_destroy(&f.wake);
+}
+
+/* A plain-HTTP stream's heartbeat is written to its socket by the watcher,
+ * the connection left suspended: a whole chunk, or the comment alone for an
+ * unchunked body.  Over TLS (ping_mode RESUME), or with no room in the
+ * socket, it is resumed for its reader instead. */
+static void test_ping_written_to_the_socket(void **state)
+{
+	(void)state;
+	struct fake f;
+	fake_init(&f);
+	struct ts_hub_hangups hs;
+	assert_int_equal(ts_hub_hangups_init(&hs), 0);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct ts_hub_log a;
+	struct ts_hub_conn hc;
+	struct ts_hub_link la;
+	assert_int_equal(ts_hub_log_init(&a), 0);
+	assert_int_equal(ts_hub_conn_init(&hc, fake_resume, &f), 0);
+	assert_int_equal(ts_hub_watch_hangup(&hs, &hc, sv[0]), 0);
+	ts_hub_link(&a, &la, &hc, 0);
+	bool ping, gone;
+	ts_hub_begin(&hc, &ping, &gone);
+	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
+	const struct {
+		int mode;
+		const char *want; /* NULL: resumed instead */
+	} rows[] = {
+		{ TS_PING_CHUNKED, "8\r\n: ping\n\n\r\n" },
+		{ TS_PING_IDENTITY, ": ping\n\n" },
+		{ TS_PING_RESUME, NULL },
+	};
+	int64_t now = 1000;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		hc.ping_mode = (uint8_t)rows[i].mode;
+		hc.last_sent_ms = now;
+		now += 1000;
+		ts_hub_ping(&a, now, 1000);
+		if (!rows[i].want) {
+			assert_int_equal(atomic_load(&f.resumes), 1);
+			assert_int_equal(ts_hub_begin(&hc, &ping, &gone), 0);
+			assert_true(ping);
+			break;
+		}
+		char buf[64];
+		ssize_t n = recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT);
+		assert_int_equal(n, (ssize_t)strlen(rows[i].want));
+		assert_memory_equal(buf, rows[i].want, (size_t)n);
+		assert_int_equal(atomic_load(&f.resumes), 0);
+		assert_true(hc.suspended);
+		assert_int_equal(hc.last_sent_ms, now);
+	}
+	ts_hub_unwatch_hangup(&hc);
+	ts_hub_unlink(&la);
+	ts_hub_conn_destroy(&hc);
+	ts_hub_log_destroy(&a);
+	ts_hub_hangups_destroy(&hs);
+	close(sv[0]);
+	close(sv[1]);
 	sem_destroy(&f.wake);
 }
 
@@ -316,6 +378,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resumed_once_by_two_logs),
 		cmocka_unit_test(test_ping_only_idle),
+		cmocka_unit_test(test_ping_written_to_the_socket),
 		cmocka_unit_test(test_kick_when_all_ran),
 		cmocka_unit_test(test_hangup),
 		cmocka_unit_test(test_race_no_lost_no_double_wakeup),
