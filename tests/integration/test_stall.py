@@ -94,8 +94,11 @@ class Stall(unittest.TestCase):
                                                max(lines) * 1000))
             print(msg)
             # a stalled HTTP thread makes them as slow as the costly ones
-            self.assertLess(max(probes), costly / 2, msg)
-            self.assertLess(max(lines), costly / 2, msg)
+            # (a release build's costly starts take ~70 ms: one scheduling
+            # hiccup of a busy machine is not a stall, hence the floor)
+            bound = max(costly / 2, 0.05)
+            self.assertLess(max(probes), bound, msg)
+            self.assertLess(max(lines), bound, msg)
 
 
 if __name__ == "__main__":
