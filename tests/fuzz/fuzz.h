@@ -93,6 +93,42 @@ static inline uint64_t fuzz_take(struct fuzz_in *in, size_t bytes)
 	return v;
 }
 
+/* Copy n input bytes into out (room for max), each "FE C B" written as
+ * (C + 1) * 64 bytes B, so that a short input makes long lines; returns
+ * the bytes written. */
+static inline size_t fuzz_expand(const uint8_t *p, size_t n, unsigned char *out,
+				 size_t max)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && o < max; i++) {
+		if (p[i] == 0xFE && i + 2 < n) {
+			size_t k = ((size_t)p[i + 1] + 1) * 64;
+			if (k > max - o)
+				k = max - o;
+			memset(out + o, p[i + 2], k);
+			o += k;
+			i += 2;
+		} else {
+			out[o++] = p[i];
+		}
+	}
+	return o;
+}
+
+/* A literal off the input: 1-3 characters of `alphabet` (alen of them),
+ * NUL-terminated in lit. */
+static inline void fuzz_take_literal(struct fuzz_in *in, const char *alphabet,
+				     size_t alen, char lit[4])
+{
+	size_t len = 1 + (size_t)fuzz_take(in, 1) % 3;
+	for (size_t i = 0; i < 3; i++) {
+		unsigned v = (unsigned)fuzz_take(in, 1);
+		if (i < len)
+			lit[i] = alphabet[v % alen];
+	}
+	lit[len] = '\0';
+}
+
 /* Print at most 64 bytes of s as C-escaped text, for check messages. */
 static inline void fuzz_show(FILE *f, const void *s, size_t n)
 {

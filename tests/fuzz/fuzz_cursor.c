@@ -791,35 +791,6 @@ static void do_delete(size_t budget)
 	watcher();
 }
 
-static size_t expand(const uint8_t *p, size_t n, unsigned char *out, size_t max)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n && o < max; i++) {
-		if (p[i] == 0xFE && i + 2 < n) {
-			size_t k = ((size_t)p[i + 1] + 1) * 64;
-			if (k > max - o)
-				k = max - o;
-			memset(out + o, p[i + 2], k);
-			o += k;
-			i += 2;
-		} else {
-			out[o++] = p[i];
-		}
-	}
-	return o;
-}
-
-static void take_literal(struct fuzz_in *in, char lit[4])
-{
-	size_t len = 1 + (size_t)fuzz_take(in, 1) % 3;
-	for (size_t i = 0; i < 3; i++) {
-		unsigned v = (unsigned)fuzz_take(in, 1);
-		if (i < len)
-			lit[i] = alphabet[v % (sizeof(alphabet) - 1)];
-	}
-	lit[len] = '\0';
-}
-
 /* Where tail=n (0: the end) starts in version f, by the reference. */
 static uint64_t ref_tail_start(int f, uint64_t n)
 {
@@ -940,8 +911,8 @@ static void setup(struct fuzz_in *in, unsigned flags)
 	M.rf.grep = (flags & 0x10) != 0;
 	M.rf.exclude = (flags & 0x40) != 0;
 	M.rf.icase = (flags & 0x20) != 0;
-	take_literal(in, M.rf.g);
-	take_literal(in, M.rf.x);
+	fuzz_take_literal(in, alphabet, sizeof(alphabet) - 1, M.rf.g);
+	fuzz_take_literal(in, alphabet, sizeof(alphabet) - 1, M.rf.x);
 
 	FUZZ_CHECK(ts_stream_env_init(&M.env, M.max_line, 1000) == 0,
 		   "ts_stream_env_init");
@@ -1050,7 +1021,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t l = (size_t)fuzz_take(&in, 1);
 			if (l > in.n)
 				l = in.n;
-			size_t n = expand(in.p, l, buf, MAX_BYTES - M.written);
+			size_t n = fuzz_expand(in.p, l, buf,
+					       MAX_BYTES - M.written);
 			in.p += l;
 			in.n -= l;
 			if (code == 8)

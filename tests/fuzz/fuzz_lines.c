@@ -64,36 +64,6 @@
 
 static const char alphabet[] = "abcxyz01";
 
-static size_t expand(const uint8_t *p, size_t n, unsigned char *out)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n && o < CONTENT_MAX; i++) {
-		if (p[i] == 0xFE && i + 2 < n) {
-			size_t k = ((size_t)p[i + 1] + 1) * 64;
-			if (k > CONTENT_MAX - o)
-				k = CONTENT_MAX - o;
-			memset(out + o, p[i + 2], k);
-			o += k;
-			i += 2;
-		} else {
-			out[o++] = p[i];
-		}
-	}
-	return o;
-}
-
-/* A literal from the input: 1-3 characters of the alphabet. */
-static void take_literal(struct fuzz_in *in, char lit_[4])
-{
-	size_t len = 1 + (size_t)fuzz_take(in, 1) % 3;
-	for (size_t i = 0; i < 3; i++) {
-		unsigned v = (unsigned)fuzz_take(in, 1);
-		if (i < len)
-			lit_[i] = alphabet[v % (sizeof(alphabet) - 1)];
-	}
-	lit_[len] = '\0';
-}
-
 static unsigned char fold(unsigned char c, bool icase)
 {
 	return icase && c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
@@ -235,9 +205,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t pos = fuzz_take(&in, 2);
 	struct ref_filter rf = { (flags & 1) != 0, (flags & 2) != 0,
 				 (flags & 4) != 0, "", "" };
-	take_literal(&in, rf.g);
-	take_literal(&in, rf.x);
-	size_t clen = expand(in.p, in.n, content);
+	fuzz_take_literal(&in, alphabet, sizeof(alphabet) - 1, rf.g);
+	fuzz_take_literal(&in, alphabet, sizeof(alphabet) - 1, rf.x);
+	size_t clen = fuzz_expand(in.p, in.n, content, CONTENT_MAX);
 
 	n = flags & 0x10 ? 1 + n % 10000 : 1 + n % 16;
 	if (max_line == 0)

@@ -171,25 +171,6 @@ static int ref_tail_match(const struct vfile *f, uint64_t n, uint64_t max_bytes,
 	return 0;
 }
 
-/* The content, FE C B expanded. */
-static size_t expand(const uint8_t *p, size_t n, unsigned char *out)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n && o < CONTENT_MAX; i++) {
-		if (p[i] == 0xFE && i + 2 < n) {
-			size_t k = ((size_t)p[i + 1] + 1) * 64;
-			if (k > CONTENT_MAX - o)
-				k = CONTENT_MAX - o;
-			memset(out + o, p[i + 2], k);
-			o += k;
-			i += 2;
-		} else {
-			out[o++] = p[i];
-		}
-	}
-	return o;
-}
-
 static int file_fd(void)
 {
 	static int fd = -1;
@@ -226,7 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		f.hole = TS_LINES_TAIL_MAX + delta;
 		break;
 	}
-	f.clen = expand(in.p, in.n, content);
+	f.clen = fuzz_expand(in.p, in.n, content, CONTENT_MAX);
 	uint64_t total = f.hole + f.clen;
 
 	int fd = file_fd();
