@@ -36,10 +36,9 @@ struct wdent {
 
 /* The watcher's view of one log. */
 struct logw {
-	struct ts_log *log;
-	char *dir;
-	const char *base; /* points into log->path */
-	int dirwd;	  /* -1: not watched (retried every tick) */
+	struct ts_log *log; /* its path's directory and file name: log->dir,
+			     * log->base */
+	int dirwd;	    /* -1: not watched (retried every tick) */
 	/* While the directory does not exist: a watch on the nearest
 	 * ancestor that does, to notice it being created. */
 	int ancwd;
@@ -225,14 +224,14 @@ static void watch_dir(struct ts_watch *w, struct logw *l)
 	 * its parent raised no event there: go deeper until the watched
 	 * ancestor's child is really missing (a few rounds at most). */
 	for (int round = 0; round < 16; round++) {
-		l->dirwd = add_dir_watch(w, l, l->dir);
+		l->dirwd = add_dir_watch(w, l, l->log->dir);
 		if (l->dirwd >= 0) {
 			if (l->ancwd >= 0)
 				ent_del_log(w, l->ancwd, l);
 			l->ancwd = -1;
 			return;
 		}
-		char *anc = strdup(l->dir);
+		char *anc = strdup(l->log->dir);
 		if (!anc)
 			return;
 		bool child_exists = false;
@@ -348,7 +347,7 @@ static void watch_link_target(struct ts_watch *w, struct logw *l)
 				buf[n] = '\0';
 				if (buf[0] == '/')
 					target = strdup(buf);
-				else if (asprintf(&target, "%s/%s", l->dir,
+				else if (asprintf(&target, "%s/%s", l->log->dir,
 						  buf) < 0)
 					target = NULL;
 			}
@@ -368,7 +367,7 @@ static void watch_link_target(struct ts_watch *w, struct logw *l)
 	free(l->tdir);
 	l->tdir = NULL;
 	l->tbase = NULL;
-	if (!slash || slash == target || strcmp(target, l->dir) == 0) {
+	if (!slash || slash == target || strcmp(target, l->log->dir) == 0) {
 		free(target);
 		return;
 	}
@@ -491,7 +490,6 @@ static void logw_free(struct ts_watch *w, struct logw *l)
 	log->hub.kick_fd = -1;
 	pthread_mutex_unlock(&log->hub.lock);
 	ts_log_unref(log);
-	free(l->dir);
 	free(l->tdir);
 	free(l);
 }
@@ -528,16 +526,6 @@ static int logw_add(struct ts_watch *w, struct ts_log *log)
 	struct logw *l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
-	const char *path = log->path;
-	const char *slash = strrchr(path, '/');
-	l->base = slash ? slash + 1 : path;
-	l->dir = !slash		 ? strdup(".")
-		 : slash == path ? strdup("/")
-				 : strndup(path, (size_t)(slash - path));
-	if (!l->dir) {
-		free(l);
-		return -ENOMEM;
-	}
 	ts_log_ref(log);
 	l->log = log;
 	l->dirwd = -1;
@@ -689,7 +677,8 @@ static void handle_event(struct ts_watch *w, const struct inotify_event *ev)
 		/* in the log's own directory only its name matters; in an
 		 * ancestor, anything may be the directory coming into being */
 		if (e->dir && ev->len > 0 && !(ev->mask & IN_IGNORED) &&
-		    ((ev->wd == l->dirwd && strcmp(ev->name, l->base) != 0) ||
+		    ((ev->wd == l->dirwd &&
+		      strcmp(ev->name, l->log->base) != 0) ||
 		     (ev->wd == l->tdirwd && ev->wd != l->dirwd &&
 		      strcmp(ev->name, l->tbase) != 0)))
 			continue;
