@@ -6,6 +6,7 @@
 #endif
 
 #include "config.h"
+#include "iplimit.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -206,22 +207,40 @@ fail:
 	return rc;
 }
 
+/* Every string a struct ts_config owns (its logs' paths aside): the one
+ * list that freeing and copying go by. */
+static const size_t owned_strs[] = {
+	offsetof(struct ts_config, listen),
+	offsetof(struct ts_config, www),
+	offsetof(struct ts_config, cors_origin),
+	offsetof(struct ts_config, frame_ancestors),
+	offsetof(struct ts_config, token),
+	offsetof(struct ts_config, token_file),
+	offsetof(struct ts_config, tls_cert_pem),
+	offsetof(struct ts_config, tls_key_pem),
+	offsetof(struct ts_config, tls_cert),
+	offsetof(struct ts_config, tls_key),
+	offsetof(struct ts_config, user),
+	offsetof(struct ts_config, trusted_proxies),
+};
+#define N_OWNED_STRS (sizeof(owned_strs) / sizeof(owned_strs[0]))
+
+static char **str_at(struct ts_config *c, size_t off)
+{
+	return (char **)(void *)((char *)c + off);
+}
+
+static const char *str_of(const struct ts_config *c, size_t off)
+{
+	return *(char *const *)(const void *)((const char *)c + off);
+}
+
 void ts_config_free(struct ts_config *c)
 {
 	if (c == NULL)
 		return;
-	free(c->listen);
-	free(c->www);
-	free(c->cors_origin);
-	free(c->frame_ancestors);
-	free(c->token);
-	free(c->token_file);
-	free(c->tls_cert_pem);
-	free(c->tls_key_pem);
-	free(c->tls_cert);
-	free(c->tls_key);
-	free(c->user);
-	free(c->trusted_proxies);
+	for (size_t i = 0; i < N_OWNED_STRS; i++)
+		free(*str_at(c, owned_strs[i]));
 	for (size_t i = 0; i < c->nlogs; i++)
 		free(c->logs[i].path);
 	free(c->logs);
@@ -229,54 +248,29 @@ void ts_config_free(struct ts_config *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* A copy of `s` (NULL stays NULL) into *dst.  0 or -ENOMEM. */
-static int dup_str(char **dst, const char *s)
-{
-	*dst = s ? strdup(s) : NULL;
-	return s && !*dst ? -ENOMEM : 0;
-}
-
 int ts_config_copy(struct ts_config *dst, const struct ts_config *src)
 {
 	*dst = *src;
 	/* every pointer dst owns is set below; until then none is */
-	dst->listen = dst->www = dst->frame_ancestors = dst->user = NULL;
-	dst->cors_origin = dst->token = dst->token_file = NULL;
-	dst->tls_cert = dst->tls_key = dst->tls_cert_pem = NULL;
-	dst->tls_key_pem = dst->trusted_proxies = NULL;
+	for (size_t i = 0; i < N_OWNED_STRS; i++)
+		*str_at(dst, owned_strs[i]) = NULL;
 	dst->logs = NULL;
 	dst->nlogs = 0;
-	int rc = dup_str(&dst->listen, src->listen);
-	if (!rc)
-		rc = dup_str(&dst->www, src->www);
-	if (!rc)
-		rc = dup_str(&dst->frame_ancestors, src->frame_ancestors);
-	if (!rc)
-		rc = dup_str(&dst->user, src->user);
-	if (!rc)
-		rc = dup_str(&dst->cors_origin, src->cors_origin);
-	if (!rc)
-		rc = dup_str(&dst->token, src->token);
-	if (!rc)
-		rc = dup_str(&dst->token_file, src->token_file);
-	if (!rc)
-		rc = dup_str(&dst->tls_cert, src->tls_cert);
-	if (!rc)
-		rc = dup_str(&dst->tls_key, src->tls_key);
-	if (!rc)
-		rc = dup_str(&dst->tls_cert_pem, src->tls_cert_pem);
-	if (!rc)
-		rc = dup_str(&dst->tls_key_pem, src->tls_key_pem);
-	if (!rc)
-		rc = dup_str(&dst->trusted_proxies, src->trusted_proxies);
+	int rc = 0;
+	for (size_t i = 0; i < N_OWNED_STRS && !rc; i++) {
+		const char *s = str_of(src, owned_strs[i]);
+		char **d = str_at(dst, owned_strs[i]);
+		*d = s ? strdup(s) : NULL;
+		rc = s && !*d ? -ENOMEM : 0;
+	}
 	if (!rc && src->nlogs) {
 		dst->logs = calloc(src->nlogs, sizeof(*dst->logs));
 		rc = dst->logs ? 0 : -ENOMEM;
 		for (size_t i = 0; i < src->nlogs && !rc; i++) {
 			dst->logs[i] = src->logs[i];
-			dst->logs[i].path = NULL;
+			dst->logs[i].path = strdup(src->logs[i].path);
 			dst->nlogs = i + 1;
-			rc = dup_str(&dst->logs[i].path, src->logs[i].path);
+			rc = dst->logs[i].path ? 0 : -ENOMEM;
 		}
 	}
 	if (rc)
@@ -698,23 +692,12 @@ static int check_pairs(struct parser *ps)
 	}
 	for (const char *p = c->trusted_proxies; p && *p;) {
 		size_t n = strcspn(p, " \t");
-		char addr[INET6_ADDRSTRLEN + 1];
-		unsigned char bin[16];
-		if (n > 0) {
-			bool ok = n < sizeof(addr);
-			if (ok) {
-				memcpy(addr, p, n);
-				addr[n] = '\0';
-				ok = inet_pton(AF_INET, addr, bin) == 1 ||
-				     inet_pton(AF_INET6, addr, bin) == 1;
-			}
-			if (!ok) {
-				parse_err(ps, line_of(ps, "trusted_proxies"),
-					  "trusted_proxies: '%.*s' is not an IP "
-					  "address",
-					  (int)(n > 64 ? 64 : n), p);
-				return -EINVAL;
-			}
+		struct ts_ipaddr addr;
+		if (n > 0 && !ts_ipaddr_parse(&addr, p, n)) {
+			parse_err(ps, line_of(ps, "trusted_proxies"),
+				  "trusted_proxies: '%.*s' is not an IP address",
+				  (int)(n > 64 ? 64 : n), p);
+			return -EINVAL;
 		}
 		p += n;
 		p += strspn(p, " \t");
