@@ -230,6 +230,61 @@ static void test_copytruncate_copy_found(void **state)
 	expect(f, "B:3 l1|B:6 l2|reset A:0 {\"reason\":\"rotated\"}|A:3 m1|");
 }
 
+/* The watcher sees a copytruncate while the stream reads: the step looked
+ * for a truncation (none seen yet), its read found the end of the
+ * truncated file, and the watcher saw the truncation before the step
+ * decided what comes next.  The stream, still in the old content, must go
+ * on in the copy, not say `truncated` and lose the lines it had not read.
+ * (CI caught it in test_scale, once.) */
+extern void (*ts_cursor_seam)(struct ts_cursor *s);
+static struct fx *seam_fx;
+
+static void watcher_looks_now(struct ts_cursor *c)
+{
+	(void)c;
+	ts_cursor_seam = NULL; /* once */
+	ts_log_check(seam_fx->log);
+}
+
+static void test_copytruncate_seen_while_reading(void **state)
+{
+	struct fx *f = *state;
+	char old[128], cmd[320];
+	put(f->path, "l1\n", "w");
+	start(f, TS_START_ID, 0, 0);
+	letter(f, f->c.file->ino);
+	expect(f, "A:3 l1|");
+	put(f->path, "l2\nl3\nl4\n", "a");
+	ts_log_check(f->log); /* the watcher knows the old content... */
+	snprintf(old, sizeof(old), "%s.1", f->path);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", f->path, old);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(truncate(f->path, 0), 0);
+	put(f->path, "m1\n", "a"); /* ...not yet this */
+	seam_fx = f;
+	ts_cursor_seam = watcher_looks_now;
+	struct ts_scratch *sc = ts_scratch_get(&f->env);
+	assert_non_null(sc);
+	struct ts_buf *out = ts_scratch_out(sc);
+	struct ts_buf norm = TS_BUF_INIT;
+	for (int i = 0; i < 1000; i++) {
+		unsigned n = 0;
+		ts_buf_reset(out);
+		int r = ts_cursor_step(&f->c, sc, 1 << 16, &n);
+		assert_true(r >= 0);
+		normalize(f, out->data, out->len, &norm);
+		if (r == TS_STEP_REST)
+			break;
+	}
+	assert_null(ts_cursor_seam); /* the watcher did look mid-step */
+	assert_int_equal(ts_buf_puts(&norm, ""), 0);
+	const char *want = "B:6 l2|B:9 l3|B:12 l4|"
+			   "reset A:0 {\"reason\":\"rotated\"}|A:3 m1|";
+	if (strcmp(norm.data, want) != 0)
+		fail_msg("got  %s\nwant %s", norm.data, want);
+	ts_buf_free(&norm);
+}
+
 static void test_deleted_then_created(void **state)
 {
 	struct fx *f = *state;
@@ -499,6 +554,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rotated_with_lines_left,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_copytruncate_seen_while_reading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copytruncate_copy_found,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_then_created,
