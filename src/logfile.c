@@ -256,18 +256,42 @@ static void set_head(struct ts_file *f)
 	f->head_len = r < 0 ? 0 : (size_t)r;
 }
 
+unsigned ts_mark_drop(const struct ts_mark *h, unsigned n, int64_t now_ms)
+{
+	if (n < 3)
+		return 0;
+	unsigned best = 1;
+	int64_t bgap = 0, bage = 1;
+	for (unsigned i = 1; i + 1 < n; i++) {
+		int64_t gap = h[i + 1].ms - h[i - 1].ms;
+		int64_t age = now_ms - h[i - 1].ms + 1;
+		if (age < 1)
+			age = 1;
+		/* gap/age < bgap/bage, without division */
+		if (i == 1 || gap * bage < bgap * age) {
+			best = i;
+			bgap = gap;
+			bage = age;
+		}
+	}
+	return best;
+}
+
 static void set_mark(struct ts_file *f)
 {
 	set_head(f);
 	f->mark_len = read_tail_bytes(f->fd, f->size, f->mark, TS_MARK_LEN);
 	if (f->mark_len == 0)
 		return;
+	int64_t now = ts_now_ms();
 	if (f->nhist == TS_HIST) {
-		memmove(f->hist, f->hist + 1,
-			(TS_HIST - 1) * sizeof(f->hist[0]));
+		unsigned d = ts_mark_drop(f->hist, f->nhist, now);
+		memmove(f->hist + d, f->hist + d + 1,
+			(TS_HIST - 1 - d) * sizeof(f->hist[0]));
 		f->nhist--;
 	}
 	struct ts_mark *m = &f->hist[f->nhist++];
+	m->ms = now;
 	m->size = f->size;
 	m->len = f->mark_len;
 	memcpy(m->bytes, f->mark, f->mark_len);
@@ -963,45 +987,68 @@ struct copy_want {
 	uint64_t off; /* the position to resume at */
 };
 
-/* A copy holds the old content up to one of its remembered sizes at least
- * as far as the client's position (logrotate's copy may stop short of the
- * last size we saw: lines written between its copy and its truncate), and
- * begins as it began: the bytes before a size alone are the same in every
- * older copy long enough when lines end alike. */
-static bool is_copy(int fd, const struct stat *st, const struct copy_want *w)
+static bool mark_in(int fd, const struct ts_mark *m)
 {
 	unsigned char buf[TS_MARK_LEN];
-	if ((uint64_t)st->st_ino == w->ino)
-		return false;
-	if (w->head_len &&
-	    (pread(fd, buf, w->head_len, 0) != (ssize_t)w->head_len ||
-	     memcmp(buf, w->head, w->head_len) != 0))
-		return false;
-	for (unsigned i = w->n; i-- > 0;) {
-		const struct ts_mark *m = &w->m[i];
-		if (m->size < w->off || (uint64_t)st->st_size < m->size)
-			continue;
-		if (read_tail_bytes(fd, m->size, buf, m->len) == m->len &&
-		    memcmp(buf, m->bytes, m->len) == 0)
-			return ts_lines_at_start(fd, w->off) == 1;
-	}
-	return false;
+	return read_tail_bytes(fd, m->size, buf, m->len) == m->len &&
+	       memcmp(buf, m->bytes, m->len) == 0;
 }
 
+/* A copy begins as the old content began (the bytes before a size alone
+ * are the same in every older copy long enough when lines end alike), has
+ * a line start at the client's position, and holds the old content up to
+ * the last of its remembered sizes that it is long enough for: one at
+ * least as far as the client's position (2, sure), or else one before it
+ * (1: logrotate's copy may stop short of every size we saw after the
+ * client's position, when lines were written between its copy and its
+ * truncation).  0: not a copy. */
+static int is_copy(int fd, const struct stat *st, const struct copy_want *w)
+{
+	unsigned char buf[TS_MARK_LEN];
+	uint64_t size = (uint64_t)st->st_size;
+	if ((uint64_t)st->st_ino == w->ino || size < w->off)
+		return 0;
+	/* (a copy shorter than the head we knew: the content grew after it) */
+	size_t hl = w->head_len < size ? w->head_len : (size_t)size;
+	if (hl && (pread(fd, buf, hl, 0) != (ssize_t)hl ||
+		   memcmp(buf, w->head, hl) != 0))
+		return 0;
+	if (ts_lines_at_start(fd, w->off) != 1)
+		return 0;
+	for (unsigned i = w->n; i-- > 0;) {
+		const struct ts_mark *m = &w->m[i];
+		if (m->size > size)
+			continue;
+		if (!mark_in(fd, m))
+			return 0;
+		return m->size >= w->off ? 2 : 1;
+	}
+	return 0;
+}
+
+/* The best copy: the first sure one, else the first likely one. */
 struct copy_found {
 	const struct copy_want *w;
 	struct ts_file *f;
+	int score;
 };
 
 static bool take_copy(int fd, const struct stat *st, void *arg)
 {
 	struct copy_found *cf = arg;
-	if (!is_copy(fd, st, cf->w)) {
+	int score = is_copy(fd, st, cf->w);
+	if (score <= cf->score) {
 		close(fd);
 		return false;
 	}
-	cf->f = found_file(fd, st);
-	return true;
+	struct ts_file *f = found_file(fd, st);
+	if (!f)
+		return false;
+	if (cf->f)
+		file_close(cf->f);
+	cf->f = f;
+	cf->score = score;
+	return score == 2;
 }
 
 /* Caller holds the lock. */
@@ -1043,7 +1090,7 @@ struct ts_file *ts_log_find_copy(struct ts_log *log, struct ts_file *f,
 	pthread_mutex_unlock(&log->lock);
 	if (w.n == 0)
 		return NULL;
-	struct copy_found cf = { &w, NULL };
+	struct copy_found cf = { &w, NULL, 0 };
 	struct dir_walk walk = { NULL, take_copy, &cf };
 	walk_candidates(log, &walk);
 	struct ts_file *c = cf.f;

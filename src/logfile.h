@@ -27,12 +27,21 @@
 #define TS_MARK_LEN 32
 #define TS_HIST 8
 
-/* The bytes of a file just before `size`. */
+/* The bytes of a file just before `size`, and when the watcher saw it
+ * (monotonic ms). */
 struct ts_mark {
 	uint64_t size;
 	size_t len;
+	int64_t ms;
 	unsigned char bytes[TS_MARK_LEN];
 };
+
+/* Which of the n (TS_HIST, oldest first) marks of a history to drop for a
+ * new one at now_ms: never the oldest nor the newest; the one whose loss
+ * leaves the smallest gap for its age, so that the marks kept thin out
+ * geometrically with age (ages ~0, 1, 15, 50, 160, 500 and 1,000 ms after
+ * a second of checks every ms) instead of being the last 8 checks. */
+unsigned ts_mark_drop(const struct ts_mark *h, unsigned n, int64_t now_ms);
 
 /* How long a stream keeps draining a rotated-away file, waiting for its
  * writer to move to the new one, before it switches anyway. */
@@ -51,9 +60,12 @@ struct ts_file {
 	 * grows, it was truncated and rewritten between two looks */
 	unsigned char mark[TS_MARK_LEN];
 	size_t mark_len;
-	/* (L) the last sizes seen, with their markers, oldest first: after a
-	 * truncation in place (copytruncate), `pre` holds those of the old
-	 * content, to recognise its copy when a client resumes into it */
+	/* (L) sizes seen, with their markers, oldest first, spread over the
+	 * content's life (ts_mark_drop): after a truncation in place
+	 * (copytruncate), `pre` holds those of the old content, to recognise
+	 * its copy when a client resumes into it.  Spread, because the copy
+	 * may stop short of many checks: the lines written between
+	 * logrotate's copy and its truncation are in no copy. */
 	struct ts_mark hist[TS_HIST];
 	struct ts_mark pre[TS_HIST];
 	unsigned nhist, npre;

@@ -178,6 +178,76 @@ static void test_unreadable_and_not_regular(void **state)
 	}
 }
 
+/* The kept marks thin out with age: after 2,000 checks 1 ms apart, the
+ * oldest is kept (the content's start) and every decade of age back to a
+ * second has one, so that a copy that stopped short of the last checks
+ * still holds a remembered size. */
+static void test_mark_history_spreads(void **state)
+{
+	(void)state;
+	struct ts_mark h[TS_HIST];
+	unsigned n = 0;
+	int64_t now = 0;
+	for (; now < 2000; now++) {
+		if (n == TS_HIST) {
+			unsigned d = ts_mark_drop(h, n, now);
+			assert_true(d > 0 && d < TS_HIST - 1);
+			memmove(h + d, h + d + 1, (n - d - 1) * sizeof(h[0]));
+			n--;
+		}
+		h[n].ms = now;
+		h[n].size = (uint64_t)now;
+		n++;
+	}
+	assert_int_equal(h[0].ms, 0);
+	for (int64_t lo = 1; lo < 1000; lo *= 10) {
+		bool have = false;
+		for (unsigned i = 0; i < n; i++)
+			have |= now - 1 - h[i].ms >= lo &&
+				now - 1 - h[i].ms < lo * 10;
+		assert_true(have);
+	}
+	for (unsigned i = 1; i < n; i++)
+		assert_true(h[i].ms > h[i - 1].ms);
+}
+
+/* logrotate's copy, then many lines (each seen by the watcher) before its
+ * truncation: the copy holds none of the last sizes seen, and is still
+ * found for a position in it, by the last size before that position. */
+static void test_copy_short_of_the_last_checks(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_log *log = f->log;
+	char old[128], cmd[320], line[16];
+
+	append(f->path, "a1\n");
+	assert_int_equal(ts_log_check(log), TS_CREATED);
+	struct ts_file *cur = log->cur;
+	append(f->path, "a2\n");
+	ts_log_check(log);
+	append(f->path, "a3\n");
+	ts_log_check(log);
+	snprintf(old, sizeof(old), "%s.1", f->path);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", f->path, old);
+	assert_int_equal(system(cmd), 0);
+	for (int i = 0; i < 3 * TS_HIST; i++) {
+		snprintf(line, sizeof(line), "b%02d\n", i);
+		append(f->path, line);
+		assert_int_equal(ts_log_check(log), TS_GROWN);
+	}
+	assert_int_equal(truncate(f->path, 0), 0);
+	append(f->path, "m1\n");
+	assert_int_equal(ts_log_check(log), TS_TRUNCATED);
+	struct ts_file *c = ts_log_find_copy(log, cur, 6);
+	assert_non_null(c);
+	struct stat st;
+	assert_int_equal(stat(old, &st), 0);
+	assert_int_equal(c->ino, (uint64_t)st.st_ino);
+	ts_file_unref(log, c);
+	/* past the copy's end: the lines between copy and truncation */
+	assert_null(ts_log_find_copy(log, cur, 13));
+}
+
 static void test_find_inode_and_copy(void **state)
 {
 	struct fixture *f = *state;
@@ -437,6 +507,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_rotated_file_kept_while_referenced, setup,
 			teardown),
+		cmocka_unit_test(test_mark_history_spreads),
+		cmocka_unit_test_setup_teardown(
+			test_copy_short_of_the_last_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_inode_and_copy, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_and_not_regular,

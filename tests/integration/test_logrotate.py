@@ -390,6 +390,19 @@ class CopytruncateResumeExactly(unittest.TestCase):
         c = self.d.stream("app", headers={"Last-Event-ID": self.last})
         self.check_resumed(c)
 
+    def test_many_lines_seen_between_copy_and_truncate(self):
+        # logrotate slow between its copy and its truncation (a busy
+        # machine): the daemon saw the log at many sizes the copy does not
+        # reach.  The copy is still found, by a size seen before it.
+        def between():
+            for n in range(11, 31):
+                self.d.write("app", self.F % n)
+                self.assertTrue(self.size_is((n + 1) * LINE_LEN))
+        copytruncate(self.d.path("app"), between)
+        self.assertTrue(self.size_is(0))
+        c = self.d.stream("app", headers={"Last-Event-ID": self.last})
+        self.check_resumed(c)
+
     def test_reconnect_at_once_after_the_truncation(self):
         # the app writes line 11 just before the copy; the client comes
         # back as soon as the log is truncated, before the daemon may have
