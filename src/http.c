@@ -556,7 +556,8 @@ static int metrics_daemon(struct ts_http *h, struct ts_buf *b)
 	if (!rc)
 		rc = metric(b, "tailsse_bytes_sent_total", "counter",
 			    "Bytes of event streams sent.",
-			    LOAD(env->bytes_sent));
+			    LOAD(env->bytes_sent) +
+				    (st ? LOAD(st->ping_bytes) : 0));
 	if (!rc)
 		rc = metric(
 			b, "tailsse_filter_limit_total", "counter",

@@ -256,6 +256,7 @@ static bool ping_raw(struct ts_hub_conn *hc, int64_t now_ms)
 {
 	static const char chunked[] = "8\r\n: ping\n\n\r\n";
 	static const char identity[] = ": ping\n\n";
+	_Static_assert(sizeof(identity) - 1 == TS_HUB_PING_LEN, "ping size");
 	if (hc->ping_mode == TS_PING_RESUME || hc->gone || !hc->watched ||
 	    hc->fd < 0)
 		return false;
@@ -281,12 +282,13 @@ static bool ping_raw(struct ts_hub_conn *hc, int64_t now_ms)
 	return false;
 }
 
-void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms)
+uint64_t ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms)
 {
+	uint64_t written = 0;
 	pthread_mutex_lock(&hl->lock);
 	if (now_ms < hl->next_ping_ms) {
 		pthread_mutex_unlock(&hl->lock);
-		return;
+		return 0;
 	}
 	/* when the earliest of them may be due: until then, nothing to look
 	 * at (a connection that writes only moves its time later) */
@@ -305,7 +307,9 @@ void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms)
 		}
 		pthread_mutex_lock(&hc->lock);
 		if (hc->suspended && ping_raw(hc, now_ms)) {
-			/* written: it stays suspended */
+			/* written (or ended): it stays suspended */
+			if (!hc->gone)
+				written += TS_HUB_PING_LEN;
 		} else if (hc->suspended) {
 			hc->ping_due = true;
 			hc->suspended = false;
@@ -317,6 +321,7 @@ void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms)
 	}
 	hl->next_ping_ms = next;
 	pthread_mutex_unlock(&hl->lock);
+	return written;
 }
 
 uint32_t ts_hub_begin(struct ts_hub_conn *hc, bool *ping_due, bool *gone)

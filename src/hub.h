@@ -153,6 +153,9 @@ void ts_hub_unlink(struct ts_hub_link *l);
  * the others to look again.  Any thread. */
 void ts_hub_changed(struct ts_hub_log *hl);
 
+/* The bytes of a heartbeat, ": ping\n\n". */
+#define TS_HUB_PING_LEN 8
+
 /* A heartbeat may go this much early (never late): see ts_hub_ping. */
 #ifndef TS_HUB_PING_EARLY_MS
 #define TS_HUB_PING_EARLY_MS 100
@@ -162,8 +165,10 @@ void ts_hub_changed(struct ts_hub_log *hl);
  * nothing for `every_ms` (or will have, within TS_HUB_PING_EARLY_MS):
  * written to its socket at once when its ping_mode allows, else by its
  * reader, resumed for it.  Cheap to call often: the links are only
- * looked at once the earliest of them may be due.  Watcher thread. */
-void ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms);
+ * looked at once the earliest of them may be due.  Watcher thread.
+ * The bytes of event stream written at once (the comments, without the
+ * chunks' framing: what a reader's ping would have counted). */
+uint64_t ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms);
 
 /* The reader of a connection starts a round: clear `pending`, take the
  * `woken` bits (the caller settles each with ts_hub_done), whether a ping

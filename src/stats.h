@@ -16,7 +16,10 @@ struct ts_stats {
 	atomic_ullong refused_per_ip;
 	atomic_ullong refused_auth;
 	atomic_ullong header_timeouts; /* no complete request in time */
-	int64_t start_time_s;	       /* wall clock, set before threads */
+	/* heartbeats the watcher wrote to suspended streams' sockets: part of
+	 * the bytes sent, which the connections count for the rest */
+	atomic_ullong ping_bytes;
+	int64_t start_time_s; /* wall clock, set before threads */
 };
 
 #define TS_COUNT(stats, field)                                \

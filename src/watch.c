@@ -762,8 +762,11 @@ static void tick(struct ts_watch *w)
 static void ping_idle(struct ts_watch *w, int64_t now_ms)
 {
 	int64_t every = (int64_t)atomic_load(&w->heartbeat_s) * 1000;
+	uint64_t written = 0;
 	for (size_t i = 0; i < w->nlogs; i++)
-		ts_hub_ping(&w->lw[i]->log->hub, now_ms, every);
+		written += ts_hub_ping(&w->lw[i]->log->hub, now_ms, every);
+	if (written && w->stats)
+		atomic_fetch_add(&w->stats->ping_bytes, written);
 }
 
 /* When may this dirty log be checked (and its streams woken)?  Not before

@@ -163,7 +163,8 @@ static void test_ping_written_to_the_socket(void **state)
 		hc.ping_mode = (uint8_t)rows[i].mode;
 		hc.last_sent_ms = now;
 		now += 1000;
-		ts_hub_ping(&a, now, 1000);
+		uint64_t written = ts_hub_ping(&a, now, 1000);
+		assert_int_equal(written, rows[i].want ? 8 : 0);
 		if (!rows[i].want) {
 			assert_int_equal(atomic_load(&f.resumes), 1);
 			assert_int_equal(ts_hub_begin(&hc, &ping, &gone), 0);

@@ -276,6 +276,24 @@ class Heartbeat(unittest.TestCase):
             self.assertFalse(any(tsutil.is_message(e) for e in evs), evs)
             self.assertIn(b"\n: ping\n", bytes(c.raw))
 
+    def test_pings_are_counted_in_bytes_sent(self):
+        # the watcher writes pings to idle streams' sockets itself: they
+        # are bytes sent all the same
+        def sent():
+            r = d.get("/metrics")
+            for ln in r.text.splitlines():
+                if ln.startswith("tailsse_bytes_sent_total "):
+                    return int(ln.split()[1])
+            raise AssertionError("no tailsse_bytes_sent_total")
+        with Daemon(server={"heartbeat": 1}) as d:
+            c = d.stream("app")
+            c.read_until(lambda e: "ping" in e["comments"], timeout=2.5)
+            before = sent()
+            c.read_until(lambda e: "ping" in e["comments"], timeout=2.5)
+            self.assertTrue(tsutil.wait_for(lambda: sent() >= before + 8),
+                            "a ping of 8 bytes was not counted")
+            c.close()
+
     def test_ping_follows_each_streams_last_write(self):
         # each stream's first ping comes a heartbeat after its own last
         # write, within 0.1 s (up to 0.1 s early, up to a 0.2 s tick less
