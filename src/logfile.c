@@ -702,7 +702,8 @@ static void link_after(struct ts_log *log, struct ts_file *prev,
 	pthread_mutex_lock(&log->lock);
 	log->rotations += n;
 	for (size_t i = 0; i < n; i++) {
-		struct ts_mark m;
+		struct ts_mark m = { 0 };
+		m.ms = ts_now_ms();
 		m.size = (uint64_t)g[i].st.st_size;
 		m.len = read_tail_bytes(g[i].fd, m.size, m.bytes, TS_MARK_LEN);
 		seen_put_locked(log, (uint64_t)g[i].st.st_dev,
