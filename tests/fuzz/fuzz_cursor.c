@@ -115,6 +115,7 @@
 #include "filter.h"
 #include "fuzz.h"
 #include "fuzz_jsonp.h"
+#include "fuzz_ref.h"
 #include "logfile.h"
 #include "sse.h"
 
@@ -155,11 +156,6 @@ struct seg {
 	enum kind k;
 };
 
-struct ref_filter {
-	bool grep, exclude, icase;
-	char g[4], x[4];
-};
-
 /* A reader: a cursor (a client's connection) and the reference's queue of
  * what it still has to read, q[0] where it is. */
 struct reader {
@@ -198,7 +194,7 @@ static struct {
 	struct ts_fmt fmt; /* the readers' format, but for `all` */
 	bool merged;
 	size_t max_line;
-	struct ref_filter rf;
+	struct fuzz_ref_filter rf;
 	struct ts_buf text, want, ranges;
 	bool trace; /* FUZZ_CURSOR_TRACE set: print what each step writes */
 } M;
@@ -267,26 +263,6 @@ static void push(int f, uint64_t off, enum kind k)
 
 /* ---- the reference's lines ---- */
 
-static unsigned char fold(unsigned char c, bool icase)
-{
-	return icase && c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
-
-static size_t find(const char *t, size_t n, size_t from, const char *lit,
-		   bool icase)
-{
-	size_t k = strlen(lit);
-	for (size_t i = from; i + k <= n; i++) {
-		size_t j = 0;
-		while (j < k && fold((unsigned char)t[i + j], icase) ==
-					(unsigned char)lit[j])
-			j++;
-		if (j == k)
-			return i;
-	}
-	return n;
-}
-
 static bool filtered(void)
 {
 	return M.rf.grep || M.rf.exclude;
@@ -301,24 +277,8 @@ static bool line_text(int f, size_t a, size_t nl, bool ranges)
 	ts_buf_reset(&M.ranges);
 	FUZZ_CHECK(ts_sse_text(&M.text, c->data + a, nl - a, M.max_line) == 0,
 		   "oom");
-	const char *t = M.text.data ? M.text.data : "";
-	size_t n = M.text.len;
-	if (M.rf.exclude && find(t, n, 0, M.rf.x, M.rf.icase) < n)
-		return false;
-	if (!M.rf.grep)
-		return true;
-	size_t at = find(t, n, 0, M.rf.g, M.rf.icase);
-	if (at == n)
-		return false;
-	size_t k = strlen(M.rf.g);
-	while (ranges && at < n) {
-		FUZZ_CHECK(ts_buf_printf(&M.ranges, "%s[%zu,%zu]",
-					 M.ranges.len ? "," : "", at,
-					 at + k) == 0,
-			   "oom");
-		at = find(t, n, at + k, M.rf.g, M.rf.icase);
-	}
-	return true;
+	return fuzz_ref_keep(&M.rf, M.text.data ? M.text.data : "", M.text.len,
+			     ranges ? &M.ranges : NULL);
 }
 
 /* The '\n' of the line at `a` in version f, or -1. */

@@ -46,6 +46,7 @@
 
 #include "fuzz.h"
 #include "fuzz_jsonp.h"
+#include "fuzz_ref.h"
 
 #include "lines.h"
 #undef TS_LINES_BLOCK
@@ -63,56 +64,6 @@
 #define FAKE_INO 4242
 
 static const char alphabet[] = "abcxyz01";
-
-static unsigned char fold(unsigned char c, bool icase)
-{
-	return icase && c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
-
-/* The first match of `lit_` in t[from..n), or n. */
-static size_t find(const char *t, size_t n, size_t from, const char *lit_,
-		   bool icase)
-{
-	size_t k = strlen(lit_);
-	for (size_t i = from; i + k <= n; i++) {
-		size_t j = 0;
-		while (j < k && fold((unsigned char)t[i + j], icase) ==
-					(unsigned char)lit_[j])
-			j++;
-		if (j == k)
-			return i;
-	}
-	return n;
-}
-
-struct ref_filter {
-	bool grep, exclude, icase;
-	char g[4], x[4];
-};
-
-/* Does the reference keep the text?  With ranges != NULL and a grep
- * literal, append its matches "[s,e],...". */
-static bool ref_keep(const struct ref_filter *rf, const char *t, size_t n,
-		     struct ts_buf *ranges)
-{
-	if (rf->exclude && find(t, n, 0, rf->x, rf->icase) < n)
-		return false;
-	if (!rf->grep)
-		return true;
-	size_t at = find(t, n, 0, rf->g, rf->icase);
-	if (at == n)
-		return false;
-	size_t k = strlen(rf->g);
-	bool first = true;
-	while (ranges && at < n) {
-		FUZZ_CHECK(ts_buf_printf(ranges, "%s[%zu,%zu]",
-					 first ? "" : ",", at, at + k) == 0,
-			   "oom");
-		first = false;
-		at = find(t, n, at + k, rf->g, rf->icase);
-	}
-	return true;
-}
 
 static int file_fd(void)
 {
@@ -134,8 +85,8 @@ static struct ts_filter_cache *cache(void)
 
 /* The reference answer for `off` (<= clen), or -ERANGE. */
 static int ref_answer(const unsigned char *c, size_t clen, uint64_t off,
-		      uint64_t n, size_t max_line, const struct ref_filter *rf,
-		      struct ts_buf *out)
+		      uint64_t n, size_t max_line,
+		      const struct fuzz_ref_filter *rf, struct ts_buf *out)
 {
 	(void)clen;
 	/* e: just after the last '\n' before off */
@@ -160,7 +111,8 @@ static int ref_answer(const unsigned char *c, size_t clen, uint64_t off,
 		FUZZ_CHECK(ts_sse_text(&text, (const char *)c + ls, le - 1 - ls,
 				       max_line) == 0,
 			   "oom");
-		if (ref_keep(rf, text.data ? text.data : "", text.len, NULL))
+		if (fuzz_ref_keep(rf, text.data ? text.data : "", text.len,
+				  NULL))
 			starts[nk++] = ls;
 		le = ls;
 	}
@@ -184,7 +136,8 @@ static int ref_answer(const unsigned char *c, size_t clen, uint64_t off,
 		if (rf->grep) {
 			FUZZ_CHECK(ts_buf_puts(out, ",\"match\":[") == 0,
 				   "oom");
-			ref_keep(rf, text.data ? text.data : "", text.len, out);
+			fuzz_ref_keep(rf, text.data ? text.data : "", text.len,
+				      out);
 			FUZZ_CHECK(ts_buf_puts(out, "]") == 0, "oom");
 		}
 		FUZZ_CHECK(ts_buf_puts(out, "}") == 0, "oom");
@@ -203,8 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t n = fuzz_take(&in, 2);
 	size_t max_line = (size_t)fuzz_take(&in, 1);
 	uint64_t pos = fuzz_take(&in, 2);
-	struct ref_filter rf = { (flags & 1) != 0, (flags & 2) != 0,
-				 (flags & 4) != 0, "", "" };
+	struct fuzz_ref_filter rf = { (flags & 1) != 0, (flags & 2) != 0,
+				      (flags & 4) != 0, "", "" };
 	fuzz_take_literal(&in, alphabet, sizeof(alphabet) - 1, rf.g);
 	fuzz_take_literal(&in, alphabet, sizeof(alphabet) - 1, rf.x);
 	size_t clen = fuzz_expand(in.p, in.n, content, CONTENT_MAX);
