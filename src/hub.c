@@ -250,8 +250,9 @@ void ts_hub_changed(struct ts_hub_log *hl)
  * what it sent and what it will send.  Not over TLS (the session is
  * libmicrohttpd's).  Written only when the socket has room for all of it;
  * if only a part went anyway, the framing is broken: the stream ends (gone)
- * and its client resumes from its last id.  True when written or ended;
- * false: resume it for its reader to ping.  Caller holds hc->lock. */
+ * and its client resumes from its last id.  True when written; false:
+ * resume it for its reader (to ping, or to see it gone).  Caller holds
+ * hc->lock. */
 static bool ping_raw(struct ts_hub_conn *hc, int64_t now_ms)
 {
 	static const char chunked[] = "8\r\n: ping\n\n\r\n";
@@ -307,9 +308,8 @@ uint64_t ts_hub_ping(struct ts_hub_log *hl, int64_t now_ms, int64_t every_ms)
 		}
 		pthread_mutex_lock(&hc->lock);
 		if (hc->suspended && ping_raw(hc, now_ms)) {
-			/* written (or ended): it stays suspended */
-			if (!hc->gone)
-				written += TS_HUB_PING_LEN;
+			/* written: it stays suspended */
+			written += TS_HUB_PING_LEN;
 		} else if (hc->suspended) {
 			hc->ping_due = true;
 			hc->suspended = false;

@@ -703,7 +703,6 @@ static void link_after(struct ts_log *log, struct ts_file *prev,
 	log->rotations += n;
 	for (size_t i = 0; i < n; i++) {
 		struct ts_mark m = { 0 };
-		m.ms = ts_now_ms();
 		m.size = (uint64_t)g[i].st.st_size;
 		m.len = read_tail_bytes(g[i].fd, m.size, m.bytes, TS_MARK_LEN);
 		seen_put_locked(log, (uint64_t)g[i].st.st_dev,
@@ -988,13 +987,6 @@ struct copy_want {
 	uint64_t off; /* the position to resume at */
 };
 
-static bool mark_in(int fd, const struct ts_mark *m)
-{
-	unsigned char buf[TS_MARK_LEN];
-	return read_tail_bytes(fd, m->size, buf, m->len) == m->len &&
-	       memcmp(buf, m->bytes, m->len) == 0;
-}
-
 /* A copy begins as the old content began (the bytes before a size alone
  * are the same in every older copy long enough when lines end alike), has
  * a line start at the client's position, and holds the old content up to
@@ -1020,7 +1012,7 @@ static int is_copy(int fd, const struct stat *st, const struct copy_want *w)
 		const struct ts_mark *m = &w->m[i];
 		if (m->size > size)
 			continue;
-		if (!mark_in(fd, m))
+		if (!mark_holds(fd, size, m))
 			return 0;
 		return m->size >= w->off ? 2 : 1;
 	}
