@@ -9,6 +9,12 @@
 
 #include "conn.h"
 
+/* What a stream served directly reads at most in one round (see
+ * serve_direct): more goes through its reader, in its pool's writes. */
+#define TS_DIRECT_BUDGET (16 * 1024)
+
+static void serve_direct(void *arg);
+
 static void resume_mhd(void *arg)
 {
 	MHD_resume_connection(arg);
@@ -67,6 +73,12 @@ struct ts_conn *ts_conn_new(struct ts_stream_env *env,
 			c->all[i] = &c->cur[i];
 	}
 	c->hub.last_sent_ms = ts_now_ms();
+	if (!filter) {
+		/* filtered streams stay on the HTTP thread: a slow pattern
+		 * must not hold up the thread that serves every log */
+		c->hub.direct = serve_direct;
+		c->hub.direct_arg = c;
+	}
 	atomic_fetch_add(&env->nstreams, 1);
 	return c;
 }
@@ -192,6 +204,12 @@ static int serve_cursors(struct ts_conn *c, struct ts_scratch *sc,
 	return rc;
 }
 
+static void read_failed(const struct ts_conn *c, int rc)
+{
+	fprintf(stderr, "tailsse: %s: read: %s\n", c->cur[0].log->name,
+		strerror(-rc));
+}
+
 /* Hand `n` bytes of `src` to libmicrohttpd's buffer, keeping the rest. */
 static ssize_t deliver(struct ts_conn *c, char *buf, size_t max,
 		       const char *src, size_t len, bool keep_rest)
@@ -245,6 +263,8 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 	struct ts_conn *c = cls;
 	(void)pos;
 
+	if (c->broken)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (c->out.len == 0 && c->ended)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (c->out.len > 0) {
@@ -278,8 +298,7 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 		bool rest;
 		int rc = serve_cursors(c, sc, max, &nevents, &rest);
 		if (rc < 0) {
-			fprintf(stderr, "tailsse: %s: read: %s\n",
-				c->cur[0].log->name, strerror(-rc));
+			read_failed(c, rc);
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
 		if (rc > 0)
@@ -305,6 +324,104 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 	bh_leave(c, bh_t0, out, nevents);
 #endif
 	return deliver(c, buf, max, out->data, out->len, true);
+}
+
+/* Do any of its logs end the stream (the daemon stopping, a reload taking
+ * it out)?  Its reader says so (see ending). */
+static bool any_ending(const struct ts_conn *c)
+{
+	bool end = false;
+	for (size_t i = 0; i < c->ncur && !end; i++) {
+		struct ts_log *log = c->cur[i].log;
+		pthread_mutex_lock(&log->lock);
+		end = log->stopping || log->removed;
+		pthread_mutex_unlock(&log->lock);
+	}
+	return end;
+}
+
+/* How a round of a stream served directly went (see serve_direct). */
+enum direct { DIRECT_REST, DIRECT_SENT, DIRECT_HAND_OVER };
+
+/* One round of a stream served by the thread that found it waiting: what
+ * the cursors have, written to its socket.  DIRECT_REST: nothing was left
+ * to send; DIRECT_SENT: look again; DIRECT_HAND_OVER: its reader is to go
+ * on (with what could not be written in `out`, a heartbeat due, the
+ * client gone, the stream ending, much to read, or an error). */
+static enum direct direct_round(struct ts_conn *c)
+{
+	bool ping, gone;
+	uint32_t woken = ts_hub_begin(&c->hub, &ping, &gone);
+	for (size_t i = 0; i < c->ncur; i++)
+		if (woken & (1u << i)) /* (none: it was not resumed) */
+			ts_hub_done(&c->cur[i].link);
+	if (gone || c->out.len || any_ending(c))
+		return DIRECT_HAND_OVER;
+	struct ts_scratch *sc = ts_scratch_get(c->env);
+	if (!sc)
+		return DIRECT_HAND_OVER;
+	struct ts_buf *out = ts_scratch_out(sc);
+	ts_buf_reset(out);
+	if (ping && ts_sse_comment(out, "ping"))
+		return DIRECT_HAND_OVER;
+	unsigned nevents = 0;
+	bool rest;
+	int rc = serve_cursors(c, sc, TS_DIRECT_BUDGET, &nevents, &rest);
+	if (rc < 0) {
+		read_failed(c, rc);
+		c->broken = true; /* as its reader would: the stream ends */
+		return DIRECT_HAND_OVER;
+	}
+	/* rc 1: much to read, or far into a long line: its reader goes on,
+	 * in libmicrohttpd's flow.  At rest, what it wrote was all there was
+	 * (a change since ts_hub_begin is `pending`: ts_hub_wait_again) */
+	enum direct next = rc	  ? DIRECT_HAND_OVER
+			   : rest ? DIRECT_REST
+				  : DIRECT_SENT;
+	if (out->len == 0)
+		return next;
+	ssize_t n = ts_hub_write(&c->hub, out->data, out->len);
+	if (n < 0) {
+		c->broken = true; /* its reader ends it */
+		return DIRECT_HAND_OVER;
+	}
+	atomic_fetch_add(&c->env->events_sent, nevents);
+	if (n > 0) {
+		c->hub.last_sent_ms = ts_now_ms();
+		atomic_fetch_add(&c->env->bytes_sent, (uint64_t)n);
+	}
+	if ((size_t)n < out->len) {
+		/* no room (or a part of an unchunked body): its reader sends
+		 * the rest, framed by libmicrohttpd */
+		if (ts_buf_append(&c->out, out->data + n, out->len - (size_t)n))
+			c->broken = true;
+		return DIRECT_HAND_OVER;
+	}
+	return next;
+}
+
+/* The hub's `direct`: a live line costs the HTTP thread a resume, a
+ * reader call and a send per stream, and a handover between threads; most
+ * streams are at the end of their file with room in their socket, so the
+ * thread that saw the change (the watcher) writes it to them itself.  The
+ * connection stays suspended in libmicrohttpd throughout; anything else
+ * (a client that does not keep up, a big read, the end of the stream) is
+ * handed to its reader.  Filtered streams are not served here (see
+ * ts_conn_new).  Measured (bench/run.sh --repeat 5, against the HTTP
+ * thread doing it all): 1 stream p50 0.174 -> 0.085 ms, p99 1.13 -> 0.42
+ * ms, server CPU halved; 100 streams p50 0.84 -> 0.61 ms; 1,000 streams
+ * p99 38 -> 33 ms. */
+static void serve_direct(void *arg)
+{
+	struct ts_conn *c = arg;
+	for (int round = 0; round < 8; round++) {
+		enum direct d = direct_round(c);
+		if (d == DIRECT_HAND_OVER)
+			break;
+		if (d == DIRECT_REST && ts_hub_wait_again(&c->hub))
+			return;
+	}
+	ts_hub_hand_over(&c->hub);
 }
 
 void ts_conn_watch_hangup(struct ts_conn *c)

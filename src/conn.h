@@ -6,7 +6,8 @@
  * Threads: ts_conn_new/start/free and the reader run on the HTTP thread
  * (ts_conn_start may run on the worker while the connection waits
  * suspended in its access handler); the watcher reaches a connection only
- * through the hub. */
+ * through the hub, which may have it serve a waiting stream there (the
+ * hub's `direct`, while libmicrohttpd holds it suspended). */
 #ifndef TS_CONN_H
 #define TS_CONN_H
 
@@ -36,6 +37,7 @@ struct ts_conn {
 	struct ts_hub_conn hub;
 	bool replay; /* holds one of env's replay places */
 	bool ended;  /* ends once `out` is sent (a removed log) */
+	bool broken; /* a direct write failed: end it at once */
 };
 
 /* A connection reading `nlogs` logs, as a stream of one log or, with

@@ -1,9 +1,10 @@
 #include <errno.h>
 #include <stdio.h>
-#include <linux/sockios.h>
+#include <limits.h>
+#include <linux/sock_diag.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,6 +126,11 @@ int ts_hub_conn_init(struct ts_hub_conn *hc, void (*resume)(void *), void *arg)
 	hc->hs = NULL;
 	hc->fd = -1;
 	hc->ping_mode = TS_PING_RESUME;
+	hc->direct = NULL;
+	hc->direct_arg = NULL;
+	hc->direct_next = NULL;
+	hc->sndbuf = 0;
+	hc->queued = -1;
 	hc->watched = false;
 	hc->pending = false;
 	hc->ping_due = false;
@@ -199,8 +205,19 @@ void ts_hub_unlink(struct ts_hub_link *l)
 	pthread_mutex_unlock(&hl->lock);
 }
 
+/* May the waking thread serve this suspended connection itself?  Caller
+ * holds hc->lock. */
+static bool servable(const struct ts_hub_conn *hc)
+{
+	return hc->direct && hc->ping_mode != TS_PING_RESUME && !hc->gone &&
+	       hc->watched && hc->fd >= 0;
+}
+
 void ts_hub_changed(struct ts_hub_log *hl)
 {
+	/* served here once the log's lock is let go: their `direct` reads
+	 * the log, and may hand them to libmicrohttpd */
+	struct ts_hub_conn *direct = NULL;
 	pthread_mutex_lock(&hl->lock);
 #ifdef TS_BENCH_HIST
 	int64_t bh_t0 = ts_bh_now();
@@ -212,7 +229,13 @@ void ts_hub_changed(struct ts_hub_log *hl)
 	for (struct ts_hub_link *l = hl->links; l; l = l->next) {
 		struct ts_hub_conn *hc = l->conn;
 		pthread_mutex_lock(&hc->lock);
-		if (hc->suspended) {
+		if (hc->suspended && servable(hc)) {
+			/* claimed: no other change, ping or hang-up touches it
+			 * but through `pending` until it waits again */
+			hc->suspended = false;
+			hc->direct_next = direct;
+			direct = hc;
+		} else if (hc->suspended) {
 			hc->suspended = false;
 			hc->woken |= 1u << l->idx;
 			atomic_fetch_add(&hl->nwoken, 1);
@@ -237,6 +260,119 @@ void ts_hub_changed(struct ts_hub_log *hl)
 	}
 #endif
 	pthread_mutex_unlock(&hl->lock);
+	/* (a claimed connection is not freed: libmicrohttpd holds it
+	 * suspended until its direct hands it over) */
+	while (direct) {
+		struct ts_hub_conn *hc = direct;
+		direct = hc->direct_next;
+		hc->direct(hc->direct_arg);
+	}
+}
+
+/* Bytes of send buffer that the kernel charges per write, above what
+ * it carries: its buffers' heads (a write spans at most two of them). */
+#define TS_HUB_WRITE_OVERHEAD 2048
+/* The hub writes to a socket only while this little of its send buffer is
+ * taken (and at most a quarter of it): a client that keeps up.  The kernel
+ * may cut a write short before the buffer is full (under memory pressure
+ * it shrinks the buffer: seen here at 88 % of it, with 6 MiB written to a
+ * client that read nothing), and a chunk cut short ends its stream; well
+ * below the limit it goes whole. */
+#define TS_HUB_WRITE_MAX_QUEUED (128 * 1024)
+
+/* Is there room for `need` more bytes in the socket's send buffer, in the
+ * kernel's own count (SO_MEMINFO: the memory of what is queued, heads and
+ * all, against the buffer's size), within the limit above?  The kernel is
+ * asked only when the hub's count (what it said last, plus what the hub
+ * wrote since, overhead and all; what the client acknowledges only lowers
+ * it) leaves no room: a system call less per line and stream. */
+static bool has_room(struct ts_hub_conn *hc, size_t need)
+{
+	size_t limit = (size_t)hc->sndbuf / 4;
+	if (limit > TS_HUB_WRITE_MAX_QUEUED)
+		limit = TS_HUB_WRITE_MAX_QUEUED;
+	size_t want = need + TS_HUB_WRITE_OVERHEAD;
+	if (hc->queued >= 0 && (size_t)hc->queued + want <= limit)
+		return true;
+	uint32_t mi[SK_MEMINFO_VARS];
+	socklen_t sl = sizeof(mi);
+	if (getsockopt(hc->fd, SOL_SOCKET, SO_MEMINFO, mi, &sl) != 0 ||
+	    sl < sizeof(mi))
+		return false;
+	/* TCP's queue, or what other sockets have in flight */
+	uint32_t q = mi[SK_MEMINFO_WMEM_QUEUED];
+	if (mi[SK_MEMINFO_WMEM_ALLOC] > q)
+		q = mi[SK_MEMINFO_WMEM_ALLOC];
+	hc->queued = q;
+	hc->sndbuf = mi[SK_MEMINFO_SNDBUF] > INT_MAX
+			     ? INT_MAX
+			     : (int)mi[SK_MEMINFO_SNDBUF];
+	limit = (size_t)hc->sndbuf / 4;
+	if (limit > TS_HUB_WRITE_MAX_QUEUED)
+		limit = TS_HUB_WRITE_MAX_QUEUED;
+	return (size_t)q + want <= limit;
+}
+
+/* A chunk's head, "<len in hex>\r\n", into `head` (at least 19 bytes);
+ * its length. */
+static size_t chunk_head(char *head, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char tmp[16];
+	size_t n = 0;
+	do {
+		tmp[n++] = hex[len & 15];
+		len >>= 4;
+	} while (len);
+	for (size_t i = 0; i < n; i++)
+		head[i] = tmp[n - 1 - i];
+	head[n] = '\r';
+	head[n + 1] = '\n';
+	return n + 2;
+}
+
+ssize_t ts_hub_write(struct ts_hub_conn *hc, const char *data, size_t len)
+{
+	if (hc->ping_mode == TS_PING_RESUME || hc->fd < 0 || len == 0)
+		return 0;
+	bool chunked = hc->ping_mode == TS_PING_CHUNKED;
+	char head[24];
+	size_t hlen = chunked ? chunk_head(head, len) : 0;
+	struct iovec iov[3] = { { head, hlen },
+				{ (void *)data, len },
+				{ (void *)"\r\n", chunked ? 2 : 0 } };
+	size_t total = hlen + len + iov[2].iov_len;
+	if (!has_room(hc, total))
+		return 0; /* its client reads slowly: let its reader */
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
+	ssize_t n = sendmsg(hc->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n > 0)
+		hc->queued += n + TS_HUB_WRITE_OVERHEAD;
+	if (n == (ssize_t)total)
+		return (ssize_t)len;
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (n > 0 && !chunked)
+		return n;
+	return -1; /* an error, or a chunk cut short */
+}
+
+bool ts_hub_wait_again(struct ts_hub_conn *hc)
+{
+	pthread_mutex_lock(&hc->lock);
+	bool ok = !hc->pending && !hc->ping_due && !hc->gone;
+	if (ok)
+		hc->suspended = true; /* libmicrohttpd never saw it resumed */
+	pthread_mutex_unlock(&hc->lock);
+	return ok;
+}
+
+void ts_hub_hand_over(struct ts_hub_conn *hc)
+{
+	pthread_mutex_lock(&hc->lock);
+	hc->resume(hc->arg);
+	pthread_mutex_unlock(&hc->lock);
 }
 
 /* A heartbeat written to a suspended connection's socket from here, with
@@ -255,31 +391,17 @@ void ts_hub_changed(struct ts_hub_log *hl)
  * hc->lock. */
 static bool ping_raw(struct ts_hub_conn *hc, int64_t now_ms)
 {
-	static const char chunked[] = "8\r\n: ping\n\n\r\n";
-	static const char identity[] = ": ping\n\n";
-	_Static_assert(sizeof(identity) - 1 == TS_HUB_PING_LEN, "ping size");
-	if (hc->ping_mode == TS_PING_RESUME || hc->gone || !hc->watched ||
-	    hc->fd < 0)
+	static const char ping[] = ": ping\n\n";
+	_Static_assert(sizeof(ping) - 1 == TS_HUB_PING_LEN, "ping size");
+	if (hc->gone || !hc->watched)
 		return false;
-	const char *msg = hc->ping_mode == TS_PING_CHUNKED ? chunked : identity;
-	size_t len = hc->ping_mode == TS_PING_CHUNKED ? sizeof(chunked) - 1
-						      : sizeof(identity) - 1;
-	int queued = 0, sndbuf = 0;
-	socklen_t sl = sizeof(sndbuf);
-	if (ioctl(hc->fd, SIOCOUTQ, &queued) != 0 ||
-	    getsockopt(hc->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) != 0 ||
-	    sndbuf - queued < 4096)
-		return false; /* its client reads slowly: let its reader */
-	ssize_t n = send(hc->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n == (ssize_t)len) {
+	ssize_t n = ts_hub_write(hc, ping, sizeof(ping) - 1);
+	if (n == (ssize_t)sizeof(ping) - 1) {
 		hc->last_sent_ms = now_ms;
 		return true;
 	}
-	if (n <= 0 &&
-	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return false;
-	/* a part, or an error: end the stream (the reader sees it gone) */
-	hc->gone = true;
+	if (n != 0)
+		hc->gone = true; /* broken, or a part of an unchunked one */
 	return false;
 }
 
@@ -362,6 +484,7 @@ bool ts_hub_try_suspend(struct ts_hub_conn *hc, void (*suspend)(void *),
 #endif
 	if (ok) {
 		hc->suspended = true;
+		hc->queued = -1; /* its reader wrote: ask the kernel */
 		suspend(arg);
 	}
 	pthread_mutex_unlock(&hc->lock);

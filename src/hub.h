@@ -12,8 +12,14 @@
  * and only the change that finds it suspended resumes it, so two logs
  * changing at once never resume it twice.
  *
+ * A plain-HTTP stream at the end of its logs is not even resumed: the
+ * thread that saw the change serves it (its `direct`) and writes to its
+ * socket (ts_hub_write), while libmicrohttpd keeps it suspended; see
+ * ts_hub_changed.
+ *
  * Locks: a hub_log's lock, then a hub_conn's lock, then libmicrohttpd's
- * (through `resume`).  Never a log's own lock while holding either.
+ * (through `resume`).  Never a log's own lock while holding either (a
+ * `direct` runs with neither held).
  * Threads: any, as each function says. */
 #ifndef TS_HUB_H
 #define TS_HUB_H
@@ -22,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* At most this many logs per connection (bits of `woken`). */
 #define TS_HUB_MAX_LINKS 32
@@ -75,6 +82,16 @@ struct ts_hub_conn {
 	 * (ts_hub_ping): TS_PING_RESUME (never: TLS, or not known), or the
 	 * body's framing; set once by the thread that owns the connection */
 	uint8_t ping_mode;
+	/* a stream that its waking thread may serve itself (ts_hub_changed):
+	 * `direct(direct_arg)`, or NULL; set once by its owner before it
+	 * first suspends.  sndbuf: the socket's send buffer, as last read;
+	 * queued: at most this much of it is taken, by the count of what
+	 * the hub wrote since it asked (-1: ask; libmicrohttpd wrote) */
+	void (*direct)(void *arg);
+	void *direct_arg;
+	struct ts_hub_conn *direct_next; /* ts_hub_changed's list */
+	int sndbuf;
+	int64_t queued;
 #ifdef TS_BENCH_HIST
 	int64_t bh_changed_ns, bh_resume_ns; /* its last wake-up's times */
 	unsigned bh_reads; /* reader rounds since the last resume */
@@ -150,8 +167,34 @@ void ts_hub_link(struct ts_hub_log *hl, struct ts_hub_link *l,
 void ts_hub_unlink(struct ts_hub_link *l);
 
 /* The log changed: resume every waiting connection (once each), and mark
- * the others to look again.  Any thread. */
+ * the others to look again.  A waiting connection that has a `direct`
+ * (and a socket the hub may write, see ts_hub_write) is not resumed: it is
+ * served by this call, on this thread, once the log's lock is let go.
+ * Any thread. */
 void ts_hub_changed(struct ts_hub_log *hl);
+
+/* Write event-stream bytes to the socket of a connection that
+ * libmicrohttpd holds suspended, framed as its body is (ping_mode): only
+ * by the thread that owns it now (ts_hub_changed's direct, or under
+ * hc->lock while it is suspended).  libmicrohttpd has sent all that the
+ * stream gave it, and sends nothing until it is resumed.  Returns len when
+ * all went; 0 when nothing was written (no room: a slow client, or a
+ * connection the hub may not write: TLS, not known); for an unchunked body
+ * the bytes written when only a part went (the caller has the rest sent
+ * through libmicrohttpd); -1 when the stream cannot go on (an error, or a
+ * part of a chunk, whose framing is broken): the caller ends it, and its
+ * client resumes from its last id. */
+ssize_t ts_hub_write(struct ts_hub_conn *hc, const char *data, size_t len);
+
+/* A connection served by its `direct` waits again: false if a log changed
+ * (or a heartbeat fell due, or it is gone) since ts_hub_begin.  Then the
+ * caller serves it once more, or hands it to its reader
+ * (ts_hub_hand_over).  Direct's thread. */
+bool ts_hub_wait_again(struct ts_hub_conn *hc);
+
+/* Resume a connection served by its `direct` for its reader (which goes
+ * on from where `direct` stopped).  Direct's thread. */
+void ts_hub_hand_over(struct ts_hub_conn *hc);
 
 /* The bytes of a heartbeat, ": ping\n\n". */
 #define TS_HUB_PING_LEN 8

@@ -1,7 +1,7 @@
 /* Unit tests of hub.c: a waiting connection is resumed exactly once, a
  * change while it reads is never lost, heartbeats, the batching accounting,
- * and a race of several logs changing while the reader suspends, thousands
- * of rounds. */
+ * a race of several logs changing while the reader suspends, thousands
+ * of rounds, and streams served by the thread that saw the change. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,9 +11,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -374,6 +377,297 @@ static void test_hangup(void **state)
 	sem_destroy(&f.wake);
 }
 
+/* ---- streams served by the thread that saw the change ---- */
+
+struct direct_fx {
+	struct ts_hub_conn *hc;
+	struct ts_hub_log *other; /* changed from inside the first round */
+	int calls, rounds;
+	atomic_int inside; /* more than one thread in `direct`: an error */
+	int overlaps;
+};
+
+static void fx_direct(void *arg)
+{
+	struct direct_fx *x = arg;
+	if (atomic_fetch_add(&x->inside, 1) != 0)
+		x->overlaps++;
+	x->calls++;
+	for (int round = 0; round < 10; round++) {
+		bool ping, gone;
+		assert_int_equal(ts_hub_begin(x->hc, &ping, &gone), 0);
+		x->rounds++;
+		assert_int_equal(ts_hub_write(x->hc, "data: x\n\n", 9), 9);
+		if (x->other && x->rounds == 1)
+			ts_hub_changed(x->other); /* a change while it writes */
+		if (ts_hub_wait_again(x->hc))
+			break;
+	}
+	atomic_fetch_sub(&x->inside, 1);
+}
+
+/* A waiting stream with a `direct` is served by ts_hub_changed's caller,
+ * not resumed: its bytes framed as one chunk; a change (of any of its logs)
+ * while it is served makes it look again, not serve it twice at once; it
+ * then waits again, suspended, and libmicrohttpd never saw it resumed.
+ * Over TLS, or without a socket, it is resumed as before. */
+static void test_changed_serves_direct(void **state)
+{
+	(void)state;
+	struct fake f;
+	fake_init(&f);
+	struct ts_hub_hangups hs;
+	assert_int_equal(ts_hub_hangups_init(&hs), 0);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct ts_hub_log a, b;
+	struct ts_hub_conn hc;
+	struct ts_hub_link la, lb;
+	assert_int_equal(ts_hub_log_init(&a), 0);
+	assert_int_equal(ts_hub_log_init(&b), 0);
+	assert_int_equal(ts_hub_conn_init(&hc, fake_resume, &f), 0);
+	struct direct_fx x = { .hc = &hc, .other = &b };
+	atomic_init(&x.inside, 0);
+	hc.direct = fx_direct;
+	hc.direct_arg = &x;
+	hc.ping_mode = TS_PING_CHUNKED;
+	assert_int_equal(ts_hub_watch_hangup(&hs, &hc, sv[0]), 0);
+	ts_hub_link(&a, &la, &hc, 0);
+	ts_hub_link(&b, &lb, &hc, 1);
+	bool ping, gone;
+	ts_hub_begin(&hc, &ping, &gone);
+	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
+
+	ts_hub_changed(&a);
+	assert_int_equal(x.calls, 1);
+	assert_int_equal(x.rounds, 2); /* b's change: one more round */
+	assert_int_equal(x.overlaps, 0);
+	assert_int_equal(atomic_load(&f.resumes), 0);
+	assert_int_equal(a.nwoken, 0);
+	assert_int_equal(b.nwoken, 0);
+	assert_true(hc.suspended);
+	char buf[64];
+	const char *want = "9\r\ndata: x\n\n\r\n9\r\ndata: x\n\n\r\n";
+	ssize_t n = recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT);
+	assert_int_equal(n, (ssize_t)strlen(want));
+	assert_memory_equal(buf, want, (size_t)n);
+
+	/* served again by the next change, from either log */
+	x.other = NULL;
+	ts_hub_changed(&b);
+	assert_int_equal(x.calls, 2);
+	assert_true(hc.suspended);
+	assert_int_equal(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), 14);
+
+	/* over TLS: resumed for its reader, as before */
+	hc.ping_mode = TS_PING_RESUME;
+	ts_hub_changed(&a);
+	assert_int_equal(x.calls, 2);
+	assert_int_equal(atomic_load(&f.resumes), 1);
+	assert_int_equal(ts_hub_begin(&hc, &ping, &gone), 1u);
+	ts_hub_done(&la);
+	assert_true(ts_hub_try_suspend(&hc, fake_suspend, &f));
+
+	/* its client gone (hang-up seen): resumed, so its reader ends it */
+	hc.ping_mode = TS_PING_CHUNKED;
+	close(sv[1]);
+	ts_hub_hangups_run(&hs);
+	assert_int_equal(atomic_load(&f.resumes), 2);
+	ts_hub_begin(&hc, &ping, &gone);
+	assert_true(gone);
+	assert_int_equal(atomic_load(&f.errors), 0);
+
+	ts_hub_unwatch_hangup(&hc);
+	ts_hub_unlink(&la);
+	ts_hub_unlink(&lb);
+	ts_hub_conn_destroy(&hc);
+	ts_hub_log_destroy(&a);
+	ts_hub_log_destroy(&b);
+	ts_hub_hangups_destroy(&hs);
+	close(sv[0]);
+	sem_destroy(&f.wake);
+}
+
+/* ts_hub_write frames as the body is (a chunk, or the bytes alone), and
+ * writes nothing when the socket has no room for all of it (a client that
+ * reads slowly is left to libmicrohttpd), or when it may not write (TLS);
+ * -1 when the client is gone. */
+static void test_write_framing_and_room(void **state)
+{
+	(void)state;
+	struct ts_hub_conn hc;
+	assert_int_equal(ts_hub_conn_init(&hc, fake_resume, NULL), 0);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	hc.fd = sv[0];
+	char buf[256];
+	const char ev[] = "id: 0:1:42\ndata: a line of thirty bytes or so\n\n";
+	size_t len = sizeof(ev) - 1;
+
+	hc.ping_mode = TS_PING_RESUME;
+	assert_int_equal(ts_hub_write(&hc, ev, len), 0);
+	hc.ping_mode = TS_PING_CHUNKED;
+	assert_int_equal(ts_hub_write(&hc, ev, len), (ssize_t)len);
+	char want[256];
+	int wl = snprintf(want, sizeof(want), "%zx\r\n%s\r\n", len, ev);
+	assert_int_equal(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), wl);
+	assert_memory_equal(buf, want, (size_t)wl);
+	static char big[0x1234 + 8];
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(ts_hub_write(&hc, big, 0x1234), 0x1234);
+	assert_int_equal(recv(sv[1], big, 6, MSG_DONTWAIT), 6);
+	assert_memory_equal(big, "1234\r\n", 6);
+	assert_int_equal(recv(sv[1], big, sizeof(big), MSG_DONTWAIT),
+			 0x1234 + 2);
+	assert_memory_equal(big + 0x1234, "\r\n", 2);
+	hc.ping_mode = TS_PING_IDENTITY;
+	assert_int_equal(ts_hub_write(&hc, ev, len), (ssize_t)len);
+	assert_int_equal(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT),
+			 (ssize_t)len);
+	assert_memory_equal(buf, ev, len);
+
+	/* a client that reads nothing: writes stop, whole, before the
+	 * socket is full; then no byte goes, in either framing */
+	hc.ping_mode = TS_PING_CHUNKED;
+	size_t sent = 0;
+	int i;
+	for (i = 0; i < 100000; i++) {
+		ssize_t n = ts_hub_write(&hc, ev, len);
+		if (n == 0)
+			break;
+		assert_int_equal(n, (ssize_t)len);
+		sent += (size_t)n;
+	}
+	assert_true(i < 100000);
+	assert_true(sent > 0);
+	int queued = 0;
+	assert_int_equal(ioctl(sv[0], SIOCOUTQ, &queued), 0);
+	hc.ping_mode = TS_PING_IDENTITY;
+	assert_int_equal(ts_hub_write(&hc, ev, len), 0);
+	int after = 0;
+	assert_int_equal(ioctl(sv[0], SIOCOUTQ, &after), 0);
+	assert_int_equal(after, queued);
+	/* what went is whole chunks */
+	size_t got = 0;
+	for (int k = 0; k < 100000; k++) {
+		ssize_t n = recv(sv[1], buf, (size_t)wl, MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		assert_int_equal(n, wl);
+		assert_memory_equal(buf, want, (size_t)wl);
+		got += len;
+	}
+	assert_int_equal(got, sent);
+
+	/* the client has gone */
+	close(sv[1]);
+	hc.ping_mode = TS_PING_CHUNKED;
+	assert_int_equal(ts_hub_write(&hc, ev, len), -1);
+	close(sv[0]);
+	ts_hub_conn_destroy(&hc);
+}
+
+/* Many changes from two threads while the stream is served directly: it is
+ * never served by two threads at once, and it ends up with the last line of
+ * every log (no change is lost between a round and waiting again). */
+struct direct_race {
+	struct ts_hub_log logs[NLOGS];
+	atomic_uint seq[NLOGS];
+	struct ts_hub_conn hc;
+	struct ts_hub_link links[NLOGS];
+	atomic_uint got[NLOGS];
+	atomic_int inside, overlaps, calls;
+};
+
+static void race_direct(void *arg)
+{
+	struct direct_race *r = arg;
+	if (atomic_fetch_add(&r->inside, 1) != 0)
+		atomic_fetch_add(&r->overlaps, 1);
+	atomic_fetch_add(&r->calls, 1);
+	for (unsigned guard = 0; guard < 100 * ROUNDS; guard++) {
+		bool ping, gone;
+		ts_hub_begin(&r->hc, &ping, &gone);
+		for (unsigned i = 0; i < NLOGS; i++)
+			atomic_store(&r->got[i], atomic_load(&r->seq[i]));
+		/* once it waits again, another change may serve it at once:
+		 * this call is done with it */
+		atomic_fetch_sub(&r->inside, 1);
+		if (ts_hub_wait_again(&r->hc))
+			return;
+		if (atomic_fetch_add(&r->inside, 1) != 0)
+			atomic_fetch_add(&r->overlaps, 1);
+	}
+	atomic_fetch_sub(&r->inside, 1);
+}
+
+static void *race_writer(void *arg)
+{
+	struct direct_race *r = arg;
+	for (unsigned k = 0; k < ROUNDS; k++) {
+		for (unsigned i = 0; i < NLOGS; i++) {
+			atomic_fetch_add(&r->seq[i], 1);
+			ts_hub_changed(&r->logs[i]);
+		}
+		if (k % 4 == 0) {
+			struct timespec ts = { 0, 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+static void test_race_direct(void **state)
+{
+	(void)state;
+	static struct direct_race r;
+	struct fake f;
+	fake_init(&f);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct ts_hub_hangups hs;
+	assert_int_equal(ts_hub_hangups_init(&hs), 0);
+	assert_int_equal(ts_hub_conn_init(&r.hc, fake_resume, &f), 0);
+	assert_int_equal(ts_hub_watch_hangup(&hs, &r.hc, sv[0]), 0);
+	r.hc.direct = race_direct;
+	r.hc.direct_arg = &r;
+	r.hc.ping_mode = TS_PING_CHUNKED;
+	atomic_init(&r.inside, 0);
+	atomic_init(&r.overlaps, 0);
+	atomic_init(&r.calls, 0);
+	for (unsigned i = 0; i < NLOGS; i++) {
+		assert_int_equal(ts_hub_log_init(&r.logs[i]), 0);
+		atomic_init(&r.seq[i], 0);
+		atomic_init(&r.got[i], 0);
+		ts_hub_link(&r.logs[i], &r.links[i], &r.hc, i);
+	}
+	bool ping, gone;
+	ts_hub_begin(&r.hc, &ping, &gone);
+	assert_true(ts_hub_try_suspend(&r.hc, fake_suspend, &f));
+	pthread_t w1, w2;
+	assert_int_equal(pthread_create(&w1, NULL, race_writer, &r), 0);
+	assert_int_equal(pthread_create(&w2, NULL, race_writer, &r), 0);
+	pthread_join(w1, NULL);
+	pthread_join(w2, NULL);
+	assert_int_equal(atomic_load(&r.overlaps), 0);
+	assert_int_equal(atomic_load(&f.resumes), 0);
+	assert_true(r.hc.suspended);
+	for (unsigned i = 0; i < NLOGS; i++)
+		assert_int_equal(atomic_load(&r.got[i]), 2 * ROUNDS);
+	print_message("    %d direct calls for %d changes\n",
+		      atomic_load(&r.calls), 2 * ROUNDS * NLOGS);
+	for (unsigned i = 0; i < NLOGS; i++) {
+		ts_hub_unlink(&r.links[i]);
+		ts_hub_log_destroy(&r.logs[i]);
+	}
+	ts_hub_unwatch_hangup(&r.hc);
+	ts_hub_conn_destroy(&r.hc);
+	ts_hub_hangups_destroy(&hs);
+	close(sv[0]);
+	close(sv[1]);
+	sem_destroy(&f.wake);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +677,9 @@ int main(void)
 		cmocka_unit_test(test_kick_when_all_ran),
 		cmocka_unit_test(test_hangup),
 		cmocka_unit_test(test_race_no_lost_no_double_wakeup),
+		cmocka_unit_test(test_changed_serves_direct),
+		cmocka_unit_test(test_write_framing_and_room),
+		cmocka_unit_test(test_race_direct),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,28 @@ def open_raw(port, path, rcvbuf=None):
     return s
 
 
+def dechunk(body):
+    """The payload of a chunked body, strictly: each chunk's size line,
+    exactly that many bytes, then CRLF; None when the framing is broken."""
+    out, i = bytearray(), 0
+    while i < len(body):
+        j = body.find(b"\r\n", i)
+        if j < 0:
+            return bytes(out)  # cut short: what came whole
+        try:
+            size = int(body[i:j], 16)
+        except ValueError:
+            return None
+        k = j + 2 + size
+        if len(body) < k + 2:
+            return bytes(out)
+        if body[k:k + 2] != b"\r\n":
+            return None
+        out += body[j + 2:k]
+        i = k + 2
+    return bytes(out)
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -162,6 +184,49 @@ class Scale(unittest.TestCase):
                 r_fast.close()
             sys.stderr.write("fast client: %d lines in %.2f s, RSS +%d KiB\n"
                              % (n, fast_s, grown))
+
+    def test_slow_reader_of_live_lines_gets_each_once(self):
+        # Live lines are written to a waiting stream's socket by the
+        # watcher itself while its client keeps up (hub.c, ts_hub_write);
+        # a client that does not read fills it, and the rest must go
+        # through libmicrohttpd, in order, with the chunk framing whole
+        # and the stream open.  Lines come in many small writes (a wake-up
+        # each), 6 MiB in all: more than the daemon's autotuned send
+        # buffer (4 MiB) and the client's.  (Before the hub kept its writes
+        # to a client that keeps up, the kernel cut one short at 88 % of
+        # the buffer, and the stream ended there.)
+        line = b"S%07d " + b"r" * 140
+        n, batch = 40000, 100
+        for version in ("1.1", "1.0"):
+            with self.subTest(http=version), tsutil.Daemon() as d:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.settimeout(5)
+                s.connect(("127.0.0.1", d.port))
+                s.sendall(b"GET /api/logs/app/events HTTP/%s\r\n"
+                          b"Host: x\r\n\r\n" % version.encode())
+                r = Reader([s])
+                try:
+                    self.assertEqual(r.until(b"retry: ", 10), set())
+                    for k in range(0, n, batch):
+                        d.write("app", b"".join(
+                            line % i + b"\n" for i in range(k, k + batch)))
+                        time.sleep(0.0005)
+                    size = os.path.getsize(d.path("app"))
+                    last = b"id: %d:%d\n" % (d.ino("app"), size)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+                    self.assertEqual(r.until(last, 60), set(),
+                                     "the slow client did not get it all")
+                    head, _, body = bytes(r.bufs[s]).partition(b"\r\n\r\n")
+                    if version == "1.1":
+                        self.assertIn(b"chunked", head.lower())
+                        body = dechunk(body)
+                        self.assertIsNotNone(body, "chunk framing broken")
+                    got = [l[6:] for l in body.split(b"\n")
+                           if l.startswith(b"data: ")]
+                    self.assertEqual(got, [line % i for i in range(n)])
+                finally:
+                    r.close()
 
     def test_stream_behind_a_copytruncate_loses_nothing(self):
         # A stream held back by its client is still in the old content when
