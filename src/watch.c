@@ -108,7 +108,11 @@ struct ts_watch {
  * Measured (bench/run.sh): a fixed window (1 ms floor) gave one stream p50
  * 0.61 ms, a 100 µs floor 0.15 ms; then waking as soon as the last wake-up
  * was run: 100 streams x 1,000 lines/s p50 0.91 -> 0.48 ms, p99 1.75 ->
- * 1.16 ms; 100 streams x 10,000 lines/s p99 29.6 -> 1.1 ms. */
+ * 1.16 ms; 100 streams x 10,000 lines/s p99 29.6 -> 1.1 ms.
+ * Streams that the watcher serves itself (hub.c, a plain-HTTP stream whose
+ * client keeps up) are done when ts_hub_changed returns: they never hold
+ * a change back; what comes while it writes to them gathers for the next
+ * look, as above. */
 #ifndef TS_COALESCE_MIN_US
 #define TS_COALESCE_MIN_US 100
 #endif
