@@ -134,14 +134,20 @@ bool ts_conn_take_replay(struct ts_conn *c)
  * daemon stops (every log is marked), or when a reload took some of its
  * logs out of the config: then each of those says `reset` `deleted` into
  * `out` first.  0: go on; 1: end; -errno. */
+static void end_flags(struct ts_log *log, bool *stop, bool *removed)
+{
+	pthread_mutex_lock(&log->lock);
+	*stop = log->stopping;
+	*removed = log->removed;
+	pthread_mutex_unlock(&log->lock);
+}
+
 static int ending(const struct ts_conn *c, struct ts_buf *out)
 {
 	int end = 0;
 	for (size_t i = 0; i < c->ncur; i++) {
-		struct ts_log *log = c->cur[i].log;
-		pthread_mutex_lock(&log->lock);
-		bool stop = log->stopping, removed = log->removed;
-		pthread_mutex_unlock(&log->lock);
+		bool stop, removed;
+		end_flags(c->cur[i].log, &stop, &removed);
 		if (stop)
 			return 1;
 		if (removed) {
@@ -152,6 +158,16 @@ static int ending(const struct ts_conn *c, struct ts_buf *out)
 		}
 	}
 	return end;
+}
+
+/* A round of serving starts: the hub's state (ts_hub_begin), each log
+ * that woke it counted off. */
+static void begin_round(struct ts_conn *c, bool *ping, bool *gone)
+{
+	uint32_t woken = ts_hub_begin(&c->hub, ping, gone);
+	for (size_t i = 0; i < c->ncur; i++)
+		if (woken & (1u << i))
+			ts_hub_done(&c->cur[i].link);
 }
 
 /* Has cursor i sent the backlog it started with? */
@@ -210,6 +226,14 @@ static void read_failed(const struct ts_conn *c, int rc)
 		strerror(-rc));
 }
 
+/* `n` bytes went to the client (through libmicrohttpd, or written
+ * directly): the hub's heartbeat clock and the metric. */
+static void count_sent(struct ts_conn *c, size_t n)
+{
+	c->hub.last_sent_ms = ts_now_ms(); /* read by the hub: a word */
+	atomic_fetch_add(&c->env->bytes_sent, n);
+}
+
 /* Hand `n` bytes of `src` to libmicrohttpd's buffer, keeping the rest. */
 static ssize_t deliver(struct ts_conn *c, char *buf, size_t max,
 		       const char *src, size_t len, bool keep_rest)
@@ -218,8 +242,7 @@ static ssize_t deliver(struct ts_conn *c, char *buf, size_t max,
 	memcpy(buf, src, n);
 	if (keep_rest && n < len && ts_buf_append(&c->out, src + n, len - n))
 		return MHD_CONTENT_READER_END_WITH_ERROR;
-	c->hub.last_sent_ms = ts_now_ms(); /* read by the hub: a word */
-	atomic_fetch_add(&c->env->bytes_sent, n);
+	count_sent(c, n);
 	return (ssize_t)n;
 }
 
@@ -287,10 +310,7 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
 	unsigned nevents = 0;
 	for (int round = 0; round < 8 && out->len == 0; round++) {
 		bool ping, gone;
-		uint32_t woken = ts_hub_begin(&c->hub, &ping, &gone);
-		for (size_t i = 0; i < c->ncur; i++)
-			if (woken & (1u << i))
-				ts_hub_done(&c->cur[i].link);
+		begin_round(c, &ping, &gone);
 		if (gone)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		if (ping && ts_sse_comment(out, "ping"))
@@ -330,14 +350,13 @@ ssize_t ts_conn_read(void *cls, uint64_t pos, char *buf, size_t max)
  * it out)?  Its reader says so (see ending). */
 static bool any_ending(const struct ts_conn *c)
 {
-	bool end = false;
-	for (size_t i = 0; i < c->ncur && !end; i++) {
-		struct ts_log *log = c->cur[i].log;
-		pthread_mutex_lock(&log->lock);
-		end = log->stopping || log->removed;
-		pthread_mutex_unlock(&log->lock);
+	for (size_t i = 0; i < c->ncur; i++) {
+		bool stop, removed;
+		end_flags(c->cur[i].log, &stop, &removed);
+		if (stop || removed)
+			return true;
 	}
-	return end;
+	return false;
 }
 
 /* How a round of a stream served directly went (see serve_direct). */
@@ -351,10 +370,7 @@ enum direct { DIRECT_REST, DIRECT_SENT, DIRECT_HAND_OVER };
 static enum direct direct_round(struct ts_conn *c)
 {
 	bool ping, gone;
-	uint32_t woken = ts_hub_begin(&c->hub, &ping, &gone);
-	for (size_t i = 0; i < c->ncur; i++)
-		if (woken & (1u << i)) /* (none: it was not resumed) */
-			ts_hub_done(&c->cur[i].link);
+	begin_round(c, &ping, &gone); /* (no log woke it: not resumed) */
 	if (gone || c->out.len || any_ending(c))
 		return DIRECT_HAND_OVER;
 	struct ts_scratch *sc = ts_scratch_get(c->env);
@@ -386,10 +402,8 @@ static enum direct direct_round(struct ts_conn *c)
 		return DIRECT_HAND_OVER;
 	}
 	atomic_fetch_add(&c->env->events_sent, nevents);
-	if (n > 0) {
-		c->hub.last_sent_ms = ts_now_ms();
-		atomic_fetch_add(&c->env->bytes_sent, (uint64_t)n);
-	}
+	if (n > 0)
+		count_sent(c, (size_t)n);
 	if ((size_t)n < out->len) {
 		/* no room (or a part of an unchunked body): its reader sends
 		 * the rest, framed by libmicrohttpd */

@@ -286,13 +286,18 @@ void ts_hub_changed(struct ts_hub_log *hl)
  * asked only when the hub's count (what it said last, plus what the hub
  * wrote since, overhead and all; what the client acknowledges only lowers
  * it) leaves no room: a system call less per line and stream. */
+static size_t write_limit(int sndbuf)
+{
+	size_t quarter = (size_t)sndbuf / 4;
+	return quarter < TS_HUB_WRITE_MAX_QUEUED ? quarter
+						 : TS_HUB_WRITE_MAX_QUEUED;
+}
+
 static bool has_room(struct ts_hub_conn *hc, size_t need)
 {
-	size_t limit = (size_t)hc->sndbuf / 4;
-	if (limit > TS_HUB_WRITE_MAX_QUEUED)
-		limit = TS_HUB_WRITE_MAX_QUEUED;
 	size_t want = need + TS_HUB_WRITE_OVERHEAD;
-	if (hc->queued >= 0 && (size_t)hc->queued + want <= limit)
+	if (hc->queued >= 0 &&
+	    (size_t)hc->queued + want <= write_limit(hc->sndbuf))
 		return true;
 	uint32_t mi[SK_MEMINFO_VARS];
 	socklen_t sl = sizeof(mi);
@@ -307,10 +312,7 @@ static bool has_room(struct ts_hub_conn *hc, size_t need)
 	hc->sndbuf = mi[SK_MEMINFO_SNDBUF] > INT_MAX
 			     ? INT_MAX
 			     : (int)mi[SK_MEMINFO_SNDBUF];
-	limit = (size_t)hc->sndbuf / 4;
-	if (limit > TS_HUB_WRITE_MAX_QUEUED)
-		limit = TS_HUB_WRITE_MAX_QUEUED;
-	return (size_t)q + want <= limit;
+	return (size_t)q + want <= write_limit(hc->sndbuf);
 }
 
 /* A chunk's head, "<len in hex>\r\n", into `head` (at least 19 bytes);

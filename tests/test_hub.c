@@ -243,23 +243,48 @@ static void test_kick_when_all_ran(void **state)
 #define NLOGS 3
 #define ROUNDS 3000
 
-struct race {
+/* NLOGS logs that one connection waits on, and the "lines" written to
+ * each (by the writers below). */
+struct changes {
 	struct ts_hub_log logs[NLOGS];
-	atomic_uint seq[NLOGS]; /* "lines" written to each log */
+	atomic_uint seq[NLOGS];
+	struct ts_hub_link links[NLOGS];
+};
+
+static void changes_init(struct changes *ch, struct ts_hub_conn *hc)
+{
+	for (unsigned i = 0; i < NLOGS; i++) {
+		assert_int_equal(ts_hub_log_init(&ch->logs[i]), 0);
+		atomic_init(&ch->seq[i], 0);
+		ts_hub_link(&ch->logs[i], &ch->links[i], hc, i);
+	}
+}
+
+static void changes_destroy(struct changes *ch)
+{
+	for (unsigned i = 0; i < NLOGS; i++) {
+		ts_hub_unlink(&ch->links[i]);
+		assert_int_equal(ch->logs[i].nwoken, 0);
+		ts_hub_log_destroy(&ch->logs[i]);
+	}
+}
+
+struct race {
+	struct changes ch;
 	struct fake f;
 	struct ts_hub_conn hc;
-	struct ts_hub_link links[NLOGS];
 	unsigned got[NLOGS]; /* what the reader has seen */
 	bool stalled;
 };
 
+/* ROUNDS lines to each log; arg: a struct changes */
 static void *writer(void *arg)
 {
-	struct race *r = arg;
+	struct changes *ch = arg;
 	for (unsigned k = 0; k < ROUNDS; k++) {
 		for (unsigned i = 0; i < NLOGS; i++) {
-			atomic_fetch_add(&r->seq[i], 1);
-			ts_hub_changed(&r->logs[i]);
+			atomic_fetch_add(&ch->seq[i], 1);
+			ts_hub_changed(&ch->logs[i]);
 		}
 		/* now and then let the reader catch up and suspend */
 		if (k % 4 == 0) {
@@ -279,8 +304,8 @@ static void *reader(void *arg)
 		uint32_t woken = ts_hub_begin(&r->hc, &ping, &gone);
 		for (unsigned i = 0; i < NLOGS; i++) {
 			if (woken & (1u << i))
-				ts_hub_done(&r->links[i]);
-			r->got[i] = atomic_load(&r->seq[i]);
+				ts_hub_done(&r->ch.links[i]);
+			r->got[i] = atomic_load(&r->ch.seq[i]);
 			all &= r->got[i] == want;
 		}
 		if (all)
@@ -305,15 +330,11 @@ static void test_race_no_lost_no_double_wakeup(void **state)
 	static struct race r;
 	fake_init(&r.f);
 	assert_int_equal(ts_hub_conn_init(&r.hc, fake_resume, &r.f), 0);
-	for (unsigned i = 0; i < NLOGS; i++) {
-		assert_int_equal(ts_hub_log_init(&r.logs[i]), 0);
-		atomic_init(&r.seq[i], 0);
-		ts_hub_link(&r.logs[i], &r.links[i], &r.hc, i);
-	}
+	changes_init(&r.ch, &r.hc);
 	pthread_t rt, w1, w2;
 	assert_int_equal(pthread_create(&rt, NULL, reader, &r), 0);
-	assert_int_equal(pthread_create(&w1, NULL, writer, &r), 0);
-	assert_int_equal(pthread_create(&w2, NULL, writer, &r), 0);
+	assert_int_equal(pthread_create(&w1, NULL, writer, &r.ch), 0);
+	assert_int_equal(pthread_create(&w2, NULL, writer, &r.ch), 0);
 	pthread_join(w1, NULL);
 	pthread_join(w2, NULL);
 	pthread_join(rt, NULL);
@@ -323,11 +344,7 @@ static void test_race_no_lost_no_double_wakeup(void **state)
 	assert_int_equal(atomic_load(&r.f.errors), 0);
 	print_message("    %d suspends, %d resumes\n",
 		      atomic_load(&r.f.suspends), atomic_load(&r.f.resumes));
-	for (unsigned i = 0; i < NLOGS; i++) {
-		ts_hub_unlink(&r.links[i]);
-		assert_int_equal(r.logs[i].nwoken, 0);
-		ts_hub_log_destroy(&r.logs[i]);
-	}
+	changes_destroy(&r.ch);
 	ts_hub_conn_destroy(&r.hc);
 	sem_destroy(&r.f.wake);
 }
@@ -571,10 +588,8 @@ static void test_write_framing_and_room(void **state)
  * never served by two threads at once, and it ends up with the last line of
  * every log (no change is lost between a round and waiting again). */
 struct direct_race {
-	struct ts_hub_log logs[NLOGS];
-	atomic_uint seq[NLOGS];
+	struct changes ch;
 	struct ts_hub_conn hc;
-	struct ts_hub_link links[NLOGS];
 	atomic_uint got[NLOGS];
 	atomic_int inside, overlaps, calls;
 };
@@ -589,7 +604,7 @@ static void race_direct(void *arg)
 		bool ping, gone;
 		ts_hub_begin(&r->hc, &ping, &gone);
 		for (unsigned i = 0; i < NLOGS; i++)
-			atomic_store(&r->got[i], atomic_load(&r->seq[i]));
+			atomic_store(&r->got[i], atomic_load(&r->ch.seq[i]));
 		/* once it waits again, another change may serve it at once:
 		 * this call is done with it */
 		atomic_fetch_sub(&r->inside, 1);
@@ -599,22 +614,6 @@ static void race_direct(void *arg)
 			atomic_fetch_add(&r->overlaps, 1);
 	}
 	atomic_fetch_sub(&r->inside, 1);
-}
-
-static void *race_writer(void *arg)
-{
-	struct direct_race *r = arg;
-	for (unsigned k = 0; k < ROUNDS; k++) {
-		for (unsigned i = 0; i < NLOGS; i++) {
-			atomic_fetch_add(&r->seq[i], 1);
-			ts_hub_changed(&r->logs[i]);
-		}
-		if (k % 4 == 0) {
-			struct timespec ts = { 0, 1000 };
-			nanosleep(&ts, NULL);
-		}
-	}
-	return NULL;
 }
 
 static void test_race_direct(void **state)
@@ -635,18 +634,15 @@ static void test_race_direct(void **state)
 	atomic_init(&r.inside, 0);
 	atomic_init(&r.overlaps, 0);
 	atomic_init(&r.calls, 0);
-	for (unsigned i = 0; i < NLOGS; i++) {
-		assert_int_equal(ts_hub_log_init(&r.logs[i]), 0);
-		atomic_init(&r.seq[i], 0);
+	for (unsigned i = 0; i < NLOGS; i++)
 		atomic_init(&r.got[i], 0);
-		ts_hub_link(&r.logs[i], &r.links[i], &r.hc, i);
-	}
+	changes_init(&r.ch, &r.hc);
 	bool ping, gone;
 	ts_hub_begin(&r.hc, &ping, &gone);
 	assert_true(ts_hub_try_suspend(&r.hc, fake_suspend, &f));
 	pthread_t w1, w2;
-	assert_int_equal(pthread_create(&w1, NULL, race_writer, &r), 0);
-	assert_int_equal(pthread_create(&w2, NULL, race_writer, &r), 0);
+	assert_int_equal(pthread_create(&w1, NULL, writer, &r.ch), 0);
+	assert_int_equal(pthread_create(&w2, NULL, writer, &r.ch), 0);
 	pthread_join(w1, NULL);
 	pthread_join(w2, NULL);
 	assert_int_equal(atomic_load(&r.overlaps), 0);
@@ -656,10 +652,7 @@ static void test_race_direct(void **state)
 		assert_int_equal(atomic_load(&r.got[i]), 2 * ROUNDS);
 	print_message("    %d direct calls for %d changes\n",
 		      atomic_load(&r.calls), 2 * ROUNDS * NLOGS);
-	for (unsigned i = 0; i < NLOGS; i++) {
-		ts_hub_unlink(&r.links[i]);
-		ts_hub_log_destroy(&r.logs[i]);
-	}
+	changes_destroy(&r.ch);
 	ts_hub_unwatch_hangup(&r.hc);
 	ts_hub_conn_destroy(&r.hc);
 	ts_hub_hangups_destroy(&hs);
