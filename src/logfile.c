@@ -91,6 +91,20 @@ fail:
 	return NULL;
 }
 
+/* test_logfile's hook between ts_log_check's look at the file and its
+ * decision, where the file may change (a build of logfile.c for that test
+ * only) */
+#ifdef TS_LOGFILE_SEAM_TEST
+void (*ts_logfile_seam)(struct ts_log *log);
+#define TS_LOGFILE_SEAM(log)                  \
+	do {                                  \
+		if (ts_logfile_seam)          \
+			ts_logfile_seam(log); \
+	} while (0)
+#else
+#define TS_LOGFILE_SEAM(log) ((void)0)
+#endif
+
 static void file_close(struct ts_file *f)
 {
 	close(f->fd);
@@ -791,12 +805,16 @@ static enum ts_change apply_change_locked(struct ts_log *log, enum ts_change ch,
 		break;
 	case TS_TRUNCATED:
 		/* remember what the old content ended with, to recognise a
-		 * copy of it (copytruncate) when a client resumes */
-		memcpy(cur->pre, cur->hist, sizeof(cur->hist));
-		cur->npre = cur->nhist;
+		 * copy of it (copytruncate) when a client resumes; content
+		 * cut before any of it was seen (no client has an id in it)
+		 * leaves what was known of the one before */
+		if (cur->nhist > 0) {
+			memcpy(cur->pre, cur->hist, sizeof(cur->hist));
+			cur->npre = cur->nhist;
+			memcpy(cur->pre_head, cur->head, sizeof(cur->head));
+			cur->pre_head_len = cur->head_len;
+		}
 		cur->nhist = 0;
-		memcpy(cur->pre_head, cur->head, sizeof(cur->head));
-		cur->pre_head_len = cur->head_len;
 		cur->head_len = 0;
 		cur->size = fd_size;
 		cur->trunc_seq++;
@@ -846,11 +864,19 @@ enum ts_change ts_log_check(struct ts_log *log)
 			cur->nlink = (uint64_t)fst.st_nlink;
 		}
 	}
+	TS_LOGFILE_SEAM(log);
 	enum ts_change ch = ts_log_decide(&known, &now, fd_size);
 	/* Truncated and written again past the old size between two looks:
 	 * the size alone cannot tell, the bytes before the old size can. */
 	if (cur && (ch == TS_GROWN || ch == TS_UNCHANGED) && !mark_matches(cur))
 		ch = TS_TRUNCATED;
+	/* The cut may have come after the fstat above (the mark read saw
+	 * it): that size was the old content's.  Kept, the next look would
+	 * count the same cut again, and what the old content ended with
+	 * (`pre`, for a resume into its copy) would be lost. */
+	struct stat again;
+	if (ch == TS_TRUNCATED && cur && fstat(cur->fd, &again) == 0)
+		fd_size = (uint64_t)again.st_size;
 	ch = apply_change_locked(log, ch, fd_size, stat_errno, &pl);
 	/* rotated-away files that streams still drain may still grow */
 	bool old_grew = false;
