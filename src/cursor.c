@@ -1116,7 +1116,6 @@ int ts_cursor_step(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
 		   unsigned *nevents)
 {
 	struct ts_log *log = s->log;
-	size_t before = sc->out.len;
 	bool eof = true;
 	/* A truncation seen by the watcher must win over what a read now
 	 * would find at our offset: new bytes of a rewritten file, mid-line.
@@ -1149,7 +1148,10 @@ int ts_cursor_step(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
 		if (rc > 0)
 			return TS_STEP_YIELD;
 	}
-	if (sc->out.len > before || !eof)
+	/* at the end: what comes next is decided now, also after lines were
+	 * read (a stream served directly would otherwise take a round more
+	 * per line only to find nothing: see conn.c serve_direct) */
+	if (!eof)
 		return TS_STEP_MORE;
 	TS_CURSOR_SEAM(s);
 	TS_STEP_LOCK(&log->lock);

@@ -109,9 +109,10 @@ enum ts_step { TS_STEP_REST, TS_STEP_MORE, TS_STEP_YIELD };
 
 /* One step: follow a truncation, read lines into sc's out until about
  * `budget` bytes are there, and at the end of the file take what comes
- * next (a rotation, a deletion...).  TS_STEP_REST: nothing to do until the
- * log changes; TS_STEP_MORE: call again; TS_STEP_YIELD: enough work for
- * now.  *nevents counts the events written.  Or -errno. */
+ * next (a rotation, a deletion...).  TS_STEP_REST: nothing (more) to do
+ * until the log changes, with or without events written; TS_STEP_MORE:
+ * call again; TS_STEP_YIELD: enough work for now.  *nevents counts the
+ * events written.  Or -errno. */
 int ts_cursor_step(struct ts_cursor *c, struct ts_scratch *sc, size_t budget,
 		   unsigned *nevents);
 

@@ -188,6 +188,38 @@ static void test_grown_and_partial(void **state)
 	expect(f, "A:14 partial|");
 }
 
+/* A step that reads to the end of what the watcher has seen also decides
+ * there is nothing more: a stream served directly (conn.c) writes its new
+ * lines in one round, not one to read them and one to find nothing. */
+static void test_rests_after_reading_to_the_end(void **state)
+{
+	struct fx *f = *state;
+	put(f->path, "x\n", "w");
+	start(f, TS_START_END, 0, 0);
+	letter(f, f->c.file->ino);
+	put(f->path, "a\nb\n", "a");
+	ts_log_check(f->log);
+	struct ts_scratch *sc = ts_scratch_get(&f->env);
+	assert_non_null(sc);
+	struct ts_buf *out = ts_scratch_out(sc);
+	ts_buf_reset(out);
+	unsigned n = 0;
+	assert_int_equal(ts_cursor_step(&f->c, sc, 1 << 16, &n), TS_STEP_REST);
+	assert_int_equal(n, 2);
+	struct ts_buf norm = TS_BUF_INIT;
+	normalize(f, out->data, out->len, &norm);
+	assert_int_equal(ts_buf_puts(&norm, ""), 0);
+	assert_string_equal(norm.data, "A:4 a|A:6 b|");
+	ts_buf_free(&norm);
+	/* (and with more to read than the budget: not at rest) */
+	put(f->path, "c\nd\n", "a");
+	ts_log_check(f->log);
+	ts_buf_reset(out);
+	n = 0;
+	assert_int_equal(ts_cursor_step(&f->c, sc, 1, &n), TS_STEP_MORE);
+	assert_int_equal(n, 1);
+}
+
 static void test_truncated(void **state)
 {
 	struct fx *f = *state;
@@ -550,6 +582,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_grown_and_partial, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rests_after_reading_to_the_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rotated_with_lines_left,
