@@ -178,6 +178,13 @@ cpu_s() { # PID -> seconds of user+system time
 	# after the comm: state is field 3, utime 14, stime 15 (1-based)
 	echo "$stat" | awk -v hz="$CLK_TCK" '{ printf "%.3f", ($12 + $13) / hz }'
 }
+cpu_user_s() { # PID -> seconds of user time: the server's own code, where
+	# the rest (system time) is mostly the kernel's TCP for its sends
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	stat=${stat##*) }
+	echo "$stat" | awk -v hz="$CLK_TCK" '{ printf "%.3f", $12 / hz }'
+}
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -187,6 +194,12 @@ calc() { awk "BEGIN { printf $1 }"; }
 # of the run other processes took.
 machine_busy_s() {
 	awk -v hz="$CLK_TCK" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat
+}
+# Time the hypervisor gave to other guests (steal), all cores, in seconds:
+# on a shared VM a core can be taken away for milliseconds at a time, and
+# then no process here runs, ours or the reference's.
+machine_steal_s() {
+	awk -v hz="$CLK_TCK" '/^cpu / { printf "%.2f", $9 / hz; exit }' /proc/stat
 }
 NCPU=$(getconf _NPROCESSORS_ONLN)
 
@@ -357,18 +370,23 @@ run_load() {
 	while [ ! -e "$dir/ready" ] && kill -0 "$LOAD_PID" 2>/dev/null; do
 		sleep 0.05
 	done
-	local c0 t0 c1 t1 m0 m1
+	local c0 t0 c1 t1 m0 m1 s0 s1 u0 u1
 	local spid=${SERVER_PID:-$DAEMON_PID}   # nchan: nginx's worker
 	c0=$(cpu_s "$spid"); t0=$(now); RSS0=$(rss_kb "$spid")
-	m0=$(machine_busy_s)
+	u0=$(cpu_user_s "$spid")
+	m0=$(machine_busy_s); s0=$(machine_steal_s)
 	wait "$LOAD_PID"
 	LOAD_RC=$?
 	LOAD_PID=""
 	c1=$(cpu_s "$spid"); t1=$(now); RSS1=$(rss_kb "$spid")
-	m1=$(machine_busy_s)
+	m1=$(machine_busy_s); s1=$(machine_steal_s)
+	u1=$(cpu_user_s "$spid")
 	CPU_S=$(calc "\"%.2f\", $c1 - $c0")
+	USER_S=$(calc "\"%.2f\", $u1 - $u0")
 	WALL_S=$(calc "\"%.2f\", $t1 - $t0")
 	BUSY=$(calc "\"%.1f\", ($m1 - $m0) / ($WALL_S > 0 ? $WALL_S : 1)")
+	# percent of the machine's cores taken by the hypervisor
+	STEAL=$(calc "\"%.1f\", 100 * ($s1 - $s0) / (($WALL_S > 0 ? $WALL_S : 1) * $NCPU)")
 	RESULT=$(grep '^RESULT' "$dir/load.out" | tail -1)
 	WROTE=$(grep '^WROTE' "$dir/load.out" | tail -1)
 	if [ -z "$RESULT" ]; then
@@ -406,9 +424,9 @@ live_summary() { # -> one line from RESULT, WROTE and the daemon's CPU
 	printf 'latency p50 %s ms p99 %s ms max %s ms; ' \
 		"$(kv p50_ms "$RESULT")" "$(kv p99_ms "$RESULT")" "$(kv max_ms "$RESULT")"
 	printf 'server RSS %s -> %s MiB, ' "$((RSS0 / 1024))" "$((RSS1 / 1024))"
-	printf 'server CPU %s s in %s s (%s%% of a core), client CPU %s s; machine %s of %s cores busy' \
+	printf 'server CPU %s s in %s s (%s%% of a core), client CPU %s s; machine %s of %s cores busy (steal %s%%)' \
 		"$CPU_S" "$WALL_S" "$(calc "\"%.0f\", 100 * $CPU_S / ($WALL_S > 0 ? $WALL_S : 1)")" \
-		"$(kv client_cpu_s "$RESULT")" "$BUSY" "$NCPU"
+		"$(kv client_cpu_s "$RESULT")" "$BUSY" "$NCPU" "$STEAL"
 }
 
 # live NAME LABEL NCONNS RATE SECONDS [extra ts-load args] -- [extra writer args]
@@ -548,7 +566,7 @@ maxof() { dist "$@" | awk -F' / ' '{ print $3 }'; }
 
 # ACC[SYS:METRIC]: the runs' values, space-separated
 declare -A ACC
-REP_COLS="p50 p90 p99 p999 max delivered late_p99 late_max write_max cpu"
+REP_COLS="p50 p90 p99 p999 max delivered late_p99 late_max write_max cpu user steal"
 
 # Record the run that just ended (RESULT, WROTE, CPU_S) for SYS; prints it.
 record_run() { # SYS RUN NCONNS
@@ -561,23 +579,25 @@ record_run() { # SYS RUN NCONNS
 		[max]=$(kv max_ms "$RESULT") [delivered]=$deliv
 		[late_p99]=$(kv late_p99_ms "$WROTE") [late_max]=$(kv late_max_ms "$WROTE")
 		[write_max]=$(kv write_max_ms "$WROTE") [cpu]=$CPU_S
+		[user]=$USER_S [steal]=$STEAL
 	)
 	for c in $REP_COLS; do
 		ACC[$sys:$c]="${ACC[$sys:$c]:-} ${v[$c]:-0}"
 	done
 	[ "$(kv lost "$RESULT")" = 0 ] && [ "$(kv streams_complete "$RESULT")" = "$n" ] ||
 		ACC[$sys:incomplete]=$(( ${ACC[$sys:incomplete]:-0} + 1 ))
-	printf '  run %2d %-7s p50 %7s  p90 %7s  p99 %7s  p99.9 %7s  max %8s ms  delivered %s%%  writer: late p99 %s max %s ms, write max %s ms, over 1 ms %s+%s ticks; server CPU %s s; machine %s/%s busy\n' \
+	printf '  run %2d %-7s p50 %7s  p90 %7s  p99 %7s  p99.9 %7s  max %8s ms  delivered %s%%  writer: late p99 %s max %s ms, write max %s ms, over 1 ms %s+%s ticks; server CPU %s s (user %s s); machine %s/%s busy, steal %s%%\n' \
 		"$i" "$sys" "${v[p50]}" "${v[p90]}" "${v[p99]}" "${v[p999]}" "${v[max]}" \
 		"$deliv" "${v[late_p99]}" "${v[late_max]}" "${v[write_max]}" \
-		"$(kv late_over1ms "$WROTE")" "$(kv write_over1ms "$WROTE")" "$CPU_S" "$BUSY" "$NCPU" |
+		"$(kv late_over1ms "$WROTE")" "$(kv write_over1ms "$WROTE")" "$CPU_S" "$USER_S" "$BUSY" "$NCPU" \
+		"${v[steal]}" |
 		tee -a "$WORK/repeat.txt" >&2
 }
 
 # The distribution table of a scenario's runs, per system.
 repeat_table() { # SYSTEMS...
 	local sys c
-	printf '  %-7s %s\n' "system" "min / median / max over runs: $(echo $REP_COLS | sed 's/ /, /g') (ms; delivered %; cpu s)"
+	printf '  %-7s %s\n' "system" "min / median / max over runs: $(echo $REP_COLS | sed 's/ /, /g') (ms; delivered %; cpu, user s; steal %)"
 	for sys in "$@"; do
 		for c in $REP_COLS; do
 			# shellcheck disable=SC2086 # the values, one word each
@@ -657,6 +677,8 @@ repeat_live() {
 	# the machine: a sleeper waking every 1 ms (the writer) late by more
 	# than 1 ms at p99 means no server can be under that at p99 there
 	why="$why; runs whose writer slip p99 <= 1 ms: $(echo ${ACC[tailsse:late_p99]} | tr ' ' '\n' | awk '$1 <= 1 { w++ } END { print w + 0 }')/$RUNS"
+	# and whose cores the hypervisor left alone (steal: of both cores)
+	why="$why; median steal $(median ${ACC[tailsse:steal]})%"
 	row "$label, $RUNS runs" "$why" "$REP_TARGET" "$verdict"
 }
 
