@@ -3,7 +3,8 @@
  * loopback TCP connection, with libmicrohttpd's part (its suspend and
  * resume) played by the test.  Written in one chunk with no resume; handed
  * to its reader (one resume, the bytes kept for it) when the socket has no
- * room; and handed over when the client has gone. */
+ * room; handed over when the client has gone; and ended when a write
+ * fails. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -225,12 +226,37 @@ static void test_client_gone_is_handed_over(void **state)
 	stream_free(f);
 }
 
+static void test_write_failure_ends_the_stream(void **state)
+{
+	(void)state;
+	struct fx *f = stream(0);
+	/* the client resets the connection; a line comes before the watcher
+	 * has seen the hang-up: the direct write fails, the stream ends */
+	struct linger lg = { 1, 0 };
+	assert_int_equal(setsockopt(f->client_fd, SOL_SOCKET, SO_LINGER, &lg,
+				    sizeof(lg)),
+			 0);
+	close(f->client_fd);
+	f->client_fd = -1;
+	struct pollfd p = { f->server_fd, POLLIN, 0 };
+	assert_int_equal(poll(&p, 1, 1000), 1); /* the reset has come */
+	append(f->path, "l1\n");
+	assert_int_equal(ts_log_check(f->log), TS_GROWN);
+	assert_int_equal(f->resumes, 1);
+	assert_true(f->c->broken);
+	char buf[64];
+	assert_int_equal(ts_conn_read(f->c, 0, buf, sizeof(buf)),
+			 MHD_CONTENT_READER_END_WITH_ERROR);
+	stream_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_line_written_directly),
 		cmocka_unit_test(test_no_room_goes_to_the_reader),
 		cmocka_unit_test(test_client_gone_is_handed_over),
+		cmocka_unit_test(test_write_failure_ends_the_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
