@@ -91,18 +91,18 @@ fail:
 	return NULL;
 }
 
-/* test_logfile's hook between ts_log_check's look at the file and its
- * decision, where the file may change (a build of logfile.c for that test
- * only) */
+/* test_logfile's hook in ts_log_check, where the file may change: stage 0
+ * between its look at the file and its decision, 1 between the decision
+ * and taking the new mark (a build of logfile.c for that test only) */
 #ifdef TS_LOGFILE_SEAM_TEST
-void (*ts_logfile_seam)(struct ts_log *log);
-#define TS_LOGFILE_SEAM(log)                  \
-	do {                                  \
-		if (ts_logfile_seam)          \
-			ts_logfile_seam(log); \
+void (*ts_logfile_seam)(struct ts_log *log, int stage);
+#define TS_LOGFILE_SEAM(log, stage)                  \
+	do {                                         \
+		if (ts_logfile_seam)                 \
+			ts_logfile_seam(log, stage); \
 	} while (0)
 #else
-#define TS_LOGFILE_SEAM(log) ((void)0)
+#define TS_LOGFILE_SEAM(log, stage) ((void)0)
 #endif
 
 static void file_close(struct ts_file *f)
@@ -260,14 +260,15 @@ static size_t read_tail_bytes(int fd, uint64_t size, unsigned char *buf,
 	return r < 0 ? 0 : (size_t)r;
 }
 
-/* The first bytes of the content, read until there are TS_MARK_LEN. */
-static void set_head(struct ts_file *f)
+/* The first bytes of the content, read until there are TS_MARK_LEN, into
+ * head; their count (f->head_len when there is nothing more to read). */
+static size_t read_head(const struct ts_file *f, unsigned char *head)
 {
 	if (f->head_len == TS_MARK_LEN || f->size <= f->head_len)
-		return;
+		return f->head_len;
 	size_t n = f->size < TS_MARK_LEN ? (size_t)f->size : TS_MARK_LEN;
-	ssize_t r = pread(f->fd, f->head, n, 0);
-	f->head_len = r < 0 ? 0 : (size_t)r;
+	ssize_t r = pread(f->fd, head, n, 0);
+	return r < 0 ? 0 : (size_t)r;
 }
 
 unsigned ts_mark_drop(const struct ts_mark *h, unsigned n, int64_t now_ms)
@@ -291,12 +292,27 @@ unsigned ts_mark_drop(const struct ts_mark *h, unsigned n, int64_t now_ms)
 	return best;
 }
 
-static void set_mark(struct ts_file *f)
+/* Take the mark of the content up to f->size (and its head, while short)
+ * into the history.  False, taking nothing, when the file holds less than
+ * that now: cut while we looked, the bytes read would be the new
+ * content's (the head is read first, so a cut after it shows in the mark's
+ * read). */
+static bool set_mark(struct ts_file *f)
 {
-	set_head(f);
-	f->mark_len = read_tail_bytes(f->fd, f->size, f->mark, TS_MARK_LEN);
+	unsigned char head[TS_MARK_LEN], mark[TS_MARK_LEN];
+	size_t head_len = read_head(f, head);
+	size_t want = f->size < TS_MARK_LEN ? (size_t)f->size : TS_MARK_LEN;
+	size_t mark_len = read_tail_bytes(f->fd, f->size, mark, TS_MARK_LEN);
+	if (mark_len < want)
+		return false;
+	if (head_len != f->head_len) {
+		memcpy(f->head, head, head_len);
+		f->head_len = head_len;
+	}
+	memcpy(f->mark, mark, mark_len);
+	f->mark_len = mark_len;
 	if (f->mark_len == 0)
-		return;
+		return true;
 	int64_t now = ts_now_ms();
 	if (f->nhist == TS_HIST) {
 		unsigned d = ts_mark_drop(f->hist, f->nhist, now);
@@ -309,6 +325,7 @@ static void set_mark(struct ts_file *f)
 	m->size = f->size;
 	m->len = f->mark_len;
 	memcpy(m->bytes, f->mark, f->mark_len);
+	return true;
 }
 
 /* Do the bytes before the size we knew still hold what they held? */
@@ -331,7 +348,7 @@ static bool attach_new(struct ts_log *log)
 		return false;
 	}
 	log->open_errno = 0;
-	set_mark(f);
+	(void)set_mark(f); /* (none if cut at once: the next look sees it) */
 	f->attach_rt_ns = realtime_ns();
 	f->serial = ++log->serials;
 	f->next = log->files;
@@ -533,7 +550,7 @@ static struct ts_file *found_file(int fd, const struct stat *st)
 		f->detached = true;
 		/* rotated long ago as far as we know: no grace */
 		f->detached_ms = ts_now_ms() - TS_ROTATE_WAIT_MS;
-		set_mark(f);
+		(void)set_mark(f);
 	}
 	return f;
 }
@@ -788,6 +805,38 @@ static void new_generation_locked(struct ts_log *log, struct pending_link *pl)
 		ts_file_ref(pl->cur);
 }
 
+/* The file was cut in place (truncated) and holds `size` bytes now.
+ * Caller holds the lock. */
+static void cut_locked(struct ts_file *cur, uint64_t size)
+{
+	/* remember what the old content ended with, to recognise a copy of
+	 * it (copytruncate) when a client resumes; content cut before any of
+	 * it was seen (no client has an id in it) leaves what was known of
+	 * the one before */
+	if (cur->nhist > 0) {
+		memcpy(cur->pre, cur->hist, sizeof(cur->hist));
+		cur->npre = cur->nhist;
+		memcpy(cur->pre_head, cur->head, sizeof(cur->head));
+		cur->pre_head_len = cur->head_len;
+	}
+	cur->nhist = 0;
+	cur->head_len = 0;
+	cur->mark_len = 0;
+	cur->size = size;
+	cur->trunc_seq++;
+	(void)set_mark(cur); /* (cut again meanwhile: the next look sees it) */
+}
+
+/* Is the file shorter now than its known size?  *size: what it holds. */
+static bool shrunk(const struct ts_file *f, uint64_t *size)
+{
+	struct stat st;
+	if (fstat(f->fd, &st) != 0 || (uint64_t)st.st_size >= f->size)
+		return false;
+	*size = (uint64_t)st.st_size;
+	return true;
+}
+
 /* Apply a change to the log.  Caller holds the lock. */
 static enum ts_change apply_change_locked(struct ts_log *log, enum ts_change ch,
 					  uint64_t fd_size, int stat_errno,
@@ -801,24 +850,19 @@ static enum ts_change apply_change_locked(struct ts_log *log, enum ts_change ch,
 		break;
 	case TS_GROWN:
 		cur->size = fd_size;
-		set_mark(cur);
+		if (set_mark(cur))
+			break;
+		if (shrunk(cur, &fd_size)) {
+			/* cut after the look that saw it grow */
+			cut_locked(cur, fd_size);
+			ch = TS_TRUNCATED;
+		} else {
+			cur->mark_len =
+				0; /* unreadable: no mark to hold it to */
+		}
 		break;
 	case TS_TRUNCATED:
-		/* remember what the old content ended with, to recognise a
-		 * copy of it (copytruncate) when a client resumes; content
-		 * cut before any of it was seen (no client has an id in it)
-		 * leaves what was known of the one before */
-		if (cur->nhist > 0) {
-			memcpy(cur->pre, cur->hist, sizeof(cur->hist));
-			cur->npre = cur->nhist;
-			memcpy(cur->pre_head, cur->head, sizeof(cur->head));
-			cur->pre_head_len = cur->head_len;
-		}
-		cur->nhist = 0;
-		cur->head_len = 0;
-		cur->size = fd_size;
-		cur->trunc_seq++;
-		set_mark(cur);
+		cut_locked(cur, fd_size);
 		break;
 	case TS_ROTATED:
 		/* another file at the path: the old one renamed away (a
@@ -864,7 +908,7 @@ enum ts_change ts_log_check(struct ts_log *log)
 			cur->nlink = (uint64_t)fst.st_nlink;
 		}
 	}
-	TS_LOGFILE_SEAM(log);
+	TS_LOGFILE_SEAM(log, 0);
 	enum ts_change ch = ts_log_decide(&known, &now, fd_size);
 	/* Truncated and written again past the old size between two looks:
 	 * the size alone cannot tell, the bytes before the old size can. */
@@ -877,6 +921,7 @@ enum ts_change ts_log_check(struct ts_log *log)
 	struct stat again;
 	if (ch == TS_TRUNCATED && cur && fstat(cur->fd, &again) == 0)
 		fd_size = (uint64_t)again.st_size;
+	TS_LOGFILE_SEAM(log, 1);
 	ch = apply_change_locked(log, ch, fd_size, stat_errno, &pl);
 	/* rotated-away files that streams still drain may still grow */
 	bool old_grew = false;
@@ -892,8 +937,8 @@ enum ts_change ts_log_check(struct ts_log *log)
 					mark_matches(f);
 			f->size = (uint64_t)fst.st_size;
 			f->nlink = (uint64_t)fst.st_nlink;
-			if (appended)
-				set_mark(f);
+			if (appended && !set_mark(f))
+				f->mark_len = 0; /* cut meanwhile */
 			old_grew = true;
 		}
 	}

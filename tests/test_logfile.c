@@ -249,17 +249,41 @@ static void test_copy_short_of_the_last_checks(void **state)
 }
 
 /* The hook of logfile.c's test build (TS_LOGFILE_SEAM_TEST). */
-extern void (*ts_logfile_seam)(struct ts_log *log);
+extern void (*ts_logfile_seam)(struct ts_log *log, int stage);
 static const char *seam_path;
+static int seam_stage;
 
 /* copytruncate's truncation, and the writer's next line, while the watcher
- * looks at the file */
-static void truncate_in_seam(struct ts_log *log)
+ * looks at the file (at seam_stage) */
+static void truncate_in_seam(struct ts_log *log, int stage)
 {
 	(void)log;
+	if (stage != seam_stage)
+		return;
 	ts_logfile_seam = NULL;
 	assert_int_equal(truncate(seam_path, 0), 0);
 	append(seam_path, "m1\n");
+}
+
+/* One cut, seen as one: the new size, no second count at the next look,
+ * and the old content still known by its copy (old) at offset 6. */
+static void check_one_cut(struct ts_log *log, struct ts_file *cur,
+			  const char *old)
+{
+	assert_null(ts_logfile_seam); /* the cut came mid-look */
+	assert_int_equal(cur->trunc_seq, 1);
+	assert_int_equal(cur->size, 3);
+	assert_int_equal(ts_log_check(log), TS_UNCHANGED);
+	assert_int_equal(cur->trunc_seq, 1);
+	assert_int_equal(cur->npre, 2);
+	struct ts_file *c = ts_log_find_copy(log, cur, 6);
+	assert_non_null(c);
+	struct stat st;
+	assert_int_equal(stat(old, &st), 0);
+	assert_int_equal(c->ino, (uint64_t)st.st_ino);
+	pthread_mutex_lock(&log->lock);
+	ts_file_unref(log, c);
+	pthread_mutex_unlock(&log->lock);
 }
 
 static void test_truncated_while_checked(void **state)
@@ -280,24 +304,35 @@ static void test_truncated_while_checked(void **state)
 	 * finds the new content: one truncation, with the new size */
 	append(f->path, "a3\n");
 	seam_path = f->path;
+	seam_stage = 0;
 	ts_logfile_seam = truncate_in_seam;
 	assert_int_equal(ts_log_check(log), TS_TRUNCATED);
-	assert_null(ts_logfile_seam);
-	assert_int_equal(cur->trunc_seq, 1);
-	assert_int_equal(cur->size, 3);
-	assert_int_equal(ts_log_check(log), TS_UNCHANGED);
-	assert_int_equal(cur->trunc_seq, 1);
-	/* what the old content ended with is still known: a client at a2's
-	 * end finds it in the copy */
-	assert_int_equal(cur->npre, 2);
-	struct ts_file *c = ts_log_find_copy(log, cur, 6);
-	assert_non_null(c);
-	struct stat st;
-	assert_int_equal(stat(old, &st), 0);
-	assert_int_equal(c->ino, (uint64_t)st.st_ino);
-	pthread_mutex_lock(&log->lock);
-	ts_file_unref(log, c);
-	pthread_mutex_unlock(&log->lock);
+	check_one_cut(log, cur, old);
+}
+
+static void test_truncated_while_marked(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_log *log = f->log;
+	char old[128], cmd[320];
+
+	append(f->path, "a1\n");
+	assert_int_equal(ts_log_check(log), TS_CREATED);
+	struct ts_file *cur = log->cur;
+	append(f->path, "a2\n");
+	assert_int_equal(ts_log_check(log), TS_GROWN);
+	append(f->path, "a3\n");
+	snprintf(old, sizeof(old), "%s.1", f->path);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", f->path, old);
+	assert_int_equal(system(cmd), 0);
+	/* the check saw it grow (a3) and its old bytes hold; the cut comes
+	 * before it takes the new mark, which must not be the new
+	 * content's bytes (nor its head) */
+	seam_path = f->path;
+	seam_stage = 1;
+	ts_logfile_seam = truncate_in_seam;
+	assert_int_equal(ts_log_check(log), TS_TRUNCATED);
+	check_one_cut(log, cur, old);
 }
 
 static void test_find_inode_and_copy(void **state)
@@ -565,6 +600,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_find_inode_and_copy, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_while_checked,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_while_marked,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_and_not_regular,
 						setup, teardown),
