@@ -151,37 +151,37 @@ static bool is_suspended(struct fx *f)
 	return s;
 }
 
+/* The client receives `body` as one chunk, and the stream was never
+ * resumed: it waits again, as libmicrohttpd still holds it. */
+static void expect_chunk(struct fx *f, const char *body)
+{
+	char want[256], got[512];
+	snprintf(want, sizeof(want), "%zx\r\n%s\r\n", strlen(body), body);
+	assert_int_equal(receive(f->client_fd, got, sizeof(got), strlen(want)),
+			 strlen(want));
+	assert_string_equal(got, want);
+	assert_int_equal(f->resumes, 0);
+	assert_true(is_suspended(f));
+}
+
 static void test_line_written_directly(void **state)
 {
 	(void)state;
 	struct fx *f = stream(0);
-	uint64_t ino = f->log->cur->ino;
+	unsigned long long ino = f->log->cur->ino;
+	char body[128];
 	append(f->path, "l1\nl2\n");
 	/* the watcher's look: the change serves the stream on this thread */
 	assert_int_equal(ts_log_check(f->log), TS_GROWN);
-	char want[256], body[128], got[512];
 	snprintf(body, sizeof(body),
-		 "id: %llu:7\ndata: l1\n\nid: %llu:10\ndata: l2\n\n",
-		 (unsigned long long)ino, (unsigned long long)ino);
-	snprintf(want, sizeof(want), "%zx\r\n%s\r\n", strlen(body), body);
-	assert_int_equal(receive(f->client_fd, got, sizeof(got), strlen(want)),
-			 strlen(want));
-	assert_string_equal(got, want);
-	/* no resume: it waits again, as libmicrohttpd still holds it */
-	assert_int_equal(f->resumes, 0);
-	assert_true(is_suspended(f));
+		 "id: %llu:7\ndata: l1\n\nid: %llu:10\ndata: l2\n\n", ino, ino);
+	expect_chunk(f, body);
 	assert_int_equal(atomic_load(&f->env.events_sent), 2);
 	/* and a second line is a second chunk */
 	append(f->path, "l3\n");
 	assert_int_equal(ts_log_check(f->log), TS_GROWN);
-	snprintf(body, sizeof(body), "id: %llu:13\ndata: l3\n\n",
-		 (unsigned long long)ino);
-	snprintf(want, sizeof(want), "%zx\r\n%s\r\n", strlen(body), body);
-	assert_int_equal(receive(f->client_fd, got, sizeof(got), strlen(want)),
-			 strlen(want));
-	assert_string_equal(got, want);
-	assert_int_equal(f->resumes, 0);
-	assert_true(is_suspended(f));
+	snprintf(body, sizeof(body), "id: %llu:13\ndata: l3\n\n", ino);
+	expect_chunk(f, body);
 	stream_free(f);
 }
 

@@ -286,9 +286,10 @@ static void check_one_cut(struct ts_log *log, struct ts_file *cur,
 	pthread_mutex_unlock(&log->lock);
 }
 
-static void test_truncated_while_checked(void **state)
+/* a1, a2 seen; a3 written; the copy taken before a3 or after it; then a
+ * look at the file during which the cut comes, at `stage`. */
+static void cut_during_check(struct fixture *f, bool copy_has_a3, int stage)
 {
-	struct fixture *f = *state;
 	struct ts_log *log = f->log;
 	char old[128], cmd[320];
 
@@ -297,42 +298,33 @@ static void test_truncated_while_checked(void **state)
 	struct ts_file *cur = log->cur;
 	append(f->path, "a2\n");
 	assert_int_equal(ts_log_check(log), TS_GROWN);
+	if (copy_has_a3)
+		append(f->path, "a3\n");
 	snprintf(old, sizeof(old), "%s.1", f->path);
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", f->path, old);
 	assert_int_equal(system(cmd), 0);
-	/* the check's fstat saw the old content grown (a3), its mark read
-	 * finds the new content: one truncation, with the new size */
-	append(f->path, "a3\n");
+	if (!copy_has_a3)
+		append(f->path, "a3\n");
 	seam_path = f->path;
-	seam_stage = 0;
+	seam_stage = stage;
 	ts_logfile_seam = truncate_in_seam;
 	assert_int_equal(ts_log_check(log), TS_TRUNCATED);
 	check_one_cut(log, cur, old);
 }
 
+static void test_truncated_while_checked(void **state)
+{
+	/* the check's fstat saw the old content grown (a3), its mark read
+	 * finds the new content: one truncation, with the new size */
+	cut_during_check(*state, false, 0);
+}
+
 static void test_truncated_while_marked(void **state)
 {
-	struct fixture *f = *state;
-	struct ts_log *log = f->log;
-	char old[128], cmd[320];
-
-	append(f->path, "a1\n");
-	assert_int_equal(ts_log_check(log), TS_CREATED);
-	struct ts_file *cur = log->cur;
-	append(f->path, "a2\n");
-	assert_int_equal(ts_log_check(log), TS_GROWN);
-	append(f->path, "a3\n");
-	snprintf(old, sizeof(old), "%s.1", f->path);
-	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", f->path, old);
-	assert_int_equal(system(cmd), 0);
 	/* the check saw it grow (a3) and its old bytes hold; the cut comes
 	 * before it takes the new mark, which must not be the new
 	 * content's bytes (nor its head) */
-	seam_path = f->path;
-	seam_stage = 1;
-	ts_logfile_seam = truncate_in_seam;
-	assert_int_equal(ts_log_check(log), TS_TRUNCATED);
-	check_one_cut(log, cur, old);
+	cut_during_check(*state, true, 1);
 }
 
 static void test_find_inode_and_copy(void **state)
