@@ -171,20 +171,17 @@ CLK_TCK=$(getconf CLK_TCK)
 
 now() { date +%s.%N; }
 
-cpu_s() { # PID -> seconds of user+system time
+proc_cpu_s() { # PID TICKS -> seconds of TICKS, an awk sum of $12 (utime)
+	# and $13 (stime): after the comm, state is field 3, utime 14, stime 15
 	local stat
 	stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
 	stat=${stat##*) }
-	# after the comm: state is field 3, utime 14, stime 15 (1-based)
-	echo "$stat" | awk -v hz="$CLK_TCK" '{ printf "%.3f", ($12 + $13) / hz }'
+	echo "$stat" | awk -v hz="$CLK_TCK" "{ printf \"%.3f\", ($2) / hz }"
 }
-cpu_user_s() { # PID -> seconds of user time: the server's own code, where
-	# the rest (system time) is mostly the kernel's TCP for its sends
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-	stat=${stat##*) }
-	echo "$stat" | awk -v hz="$CLK_TCK" '{ printf "%.3f", $12 / hz }'
-}
+cpu_s() { proc_cpu_s "$1" '$12 + $13'; } # PID -> user+system seconds
+# PID -> user seconds: the server's own code, where the rest (system time)
+# is mostly the kernel's TCP for its sends
+cpu_user_s() { proc_cpu_s "$1" '$12'; }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 

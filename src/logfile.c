@@ -296,15 +296,18 @@ unsigned ts_mark_drop(const struct ts_mark *h, unsigned n, int64_t now_ms)
  * into the history.  False, taking nothing, when the file holds less than
  * that now: cut while we looked, the bytes read would be the new
  * content's (the head is read first, so a cut after it shows in the mark's
- * read). */
+ * read); the mark it had, of another size, no longer holds it to anything
+ * and is dropped. */
 static bool set_mark(struct ts_file *f)
 {
 	unsigned char head[TS_MARK_LEN], mark[TS_MARK_LEN];
 	size_t head_len = read_head(f, head);
 	size_t want = f->size < TS_MARK_LEN ? (size_t)f->size : TS_MARK_LEN;
 	size_t mark_len = read_tail_bytes(f->fd, f->size, mark, TS_MARK_LEN);
-	if (mark_len < want)
+	if (mark_len < want) {
+		f->mark_len = 0;
 		return false;
+	}
 	if (head_len != f->head_len) {
 		memcpy(f->head, head, head_len);
 		f->head_len = head_len;
@@ -805,10 +808,16 @@ static void new_generation_locked(struct ts_log *log, struct pending_link *pl)
 		ts_file_ref(pl->cur);
 }
 
-/* The file was cut in place (truncated) and holds `size` bytes now.
- * Caller holds the lock. */
-static void cut_locked(struct ts_file *cur, uint64_t size)
+/* The file was cut in place (truncated); `seen`: its size at the look
+ * that found it.  Caller holds the lock. */
+static void cut_locked(struct ts_file *cur, uint64_t seen)
 {
+	/* The cut may have come after that look (its mark read saw it): the
+	 * size seen was the old content's.  Kept, the next look would count
+	 * the same cut again, and what the old content ended with (`pre`,
+	 * for a resume into its copy) would be lost. */
+	struct stat st;
+	uint64_t size = fstat(cur->fd, &st) == 0 ? (uint64_t)st.st_size : seen;
 	/* remember what the old content ended with, to recognise a copy of
 	 * it (copytruncate) when a client resumes; content cut before any of
 	 * it was seen (no client has an id in it) leaves what was known of
@@ -821,20 +830,16 @@ static void cut_locked(struct ts_file *cur, uint64_t size)
 	}
 	cur->nhist = 0;
 	cur->head_len = 0;
-	cur->mark_len = 0;
 	cur->size = size;
 	cur->trunc_seq++;
 	(void)set_mark(cur); /* (cut again meanwhile: the next look sees it) */
 }
 
-/* Is the file shorter now than its known size?  *size: what it holds. */
-static bool shrunk(const struct ts_file *f, uint64_t *size)
+/* Is the file shorter now than its known size? */
+static bool shrunk(const struct ts_file *f)
 {
 	struct stat st;
-	if (fstat(f->fd, &st) != 0 || (uint64_t)st.st_size >= f->size)
-		return false;
-	*size = (uint64_t)st.st_size;
-	return true;
+	return fstat(f->fd, &st) == 0 && (uint64_t)st.st_size < f->size;
 }
 
 /* Apply a change to the log.  Caller holds the lock. */
@@ -850,15 +855,10 @@ static enum ts_change apply_change_locked(struct ts_log *log, enum ts_change ch,
 		break;
 	case TS_GROWN:
 		cur->size = fd_size;
-		if (set_mark(cur))
-			break;
-		if (shrunk(cur, &fd_size)) {
+		if (!set_mark(cur) && shrunk(cur)) {
 			/* cut after the look that saw it grow */
 			cut_locked(cur, fd_size);
 			ch = TS_TRUNCATED;
-		} else {
-			cur->mark_len =
-				0; /* unreadable: no mark to hold it to */
 		}
 		break;
 	case TS_TRUNCATED:
@@ -914,13 +914,6 @@ enum ts_change ts_log_check(struct ts_log *log)
 	 * the size alone cannot tell, the bytes before the old size can. */
 	if (cur && (ch == TS_GROWN || ch == TS_UNCHANGED) && !mark_matches(cur))
 		ch = TS_TRUNCATED;
-	/* The cut may have come after the fstat above (the mark read saw
-	 * it): that size was the old content's.  Kept, the next look would
-	 * count the same cut again, and what the old content ended with
-	 * (`pre`, for a resume into its copy) would be lost. */
-	struct stat again;
-	if (ch == TS_TRUNCATED && cur && fstat(cur->fd, &again) == 0)
-		fd_size = (uint64_t)again.st_size;
 	TS_LOGFILE_SEAM(log, 1);
 	ch = apply_change_locked(log, ch, fd_size, stat_errno, &pl);
 	/* rotated-away files that streams still drain may still grow */
@@ -937,8 +930,8 @@ enum ts_change ts_log_check(struct ts_log *log)
 					mark_matches(f);
 			f->size = (uint64_t)fst.st_size;
 			f->nlink = (uint64_t)fst.st_nlink;
-			if (appended && !set_mark(f))
-				f->mark_len = 0; /* cut meanwhile */
+			if (appended)
+				(void)set_mark(f); /* (cut meanwhile: none) */
 			old_grew = true;
 		}
 	}
