@@ -28,12 +28,13 @@ RUNS=${BENCH_RUNS:-0}                    # --repeat: runs of each live scenario 
 BASE_BIN=${BENCH_BASE:-}                 # --base: a second tailsse, alternated with the first
 NCHAN=${BENCH_NCHAN:-auto}               # nchan anchor in repeat mode: auto (when installed), 0, 1
 NCHAN_WORKERS=${BENCH_NCHAN_WORKERS:-1}  # nginx worker processes of the anchor
+AWAKE=${BENCH_AWAKE:-0}                  # --awake: keep every core from halting during repeat runs
 SCENARIOS="idle10k tls-idle1k tls-idle10k live1 live100 tls-live100 live1k live100x10k multi100 idle1k8 replay tail lines grep1k filter hostile"
 
 usage() {
 	cat <<EOF
 Usage: $0 [--smoke] [--only NAME[,NAME...]] [--repeat N [--base BIN]
-          [--no-nchan]] [--list] [TAILSSE_BINARY]
+          [--no-nchan] [--awake]] [--list] [TAILSSE_BINARY]
   --smoke      one tiny scenario (20 streams, 200 lines/s, 2 s); exit status
                non-zero only if the programs fail to run or lines are lost
   --only NAME  run these scenarios only, in this order (comma-separated, or
@@ -47,6 +48,12 @@ Usage: $0 [--smoke] [--only NAME[,NAME...]] [--repeat N [--base BIN]
                (BENCH_NCHAN=0 or --no-nchan: not)
   --base BIN   in repeat mode, a second tailsse binary (e.g. built from
                main) alternated run by run with TAILSSE_BINARY
+  --awake      in repeat mode, a diagnosis: one spinner per core at the
+               lowest priority (SCHED_IDLE) during every run, so that no
+               core halts.  On a VM, waking a halted core waits for the host;
+               with every core busy that wait is gone, but the host preempts
+               busy cores more: for light scenarios (live1), never for a
+               target's figures (BENCH_AWAKE=1: the same)
   --list       list the scenarios
 Environment: TAILSSE (binary), TS_LOAD, TS_WRITER, TS_HOSTILE (tools),
 BENCH_BIG_SIZE (bytes, default 1 GiB), BENCH_DURATION (s, default 20),
@@ -72,6 +79,7 @@ while [ $# -gt 0 ]; do
 	--base|--base=*)
 		if [ "$1" = --base ]; then shift; BASE_BIN=${1:-}; else BASE_BIN=${1#--base=}; fi ;;
 	--no-nchan) NCHAN=0 ;;
+	--awake) AWAKE=1 ;;
 	--list) echo "$SCENARIOS"; exit 0 ;;
 	-h|--help) usage; exit 0 ;;
 	-*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -106,6 +114,14 @@ if [ -n "$BASE_BIN" ]; then
 	[ "$RUNS" -gt 0 ] || { echo "run.sh: --base needs --repeat N" >&2; exit 2; }
 	BASE_BIN=$(cd "$(dirname "$BASE_BIN")" && pwd)/$(basename "$BASE_BIN")
 fi
+case $AWAKE in
+0|1) ;;
+*) echo "run.sh: BENCH_AWAKE must be 0 or 1 (got '$AWAKE')" >&2; exit 2 ;;
+esac
+if [ "$AWAKE" = 1 ]; then
+	[ "$RUNS" -gt 0 ] || { echo "run.sh: --awake needs --repeat N" >&2; exit 2; }
+	command -v chrt >/dev/null || { echo "run.sh: --awake needs chrt (util-linux)" >&2; exit 2; }
+fi
 [ "$RUNS" -gt 0 ] && [ -z "${BENCH_DURATION:-}" ] && DURATION=15
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tailsse-bench.XXXXXX") || exit 1
@@ -116,8 +132,10 @@ LOAD_PID=""
 NGINX_PID=""
 TAIL_PID=""
 PUB_PID=""
+AWAKE_PIDS=()
 cleanup() {
 	[ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null
+	awake_stop
 	stop_nchan 2>/dev/null
 	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
 	[ -n "$BIGDIR" ] && rm -rf "$BIGDIR"
@@ -561,6 +579,24 @@ dist() { # VALUES...
 median() { dist "$@" | awk -F' / ' '{ print $2 }'; }
 maxof() { dist "$@" | awk -F' / ' '{ print $3 }'; }
 
+# --awake: one SCHED_IDLE spinner per core while a run lasts.  A core that
+# runs something never halts, so a wake-up on it is the guest's own
+# scheduling, not the host's; SCHED_IDLE yields to any other task at once.
+awake_start() {
+	[ "$AWAKE" = 1 ] || return 0
+	local i
+	for i in $(seq "$NCPU"); do
+		chrt --idle 0 bash -c 'while :; do :; done' &
+		AWAKE_PIDS+=($!)
+	done
+}
+awake_stop() {
+	[ ${#AWAKE_PIDS[@]} -gt 0 ] || return 0
+	kill "${AWAKE_PIDS[@]}" 2>/dev/null
+	wait "${AWAKE_PIDS[@]}" 2>/dev/null
+	AWAKE_PIDS=()
+}
+
 # ACC[SYS:METRIC]: the runs' values, space-separated
 declare -A ACC
 REP_COLS="p50 p90 p99 p999 max delivered late_p99 late_max write_max cpu user steal"
@@ -614,10 +650,13 @@ repeat_live() {
 	if nchan_ready; then systems+=(nchan); else log "nchan anchor: $NCHAN_WHY"; fi
 	local ns=${#systems[@]} main=$TAILSSE_BIN
 	ACC=()
-	echo "== $label: $RUNS runs each of ${systems[*]}, ${DURATION} s" | tee -a "$WORK/repeat.txt" >&2
+	local awake=""
+	[ "$AWAKE" = 1 ] && awake=", cores kept awake (--awake)"
+	echo "== $label: $RUNS runs each of ${systems[*]}, ${DURATION} s$awake" | tee -a "$WORK/repeat.txt" >&2
 	for i in $(seq "$RUNS"); do
 		for k in $(seq 0 $((ns - 1))); do
 			sys=${systems[$(( (i - 1 + k) % ns ))]}
+			awake_start
 			case $sys in
 			nchan) live_nchan "$name-$sys-$i" "$n" "$rate" "$DURATION" ;;
 			base) TAILSSE_BIN=$BASE_BIN
@@ -626,6 +665,7 @@ repeat_live() {
 			   live "$name-$sys-$i" "" "$n" "$rate" "$DURATION" ;;
 			esac
 			TAILSSE_BIN=$main
+			awake_stop
 			record_run "$sys" "$i" "$n"
 			rm -f "$CUR_DIR/app.log"
 		done
@@ -684,7 +724,7 @@ repeat_live() {
 		awk '$1 <= 2 { n++; if ($2 > p90) p90 = $2; if ($3 > p99) p99 = $3 }
 		     END { if (n) printf "%d, worst p90 %s ms, worst p99 %s ms", n, p90, p99
 			   else printf "0" }')"
-	row "$label, $RUNS runs" "$why" "$REP_TARGET" "$verdict"
+	row "$label, $RUNS runs$awake" "$why" "$REP_TARGET" "$verdict"
 }
 
 # ---- the big file ----
