@@ -885,6 +885,215 @@ static bool over_budget(struct ts_cursor *s, struct budget *b, size_t len,
 	return true;
 }
 
+/* One read_lines call: what its steps share. */
+struct reading {
+	struct ts_cursor *s;
+	struct ts_scratch *sc;
+	size_t budget; /* about this many bytes of output */
+	unsigned *nevents;
+	struct budget bud;
+	/* a pattern already found slow costs up to its budget on each line:
+	 * look at the clock after every line then */
+	bool careful;
+	bool plain_lines; /* no filter, no JSON: lines go out as they are */
+	struct ts_sse_idp idp;
+};
+
+/* What the lines of one read came to: all whole lines done, the output
+ * full, or the call's time used (or -errno). */
+enum { RD_MORE, RD_FULL, RD_YIELD };
+
+/* Whole lines through the frame cache while it can.  True when the output
+ * is full. */
+static bool read_cached(struct reading *r)
+{
+	struct ts_cursor *s = r->s;
+	struct ts_scratch *sc = r->sc;
+	while (sc->out.len < r->budget) {
+		int rc = fc_serve(s, &sc->fc, &sc->out, r->budget, r->nevents);
+		if (rc == FC_FULL)
+			return true;
+		if (rc == FC_SERVED)
+			continue;
+		if (s->off != s->scan || fc_fill(s, sc) == 0)
+			break;
+		rc = fc_serve(s, &sc->fc, &sc->out, r->budget, r->nevents);
+		if (rc == FC_FULL)
+			return true;
+		if (rc == FC_MISS)
+			break;
+	}
+	return false;
+}
+
+/* The rest of a line the stream started in the middle of, in the read
+ * [p, p + got) at s->scan: not a line to send. */
+static void skip_rest_of_line(struct ts_cursor *s, const char *p, size_t got)
+{
+	uint64_t base = s->scan;
+	const char *nl = memchr(p, '\n', got);
+	s->off = s->scan = nl ? base + (uint64_t)(nl - p) + 1 : base + got;
+	s->skip_partial = nl == NULL;
+}
+
+/* The end of a line that began in an earlier read, at the start of this
+ * one, [*pp, end) at file offset base.  *pp: where the read's own lines
+ * start (end when the line goes on past it). */
+static int finish_line(struct reading *r, const char **pp, const char *end,
+		       uint64_t base)
+{
+	struct ts_cursor *s = r->s;
+	struct ts_scratch *sc = r->sc;
+	const char *nl = memchr(*pp, '\n', (size_t)(end - *pp));
+	if (!nl) {
+		*pp = end;
+		return RD_MORE;
+	}
+	uint64_t lend = base + (uint64_t)(nl - sc->rbuf);
+	uint64_t lstart = s->off;
+	size_t before = sc->out.len;
+	bool lw = s->limit_reported;
+	int rc = commit_line(s, sc, emit_long_line(s, sc, lend), before, lw,
+			     r->budget, lend + 1, r->nevents);
+	if (rc)
+		return rc < 0 ? rc : RD_FULL;
+	*pp = nl + 1;
+	return over_budget(s, &r->bud, lend - lstart, r->careful) ? RD_YIELD
+								  : RD_MORE;
+}
+
+/* A filter that can search many lines at once skips the lines it cannot
+ * keep without looking at them one by one. */
+struct scan {
+	bool on;
+	const char *cand;  /* the next line that may match */
+	const char *wend;  /* the end of the read's last whole line */
+	const char *vend;  /* the end of what the filter may search as it is */
+	unsigned adjacent; /* searches in a row that found the very next line */
+};
+
+static void scan_start(const struct reading *r, struct scan *st, const char *p,
+		       const char *end)
+{
+	*st = (struct scan){ .vend = p };
+	const struct ts_cursor *s = r->s;
+	if (s->fmt->filter && !r->careful &&
+	    ts_filter_can_scan(s->fmt->filter) &&
+	    s->env->max_line >= TS_SCAN_WINDOW) {
+		st->wend = memrchr(p, '\n', (size_t)(end - p));
+		st->on = st->wend != NULL;
+		if (st->wend)
+			st->wend++;
+	}
+}
+
+/* Search from the line at p for the next one that may match: only lines
+ * that the filter sees as they are (plain, short: the pattern's cost per
+ * line stays that of its fast path), a window at a time. */
+static void scan_search(const struct reading *r, struct scan *st, const char *p)
+{
+	const char *buf = r->sc->rbuf;
+	if (st->vend <= p) {
+		size_t avail = (size_t)(st->wend - p);
+		st->vend = p + ts_sse_scannable(p, avail < TS_SCAN_WINDOW
+							   ? avail
+							   : TS_SCAN_WINDOW);
+	}
+	size_t ok = (size_t)(st->vend - p);
+	size_t at = (size_t)(p - buf);
+	size_t m = ok == 0 ? at
+			   : ts_filter_scan(r->s->env->filters,
+					    r->s->fmt->filter, buf, at + ok,
+					    at);
+	if (m == (size_t)-1) {
+		st->on = false;
+		return;
+	}
+	const char *hit = buf + m;
+	const char *ls = hit > p ? memrchr(p, '\n', (size_t)(hit - p)) : NULL;
+	st->cand = hit >= p + ok ? p + ok : ls ? ls + 1 : p;
+	/* searching gains nothing when every line is a candidate */
+	st->adjacent = st->cand == p ? st->adjacent + 1 : 0;
+	if (st->adjacent >= 8)
+		st->on = false;
+}
+
+/* The next line to look at, from the line at p. */
+static const char *scan_next(const struct reading *r, struct scan *st,
+			     const char *p)
+{
+	if (st->on && (!st->cand || st->cand < p))
+		scan_search(r, st, p);
+	return st->on ? st->cand : p;
+}
+
+/* Encode the lines of one read, [sc->rbuf, sc->rbuf + got) at file offset
+ * base, from the stream's position.  RD_MORE, RD_FULL, RD_YIELD or
+ * -errno. */
+static int read_chunk(struct reading *r, uint64_t base, size_t got)
+{
+	struct ts_cursor *s = r->s;
+	struct ts_scratch *sc = r->sc;
+	const char *p = sc->rbuf, *end = sc->rbuf + got;
+	if (s->off < base) {
+		int rc = finish_line(r, &p, end, base);
+		if (rc != RD_MORE)
+			return rc;
+	}
+	struct scan st;
+	scan_start(r, &st, p, end);
+	while (p < end) {
+		const char *cand = scan_next(r, &st, p);
+		if (cand > p) {
+			size_t skipped = (size_t)(cand - p);
+			s->off = base + (uint64_t)(cand - sc->rbuf);
+			p = cand;
+			/* skipped lines were short and plain, and searched at
+			 * some GB/s: a unit per KiB */
+			r->bud.work += (unsigned)(skipped / 1024);
+			if (over_budget(s, &r->bud, 0, r->careful))
+				return RD_YIELD;
+			continue;
+		}
+		bool plain = false;
+		const char *nl =
+			r->plain_lines
+				? line_end(p, end, s->env->max_line, &plain)
+				: memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			break;
+		uint64_t next = base + (uint64_t)(nl - sc->rbuf) + 1;
+		size_t llen = (size_t)(nl - p);
+		size_t before = sc->out.len;
+		bool lw = s->limit_reported;
+		int rc = commit_line(s, sc,
+				     emit_line(s, sc, p, llen, next,
+					       plain ? &r->idp : NULL),
+				     before, lw, r->budget, next, r->nevents);
+		if (rc)
+			return rc < 0 ? rc : RD_FULL;
+		p = nl + 1;
+		if (over_budget(s, &r->bud, llen, r->careful))
+			return RD_YIELD;
+	}
+	return RD_MORE;
+}
+
+/* Lines the filter dropped still move the client's position: an id
+ * without data updates EventSource's lastEventId silently. */
+static int write_dropped_id(struct ts_cursor *s, struct ts_scratch *sc)
+{
+	if (!s->fmt->filter || s->id_off == s->off)
+		return 0;
+	int rc = ts_cursor_write_id(s, &sc->out, s->file->ino, s->off);
+	if (rc == 0)
+		rc = ts_buf_append(&sc->out, "\n", 1);
+	if (rc)
+		return rc;
+	s->id_off = s->off;
+	return 0;
+}
+
 /* Read complete lines from the stream's file and encode them until about
  * `budget` bytes are ready.  *eof: the end of the file was reached.
  * Returns 0, 1 to yield (enough work for one call), or -errno. */
@@ -892,11 +1101,16 @@ static int read_lines(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
 		      bool *eof, unsigned *nevents)
 {
 	struct ts_file *f = s->file;
-	size_t nread = 0;
-	struct budget bud = { s->fmt->filter ? thread_cpu_ns() : 0, 0, 64 };
-	/* a pattern already found slow costs up to its budget on each line:
-	 * look at the clock after every line then */
-	bool careful = s->fmt->filter && ts_filter_is_slow(s->fmt->filter);
+	struct reading r = {
+		.s = s,
+		.sc = sc,
+		.budget = budget,
+		.nevents = nevents,
+		.bud = { s->fmt->filter ? thread_cpu_ns() : 0, 0, 64 },
+		.careful = s->fmt->filter && ts_filter_is_slow(s->fmt->filter),
+		.plain_lines = !s->fmt->filter && !s->fmt->json && !s->fmt->all,
+	};
+	ts_sse_idp_set(&r.idp, f->ino);
 	/* Read about what fits: reading far more than `budget` would only
 	 * be thrown away and read again on the next call. */
 	size_t want = budget * 2 < 16384 ? 16384 : budget * 2;
@@ -904,31 +1118,15 @@ static int read_lines(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
 	if (want > TS_RBUF || s->fmt->filter)
 		want = TS_RBUF;
 	*eof = false;
-	int rc = 0;
-	bool plain_lines = !s->fmt->filter && !s->fmt->json && !s->fmt->all;
-	struct ts_sse_idp idp;
-	ts_sse_idp_set(&idp, f->ino);
 	/* Streams near the end of the file share what they read there; one
 	 * far behind (a replay) would only copy its events twice through the
 	 * cache. */
-	if (plain_lines && !s->skip_partial &&
-	    (s->off >= s->limit || s->limit - s->off <= TS_FCACHE_MAX)) {
-		/* whole lines through the frame cache while it can */
-		while (sc->out.len < budget) {
-			int r = fc_serve(s, &sc->fc, &sc->out, budget, nevents);
-			if (r == FC_FULL)
-				return 0;
-			if (r == FC_SERVED)
-				continue;
-			if (s->off != s->scan || fc_fill(s, sc) == 0)
-				break;
-			r = fc_serve(s, &sc->fc, &sc->out, budget, nevents);
-			if (r == FC_FULL)
-				return 0;
-			if (r == FC_MISS)
-				break;
-		}
-	}
+	if (r.plain_lines && !s->skip_partial &&
+	    (s->off >= s->limit || s->limit - s->off <= TS_FCACHE_MAX) &&
+	    read_cached(&r))
+		return 0;
+	int rc = 0;
+	size_t nread = 0;
 	while (sc->out.len < budget && nread < TS_READ_PER_CALL) {
 		size_t got = 0;
 		if (s->scan >= s->limit) {
@@ -946,150 +1144,24 @@ static int read_lines(struct ts_cursor *s, struct ts_scratch *sc, size_t budget,
 			break;
 		}
 		nread += got;
-		const char *p = sc->rbuf, *end = sc->rbuf + got;
-		uint64_t base = s->scan;
 		if (s->skip_partial) {
-			/* the rest of a line we started in the middle of:
-			 * not a line to send */
-			const char *nl = memchr(p, '\n', got);
-			s->off = s->scan = nl ? base + (uint64_t)(nl - p) + 1
-					      : base + got;
-			s->skip_partial = nl == NULL;
+			skip_rest_of_line(s, sc->rbuf, got);
 			continue;
 		}
-		if (s->off < base) {
-			/* a line began in an earlier read */
-			const char *nl = memchr(p, '\n', got);
-			if (!nl) {
-				s->scan += got;
-				continue;
-			}
-			uint64_t lend = base + (uint64_t)(nl - sc->rbuf);
-			uint64_t lstart = s->off;
-			size_t before = sc->out.len;
-			bool lw = s->limit_reported;
-			rc = commit_line(s, sc, emit_long_line(s, sc, lend),
-					 before, lw, budget, lend + 1, nevents);
-			if (rc)
-				return rc < 0 ? rc : 0;
-			p = nl + 1;
-			if (over_budget(s, &bud, lend - lstart, careful)) {
-				s->scan = s->off;
-				rc = 1;
-				goto done;
-			}
+		uint64_t base = s->scan;
+		rc = read_chunk(&r, base, got);
+		if (rc == RD_MORE) {
+			s->scan = base + got;
+			continue;
 		}
-		/* A filter that can search many lines at once skips the
-		 * lines it cannot keep without looking at them one by one. */
-		const char *cand = NULL, *wend = NULL, *vend = p;
-		bool scanning = false;
-		unsigned adjacent = 0;
-		if (s->fmt->filter && !careful &&
-		    ts_filter_can_scan(s->fmt->filter) &&
-		    s->env->max_line >= TS_SCAN_WINDOW) {
-			wend = memrchr(p, '\n', (size_t)(end - p));
-			scanning = wend != NULL;
-			if (wend)
-				wend++;
-		}
-		while (p < end) {
-			if (scanning && (!cand || cand < p)) {
-				/* Search only lines that the filter sees as
-				 * they are (plain, short: the pattern's cost
-				 * per line stays that of its fast path), a
-				 * window at a time. */
-				if (vend <= p) {
-					size_t avail = (size_t)(wend - p);
-					vend = p +
-					       ts_sse_scannable(
-						       p,
-						       avail < TS_SCAN_WINDOW
-							       ? avail
-							       : TS_SCAN_WINDOW);
-				}
-				size_t ok = (size_t)(vend - p);
-				size_t r =
-					ok == 0 ? (size_t)(p - sc->rbuf)
-						: ts_filter_scan(
-							  s->env->filters,
-							  s->fmt->filter,
-							  sc->rbuf,
-							  (size_t)(p -
-								   sc->rbuf) +
-								  ok,
-							  (size_t)(p -
-								   sc->rbuf));
-				if (r == (size_t)-1) {
-					scanning = false;
-				} else {
-					const char *m = sc->rbuf + r;
-					const char *ls =
-						m > p ? memrchr(p, '\n',
-								(size_t)(m - p))
-						      : NULL;
-					cand = m >= p + ok ? p + ok
-					       : ls	   ? ls + 1
-							   : p;
-					/* searching gains nothing when every
-					 * line is a candidate */
-					adjacent = cand == p ? adjacent + 1 : 0;
-					if (adjacent >= 8)
-						scanning = false;
-				}
-			}
-			if (scanning && cand > p) {
-				size_t skipped = (size_t)(cand - p);
-				s->off = base + (uint64_t)(cand - sc->rbuf);
-				p = cand;
-				/* skipped lines were short and plain, and
-				 * searched at some GB/s: a unit per KiB */
-				bud.work += (unsigned)(skipped / 1024);
-				if (over_budget(s, &bud, 0, careful)) {
-					s->scan = s->off;
-					rc = 1;
-					goto done;
-				}
-				continue;
-			}
-			bool plain = false;
-			const char *nl =
-				plain_lines
-					? line_end(p, end, s->env->max_line,
-						   &plain)
-					: memchr(p, '\n', (size_t)(end - p));
-			if (!nl)
-				break;
-			uint64_t next = base + (uint64_t)(nl - sc->rbuf) + 1;
-			size_t before = sc->out.len;
-			bool lw = s->limit_reported;
-			rc = commit_line(s, sc,
-					 emit_line(s, sc, p, (size_t)(nl - p),
-						   next, plain ? &idp : NULL),
-					 before, lw, budget, next, nevents);
-			if (rc)
-				return rc < 0 ? rc : 0;
-			size_t llen = (size_t)(nl - p);
-			p = nl + 1;
-			if (over_budget(s, &bud, llen, careful)) {
-				s->scan = s->off;
-				rc = 1;
-				goto done;
-			}
-		}
-		s->scan = base + got;
+		if (rc != RD_YIELD)
+			return rc == RD_FULL ? 0 : rc;
+		s->scan = s->off;
+		rc = 1;
+		break;
 	}
-done:
-	/* Lines the filter dropped still move the client's position: an id
-	 * without data updates EventSource's lastEventId silently. */
-	if (s->fmt->filter && s->id_off != s->off) {
-		int r = ts_cursor_write_id(s, &sc->out, f->ino, s->off);
-		if (r == 0)
-			r = ts_buf_append(&sc->out, "\n", 1);
-		if (r)
-			return r;
-		s->id_off = s->off;
-	}
-	return rc;
+	int r2 = write_dropped_id(s, sc);
+	return r2 ? r2 : rc;
 }
 
 /* The stream's file was truncated in place before the stream had read it
