@@ -278,19 +278,13 @@ int ts_config_copy(struct ts_config *dst, const struct ts_config *src)
 	return rc;
 }
 
-int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
-			   socklen_t *len, char *err, size_t errlen)
+/* Split a listen value into its host and port: "[IPV6]:PORT", "ADDR:PORT"
+ * or ":PORT".  *v6: the host was in brackets. */
+static int split_listen(const char *s, const char **host, size_t *hostlen,
+			const char **port, bool *v6, char *err, size_t errlen)
 {
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-	const char *colon, *host, *port;
-	char hostbuf[INET6_ADDRSTRLEN];
-	size_t hostlen;
-	unsigned long portnum;
-	bool v6;
+	const char *colon;
 
-	if (s == NULL)
-		s = "";
 	if (s[0] == '[') {
 		const char *rbr = strchr(s, ']');
 
@@ -300,10 +294,10 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 				      s);
 			return -EINVAL;
 		}
-		host = s + 1;
-		hostlen = (size_t)(rbr - host);
+		*host = s + 1;
+		*hostlen = (size_t)(rbr - *host);
 		colon = rbr + 1;
-		v6 = true;
+		*v6 = true;
 	} else {
 		colon = strrchr(s, ':');
 		if (colon == NULL) {
@@ -313,18 +307,36 @@ int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
 				      s);
 			return -EINVAL;
 		}
-		host = s;
-		hostlen = (size_t)(colon - s);
-		if (memchr(host, ':', hostlen) != NULL) {
+		*host = s;
+		*hostlen = (size_t)(colon - s);
+		if (memchr(s, ':', *hostlen) != NULL) {
 			ts_config_err(err, errlen,
 				      "listen: an IPv6 address needs brackets, "
 				      "e.g. [::1]:8080, got '%s'",
 				      s);
 			return -EINVAL;
 		}
-		v6 = false;
+		*v6 = false;
 	}
-	port = colon + 1;
+	*port = colon + 1;
+	return 0;
+}
+
+int ts_config_parse_listen(const char *s, struct sockaddr_storage *ss,
+			   socklen_t *len, char *err, size_t errlen)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	const char *host, *port;
+	char hostbuf[INET6_ADDRSTRLEN];
+	size_t hostlen;
+	unsigned long portnum;
+	bool v6;
+
+	if (s == NULL)
+		s = "";
+	if (split_listen(s, &host, &hostlen, &port, &v6, err, errlen) < 0)
+		return -EINVAL;
 	if (parse_ulong(port, strlen(port), 1, 65535, &portnum) < 0) {
 		ts_config_err(err, errlen,
 			      "listen: port must be an integer from 1 to 65535, "

@@ -533,6 +533,68 @@ static int metric(struct ts_buf *b, const char *name, const char *type,
 
 #define LOAD(x) ((unsigned long long)atomic_load(&(x)))
 
+/* The counters of the daemon's refusals, reloads and watcher. */
+static int metrics_stats(const struct ts_stats *st, struct ts_buf *b)
+{
+	int rc = metric_head(
+		b, "tailsse_refused_total", "counter",
+		"Requests refused at a limit: max_clients (503), max_streams_per_ip (429), a missing or wrong token (401).");
+	if (!rc)
+		rc = ts_buf_printf(
+			b,
+			"tailsse_refused_total{reason=\"max_clients\"} %llu\n"
+			"tailsse_refused_total{reason=\"per_ip\"} %llu\n"
+			"tailsse_refused_total{reason=\"auth\"} %llu\n",
+			LOAD(st->refused_max_clients), LOAD(st->refused_per_ip),
+			LOAD(st->refused_auth));
+	if (!rc)
+		rc = metric(
+			b, "tailsse_header_timeouts_total", "counter",
+			"Connections closed for sending no complete request within header_timeout.",
+			LOAD(st->header_timeouts));
+	if (!rc)
+		rc = metric_head(b, "tailsse_reloads_total", "counter",
+				 "Config reloads (SIGHUP), applied or refused.");
+	if (!rc)
+		rc = ts_buf_printf(
+			b,
+			"tailsse_reloads_total{result=\"ok\"} %llu\n"
+			"tailsse_reloads_total{result=\"failed\"} %llu\n",
+			LOAD(st->reloads_ok), LOAD(st->reloads_failed));
+	if (!rc)
+		rc = metric(
+			b, "tailsse_watch_errors_total", "counter",
+			"inotify watches that could not be added (retried every second).",
+			LOAD(st->watch_errors));
+	if (!rc)
+		rc = metric(
+			b, "tailsse_inotify_overflows_total", "counter",
+			"Times the inotify queue overflowed (every log was looked at again).",
+			LOAD(st->inotify_overflows));
+	if (!rc)
+		rc = metric(
+			b, "process_start_time_seconds", "gauge",
+			"Start time of the process since the Unix epoch, in seconds.",
+			(unsigned long long)st->start_time_s);
+	return rc;
+}
+
+/* The version, and whether this libmicrohttpd can serve HTTPS. */
+static int metric_build_info(struct ts_buf *b)
+{
+	int rc = metric_head(
+		b, "tailsse_build_info", "gauge",
+		"The version, and whether this libmicrohttpd can serve HTTPS; always 1.");
+	if (!rc)
+		rc = ts_buf_printf(
+			b, "tailsse_build_info{version=\"%s\",tls=\"%s\"} 1\n",
+			PACKAGE_VERSION,
+			MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES
+				? "yes"
+				: "no");
+	return rc;
+}
+
 /* The counters that are not per log. */
 static int metrics_daemon(struct ts_http *h, struct ts_buf *b)
 {
@@ -568,61 +630,10 @@ static int metrics_daemon(struct ts_http *h, struct ts_buf *b)
 			b, "tailsse_http_client_errors_total", "counter",
 			"Requests and connections that libmicrohttpd refused or lost (malformed, oversized, reset).",
 			client_errors);
-	if (!rc && st) {
-		rc = metric_head(
-			b, "tailsse_refused_total", "counter",
-			"Requests refused at a limit: max_clients (503), max_streams_per_ip (429), a missing or wrong token (401).");
-		if (!rc)
-			rc = ts_buf_printf(
-				b,
-				"tailsse_refused_total{reason=\"max_clients\"} %llu\n"
-				"tailsse_refused_total{reason=\"per_ip\"} %llu\n"
-				"tailsse_refused_total{reason=\"auth\"} %llu\n",
-				LOAD(st->refused_max_clients),
-				LOAD(st->refused_per_ip),
-				LOAD(st->refused_auth));
-		if (!rc)
-			rc = metric(
-				b, "tailsse_header_timeouts_total", "counter",
-				"Connections closed for sending no complete request within header_timeout.",
-				LOAD(st->header_timeouts));
-		if (!rc)
-			rc = metric_head(
-				b, "tailsse_reloads_total", "counter",
-				"Config reloads (SIGHUP), applied or refused.");
-		if (!rc)
-			rc = ts_buf_printf(
-				b,
-				"tailsse_reloads_total{result=\"ok\"} %llu\n"
-				"tailsse_reloads_total{result=\"failed\"} %llu\n",
-				LOAD(st->reloads_ok), LOAD(st->reloads_failed));
-		if (!rc)
-			rc = metric(
-				b, "tailsse_watch_errors_total", "counter",
-				"inotify watches that could not be added (retried every second).",
-				LOAD(st->watch_errors));
-		if (!rc)
-			rc = metric(
-				b, "tailsse_inotify_overflows_total", "counter",
-				"Times the inotify queue overflowed (every log was looked at again).",
-				LOAD(st->inotify_overflows));
-		if (!rc)
-			rc = metric(
-				b, "process_start_time_seconds", "gauge",
-				"Start time of the process since the Unix epoch, in seconds.",
-				(unsigned long long)st->start_time_s);
-	}
+	if (!rc && st)
+		rc = metrics_stats(st, b);
 	if (!rc)
-		rc = metric_head(
-			b, "tailsse_build_info", "gauge",
-			"The version, and whether this libmicrohttpd can serve HTTPS; always 1.");
-	if (!rc)
-		rc = ts_buf_printf(
-			b, "tailsse_build_info{version=\"%s\",tls=\"%s\"} 1\n",
-			PACKAGE_VERSION,
-			MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES
-				? "yes"
-				: "no");
+		rc = metric_build_info(b);
 	return rc;
 }
 

@@ -478,7 +478,15 @@ static void wait_for_stop(struct ts_daemon *d, const sigset_t *sigs)
 	}
 }
 
-int main(int argc, char **argv)
+/* The command line's options; the arguments after them are logs. */
+struct args {
+	const char *cfile, *listen, *www;
+	bool check;
+};
+
+/* -1: go on; else the exit status, after --help, --version or a bad
+ * option. */
+static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -489,28 +497,21 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ts_daemon d;
-	char err[TS_ERR_MAX];
-	const char *cfile = NULL, *listen = NULL, *www = NULL;
-	bool check = false;
 	int c;
 
-	memset(&d, 0, sizeof(d));
-	d.hangups.epfd = -1;
-	d.lfd = -1;
 	while ((c = getopt_long(argc, argv, "c:l:w:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			cfile = optarg;
+			a->cfile = optarg;
 			break;
 		case 'l':
-			listen = optarg;
+			a->listen = optarg;
 			break;
 		case 'w':
-			www = optarg;
+			a->www = optarg;
 			break;
 		case 'C':
-			check = true;
+			a->check = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -523,6 +524,22 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct ts_daemon d;
+	char err[TS_ERR_MAX];
+	struct args a = { 0 };
+
+	int status = parse_args(argc, argv, &a);
+	if (status >= 0)
+		return status;
+	const char *cfile = a.cfile, *listen = a.listen, *www = a.www;
+	memset(&d, 0, sizeof(d));
+	d.hangups.epfd = -1;
+	d.lfd = -1;
 
 	if (ts_config_init(&d.cfg) != 0) {
 		fputs("tailsse: out of memory\n", stderr);
@@ -531,7 +548,7 @@ int main(int argc, char **argv)
 	if (load_config(&d.cfg, NULL, cfile, listen, argv + optind,
 			argc - optind, err, sizeof(err)) != 0)
 		goto fail_msg;
-	if (check) {
+	if (a.check) {
 		/* A user that does not exist would stop the start, so it fails
 		 * the check too.  Not whether this process may switch to it:
 		 * a check is often run by someone else than the daemon. */
